@@ -1,0 +1,261 @@
+"""Frozen settings and the `mcpServers` servers file, the only place (with `cli`) that reads the environment.
+
+A servers file is the Claude-style ``{"mcpServers": {name: {command, args, env, cwd?, disabled?}}}``; the
+gateway's own options sit beside it (``expose``, ``approval``, ``callTimeoutMs``). Claude Desktop's own config
+file is read as is: its other top-level keys are ignored, and an entry that runs this gateway is skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from gateway.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CALL_TIMEOUT_S = 30.0
+SERVER_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,48}$")
+_VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_SERVER_KEYS = frozenset({"command", "args", "env", "cwd", "disabled", "type", "callTimeoutMs"})
+_GATEWAY_KEYS = frozenset({"mcpServers", "expose", "approval", "callTimeoutMs"})
+_EXPOSE_VALUES = ("search", "all")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerSpec:
+    """How to start one downstream stdio server. `env` may hold secrets: it is never shown."""
+
+    name: str
+    command: str
+    args: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)
+    cwd: Path | None = None
+    disabled: bool = False
+    call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S
+
+    def describe(self) -> str:
+        """The command line with the env's keys only, safe for logs."""
+        keys = ",".join(sorted(self.env))
+        return f"{self.command} {' '.join(self.args)}" + (f" (env: {keys})" if keys else "")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GatewayConfig:
+    """The servers file, validated."""
+
+    servers: tuple[ServerSpec, ...] = ()
+    expose_all: bool = False
+    approval: frozenset[str] = frozenset()
+    source: Path | None = None
+
+    def server(self, name: str) -> ServerSpec | None:
+        return next((s for s in self.servers if s.name == name), None)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    """Everything the composition root needs; built once by `cli` from flags, environment, defaults."""
+
+    config_path: Path | None = None
+    database_url: str | None = None
+    data_dir: Path = field(default_factory=lambda: default_data_dir())
+    model_dir: Path | None = None
+    log_level: str = "INFO"
+    call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S
+
+    @property
+    def pgdata(self) -> Path:
+        return self.data_dir / "pgdata"
+
+
+def default_data_dir() -> Path:
+    """The per-user data directory (``~/.local/share/pml-gateway`` on Linux)."""
+    return Path(platformdirs.user_data_dir("pml-gateway", appauthor=False))
+
+
+def settings_from(flags: Mapping[str, Any], environ: Mapping[str, str]) -> Settings:
+    """Flags first, then ``PML_*`` environment variables, then defaults."""
+
+    def pick(flag: str, env: str) -> Any:
+        value = flags.get(flag)
+        return value if value not in (None, "") else environ.get(env) or None
+
+    config = pick("config", "PML_CONFIG")
+    data_dir = pick("data_dir", "PML_DATA_DIR")
+    model_dir = pick("model_dir", "PML_MODEL_DIR")
+    timeout = pick("call_timeout", "PML_CALL_TIMEOUT")
+    return Settings(
+        config_path=Path(config).expanduser() if config else None,
+        database_url=pick("database_url", "PML_DATABASE_URL"),
+        data_dir=Path(data_dir).expanduser() if data_dir else default_data_dir(),
+        model_dir=Path(model_dir).expanduser() if model_dir else None,
+        log_level=str(pick("log_level", "PML_LOG_LEVEL") or "INFO").upper(),
+        call_timeout_s=_positive_float(timeout, "PML_CALL_TIMEOUT / --call-timeout") or DEFAULT_CALL_TIMEOUT_S,
+    )
+
+
+def load_config(
+    path: Path, environ: Mapping[str, str], *, default_timeout_s: float = DEFAULT_CALL_TIMEOUT_S
+) -> GatewayConfig:
+    """Read and validate a servers file; every problem is a `ConfigError` naming the file, server and key."""
+    document = _read_json(path)
+    unknown = sorted(set(document) - _GATEWAY_KEYS)
+    if unknown:
+        logger.info("%s: ignoring top-level keys %s (not gateway settings)", path, ", ".join(unknown))
+    servers_doc = document.get("mcpServers")
+    if not isinstance(servers_doc, dict):
+        raise ConfigError(f'{path}: "mcpServers" must be an object of servers, got {_kind(servers_doc)}')
+    timeout_s = _timeout_ms(document, f"{path}", default_timeout_s)
+    servers = _parse_servers(path, servers_doc, environ, timeout_s)
+    return GatewayConfig(
+        servers=servers,
+        expose_all=_expose(path, document.get("expose", "search")) == "all",
+        approval=_approval(path, document.get("approval", [])),
+        source=path,
+    )
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
+    if not isinstance(document, dict):
+        raise ConfigError(f"{path}: expected a JSON object with \"mcpServers\", got {_kind(document)}")
+    return document
+
+
+def _parse_servers(
+    path: Path, doc: dict[str, Any], environ: Mapping[str, str], timeout_s: float
+) -> tuple[ServerSpec, ...]:
+    specs: list[ServerSpec] = []
+    for raw_name, entry in doc.items():
+        where = f'{path}: server "{raw_name}"'
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{where} must be an object with a \"command\", got {_kind(entry)}")
+        if _runs_this_gateway(entry):
+            logger.info("%s runs pml-gateway itself; skipped", where)
+            continue
+        spec = _parse_server(where, normalise_server_name(str(raw_name), where), entry, environ, timeout_s)
+        if any(s.name == spec.name for s in specs):
+            raise ConfigError(f'{where}: its id "{spec.name}" collides with another server\'s; rename one')
+        specs.append(spec)
+    return tuple(specs)
+
+
+def _parse_server(
+    where: str, name: str, entry: dict[str, Any], environ: Mapping[str, str], timeout_s: float
+) -> ServerSpec:
+    unknown = sorted(set(entry) - _SERVER_KEYS)
+    if unknown:
+        allowed = ", ".join(sorted(_SERVER_KEYS))
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r} (allowed: {allowed})")
+    if entry.get("type", "stdio") != "stdio":
+        raise ConfigError(f"{where}: \"type\" must be \"stdio\" (only stdio servers are supported)")
+    command = entry.get("command")
+    if not isinstance(command, str) or not command.strip():
+        raise ConfigError(f'{where}: "command" must be a non-empty string, got {_kind(command)}')
+    args = entry.get("args", [])
+    if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+        raise ConfigError(f'{where}: "args" must be a list of strings')
+    env = entry.get("env", {})
+    if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
+        raise ConfigError(f'{where}: "env" must be an object of string values')
+    cwd = entry.get("cwd")
+    if cwd is not None and not isinstance(cwd, str):
+        raise ConfigError(f'{where}: "cwd" must be a string path')
+    disabled = entry.get("disabled", False)
+    if not isinstance(disabled, bool):
+        raise ConfigError(f'{where}: "disabled" must be true or false')
+    return ServerSpec(
+        name=name,
+        command=_expand(command, where, "command", environ),
+        args=tuple(_expand(a, where, f"args[{i}]", environ) for i, a in enumerate(args)),
+        env={k: _expand(v, where, f"env.{k}", environ) for k, v in env.items()},
+        cwd=Path(_expand(cwd, where, "cwd", environ)).expanduser() if cwd else None,
+        disabled=disabled,
+        call_timeout_s=_timeout_ms(entry, where, timeout_s),
+    )
+
+
+def normalise_server_name(raw: str, where: str) -> str:
+    """A name usable in ``server:tool`` ids: letters, digits, ``_`` and ``-``; others become ``-``."""
+    name = re.sub(r"[^A-Za-z0-9_-]+", "-", raw.strip()).strip("-")[:48]
+    if not name:
+        raise ConfigError(f"{where}: the name needs at least one letter or digit")
+    if name != raw:
+        logger.warning("%s is called %r in tool ids (only letters, digits, _ and - are kept)", where, name)
+    return name
+
+
+def _expand(value: str, where: str, key: str, environ: Mapping[str, str]) -> str:
+    def repl(match: re.Match[str]) -> str:
+        var = match.group(1)
+        if var not in environ:
+            raise ConfigError(f"{where}: {key} uses ${{{var}}}, but the environment variable {var} is not set")
+        return environ[var]
+
+    return _VAR_RE.sub(repl, value)
+
+
+def _runs_this_gateway(entry: dict[str, Any]) -> bool:
+    command = str(entry.get("command", ""))
+    args = [str(a) for a in entry.get("args", []) if isinstance(a, str)]
+    return Path(command).name == "pml-gateway" or ["-m", "gateway"] == args[:2]
+
+
+def _timeout_ms(doc: dict[str, Any], where: str, default_s: float) -> float:
+    raw = doc.get("callTimeoutMs")
+    if raw is None:
+        return default_s
+    if isinstance(raw, bool) or not isinstance(raw, int | float) or raw <= 0:
+        raise ConfigError(f'{where}: "callTimeoutMs" must be a positive number of milliseconds, got {raw!r}')
+    return float(raw) / 1000.0
+
+
+def _expose(path: Path, value: Any) -> str:
+    if value not in _EXPOSE_VALUES:
+        raise ConfigError(f'{path}: "expose" must be "search" or "all", got {value!r}')
+    return str(value)
+
+
+def _approval(path: Path, value: Any) -> frozenset[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and ":" in v for v in value):
+        raise ConfigError(f'{path}: "approval" must be a list of "server:tool" ids')
+    return frozenset(value)
+
+
+def _positive_float(raw: Any, what: str) -> float | None:
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{what} must be a number of seconds, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"{what} must be positive, got {raw!r}")
+    return value
+
+
+def _kind(value: Any) -> str:
+    return "nothing" if value is None else type(value).__name__
+
+
+def current_environ() -> Mapping[str, str]:
+    """The process environment; only `cli` calls this."""
+    return os.environ

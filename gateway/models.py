@@ -1,0 +1,88 @@
+"""Value types shared by the layers: tool definitions, search hits, server states."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+JsonObject = dict[str, Any]
+
+
+def tool_id(server: str, name: str) -> str:
+    """The gateway-wide id of a downstream tool: ``server:tool``."""
+    return f"{server}:{name}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolDef:
+    """A downstream tool as its server lists it."""
+
+    server: str
+    name: str
+    description: str = ""
+    input_schema: JsonObject = field(default_factory=lambda: {"type": "object"})
+    output_schema: JsonObject | None = None
+    annotations: JsonObject | None = None
+
+    @property
+    def tool_id(self) -> str:
+        return tool_id(self.server, self.name)
+
+    @property
+    def embed_text(self) -> str:
+        """The text that is embedded: ``name | description`` (behaviour.md section 2)."""
+        return f"{self.name} | {self.description}".strip()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SearchHit:
+    """One ranked tool of a search."""
+
+    tool_id: str
+    server: str
+    name: str
+    description: str
+    input_schema: JsonObject
+    score: float
+    semantic: float
+    annotations: JsonObject | None = None
+
+
+class ServerState(enum.StrEnum):
+    """Where a downstream server's owner task stands."""
+
+    STARTING = "starting"
+    RUNNING = "running"
+    RESTARTING = "restarting"
+    FAILED = "failed"
+    DISABLED = "disabled"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerStatus:
+    """A snapshot of one downstream server for `status` and search metadata."""
+
+    name: str
+    state: ServerState
+    reason: str | None = None
+    tool_count: int = 0
+    restarts: int = 0
+    pid: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IndexReport:
+    """What one sync of a server's tools changed in the index."""
+
+    server: str
+    tools: int
+    added: int = 0
+    changed: int = 0
+    removed: int = 0
+    embedded: int = 0
+
+
+EMPTY_OBJECT: Mapping[str, Any] = {}

@@ -1,0 +1,72 @@
+"""The Protocols the use cases are written against; the I/O layers (db, embed, downstream) implement them."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from gateway.models import IndexReport, SearchHit, ServerStatus, ToolDef
+
+
+class Embedder(Protocol):
+    """Turns texts into L2-normalised vectors. CPU-bound: callers run it off the event loop."""
+
+    @property
+    def model_id(self) -> str: ...
+
+    @property
+    def dimensions(self) -> int: ...
+
+    def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        """One row per text, shape ``(len(texts), dimensions)``, each row of unit length."""
+        ...
+
+
+class PendingEmbedding(Protocol):
+    """A tool whose stored embedding is missing, stale, or from another model."""
+
+    tool_id: str
+    text: str
+    text_hash: str
+
+
+class ToolIndex(Protocol):
+    """The persisted tool index (`tool_schema` + `tool_embedding`)."""
+
+    async def sync_server(self, server: str, tools: Sequence[ToolDef]) -> IndexReport:
+        """Upsert a server's tools and delete the ones it no longer lists (embeddings come later)."""
+        ...
+
+    async def pending_embeddings(self, model_id: str, *, server: str | None = None) -> Sequence[PendingEmbedding]:
+        """Tools whose `name | description` changed since embedded, or were embedded by another model."""
+        ...
+
+    async def save_embeddings(
+        self, model_id: str, rows: Sequence[tuple[str, Sequence[float], str]]
+    ) -> None:
+        """Store ``(tool_id, vector, text_hash)`` rows computed by `model_id`."""
+        ...
+
+    async def search(
+        self, query: Sequence[float], *, model_id: str, limit: int, server: str | None = None
+    ) -> list[SearchHit]:
+        """The `limit` nearest tools by cosine similarity (`score` = `semantic` here)."""
+        ...
+
+    async def get_tool(self, tool_id: str) -> ToolDef | None: ...
+
+    async def all_tools(self) -> list[ToolDef]: ...
+
+    async def record_server_status(self, status: ServerStatus) -> None: ...
+
+    async def server_statuses(self) -> list[ServerStatus]: ...
+
+
+ToolsListed = Callable[[str, Sequence[ToolDef]], Awaitable[None]]
+"""Called by the supervisor each time a server's tools were listed (connect, restart, list_changed)."""
+
+StatusChanged = Callable[[ServerStatus], Awaitable[None]]
+"""Called by the supervisor each time a server changes state."""
