@@ -1,0 +1,172 @@
+"""The composition root: open the database, load the embedder, supervise the servers, serve MCP on stdio.
+
+The client is answered at once: the MCP server starts before anything else is ready, `tools/list` never waits,
+and a search waits (bounded) for the index. If the database cannot be opened the gateway keeps serving the
+proxy path and answers searches with the reason, rather than dying.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from collections.abc import Sequence
+from typing import Any
+
+import anyio
+import anyio.abc
+import anyio.to_thread
+import mcp_types as types
+from mcp.server.stdio import stdio_server
+
+from gateway.config import GatewayConfig, Settings
+from gateway.db import Database, open_database
+from gateway.downstream import Supervisor
+from gateway.embed import load_embedder
+from gateway.errors import DatabaseError, GatewayError
+from gateway.models import ServerStatus, ToolDef
+from gateway.server import NameTable, build_server
+from gateway.services import Indexer, SearchResult, SearchService
+
+logger = logging.getLogger(__name__)
+
+READY_TIMEOUT_S = 60.0
+CPU_THREADS = 2
+
+
+class Runtime:
+    """The running gateway behind the MCP face (implements `GatewayBackend`)."""
+
+    def __init__(self, *, settings: Settings, config: GatewayConfig) -> None:
+        self.names = NameTable()
+        self.expose_all = config.expose_all
+        self._settings = settings
+        self._config = config
+        self._ready = anyio.Event()
+        self._failure: str | None = None
+        self._db: Database | None = None
+        self._search: SearchService | None = None
+        self._indexer: Indexer | None = None
+        self._listed: dict[str, Sequence[ToolDef]] = {}
+        self._stored: dict[str, list[ToolDef]] = {}
+        self._limiter = anyio.CapacityLimiter(CPU_THREADS)
+        self._tg: anyio.abc.TaskGroup | None = None
+        self.supervisor = Supervisor(servers=config.servers, on_tools=self._on_tools, on_status=self._on_status)
+
+    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Start the supervisor, report started at once, then open the index; runs until cancelled."""
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
+            await tg.start(self.supervisor.run)
+            task_status.started()
+            try:
+                async with open_database(url=self._settings.database_url, pgdata=self._settings.pgdata) as db:
+                    await self._open_index(db)
+                    await anyio.sleep_forever()
+            except GatewayError as exc:
+                self._fail(str(exc))
+                await anyio.sleep_forever()
+
+    async def search(self, query: str, *, limit: int, server: str | None) -> SearchResult:
+        await self._wait_ready()
+        assert self._search is not None
+        return await self._search.search(query, limit=limit, server=server)
+
+    async def call_tool(self, server: str, tool: str, arguments: dict[str, Any] | None) -> types.CallToolResult:
+        return await self.supervisor.call_tool(server, tool, arguments)
+
+    def listed_tools(self) -> Sequence[ToolDef]:
+        by_id = {t.tool_id: t for tools in self._stored.values() for t in tools}
+        by_id.update({t.tool_id: t for tools in self._listed.values() for t in tools})
+        return sorted(by_id.values(), key=lambda t: t.tool_id)
+
+    async def _open_index(self, db: Database) -> None:
+        embedder = await anyio.to_thread.run_sync(load_embedder, self._settings.model_dir)
+        self._db = db
+        self._indexer = Indexer(index=db.tools, embedder=embedder, limiter=self._limiter)
+        self._search = SearchService(
+            index=db.tools, embedder=embedder, limiter=self._limiter, statuses=self.supervisor.statuses
+        )
+        await self._load_stored(db)
+        self._ready.set()
+        logger.info("index ready (%s, model %s)", db.location, embedder.model_id)
+        assert self._tg is not None
+        self._tg.start_soon(self._embed_stored)
+        for server, tools in list(self._listed.items()):
+            self._tg.start_soon(self._sync, server, tools)
+
+    async def _load_stored(self, db: Database) -> None:
+        """Route calls to known tools before their servers are up; drop servers no longer configured."""
+        active = {s.name for s in self._config.servers if not s.disabled}
+        for tool in await db.tools.all_tools():
+            self._stored.setdefault(tool.server, []).append(tool)
+        for server in set(self._stored) - active:
+            await db.tools.sync_server(server, [])
+            del self._stored[server]
+        for server, tools in self._stored.items():
+            if server not in self._listed:
+                self.names.set_server(server, [t.name for t in tools])
+
+    async def _embed_stored(self) -> None:
+        assert self._indexer is not None
+        try:
+            await self._indexer.embed_pending()
+        except GatewayError:
+            logger.exception("embedding the stored tools failed")
+
+    async def _on_tools(self, server: str, tools: Sequence[ToolDef]) -> None:
+        self._listed[server] = list(tools)
+        self.names.set_server(server, [t.name for t in tools])
+        if self._ready.is_set() and self._indexer is not None and self._tg is not None:
+            self._tg.start_soon(self._sync, server, list(tools))
+
+    async def _sync(self, server: str, tools: Sequence[ToolDef]) -> None:
+        assert self._indexer is not None
+        try:
+            await self._indexer.sync(server, tools)
+        except GatewayError:
+            logger.exception("indexing the tools of %s failed", server)
+
+    async def _on_status(self, status: ServerStatus) -> None:
+        if self._db is not None and self._tg is not None:
+            self._tg.start_soon(self._record_status, status)
+
+    async def _record_status(self, status: ServerStatus) -> None:
+        assert self._db is not None
+        try:
+            await self._db.tools.record_server_status(status)
+        except GatewayError:
+            logger.warning("could not record the status of %s", status.name, exc_info=True)
+
+    async def _wait_ready(self) -> None:
+        with anyio.move_on_after(READY_TIMEOUT_S):
+            await self._ready.wait()
+        if self._failure is not None:
+            raise DatabaseError(f"the tool index is not available: {self._failure}")
+        if not self._ready.is_set():
+            raise DatabaseError(f"the tool index is still starting after {READY_TIMEOUT_S:.0f} s; retry shortly")
+
+    def _fail(self, reason: str) -> None:
+        logger.error("the tool index could not be opened: %s", reason)
+        self._failure = reason
+        self._ready.set()
+
+
+async def serve(settings: Settings, config: GatewayConfig) -> None:
+    """Serve MCP on stdin/stdout until the client closes stdin or a SIGTERM/SIGINT arrives."""
+    runtime = Runtime(settings=settings, config=config)
+    server = build_server(runtime)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_cancel_on_signal, tg.cancel_scope)
+        await tg.start(runtime.run)
+        async with stdio_server() as (read_stream, write_stream):
+            await server.run(read_stream, write_stream, server.create_initialization_options())
+        logger.info("the client closed the connection; shutting down")
+        tg.cancel_scope.cancel()
+
+
+async def _cancel_on_signal(scope: anyio.CancelScope) -> None:
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for signum in signals:
+            logger.info("received %s; shutting down", signal.Signals(signum).name)
+            scope.cancel()
+            return

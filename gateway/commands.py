@@ -1,0 +1,102 @@
+"""The one-shot commands: `index`, `search` and `status`, each printing a table (rich) to stdout."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import anyio
+import anyio.to_thread
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from gateway.config import GatewayConfig, Settings
+from gateway.db import open_database
+from gateway.downstream import Supervisor
+from gateway.embed import load_embedder
+from gateway.models import IndexReport, ServerState, ToolDef
+from gateway.services import Indexer, SearchService
+
+logger = logging.getLogger(__name__)
+
+SETTLE_TIMEOUT_S = 60.0
+
+
+async def index(settings: Settings, config: GatewayConfig) -> int:
+    """Start every enabled server, sync and embed its tools with a progress bar, stop. Exit 1 if one failed."""
+    listed: dict[str, Sequence[ToolDef]] = {}
+
+    async def on_tools(server: str, tools: Sequence[ToolDef]) -> None:
+        listed[server] = tools
+
+    async with open_database(url=settings.database_url, pgdata=settings.pgdata) as db:
+        embedder = await anyio.to_thread.run_sync(load_embedder, settings.model_dir)
+        indexer = Indexer(index=db.tools, embedder=embedder, limiter=anyio.CapacityLimiter(2))
+        supervisor = Supervisor(servers=config.servers, on_tools=on_tools, on_status=db.tools.record_server_status)
+        async with anyio.create_task_group() as tg:
+            await tg.start(supervisor.run)
+            await supervisor.wait_settled(SETTLE_TIMEOUT_S)
+            reports = await _index_with_progress(indexer, listed)
+            statuses = supervisor.statuses()
+            tg.cancel_scope.cancel()
+    table = Table("server", "state", "tools", "added", "changed", "removed", "embedded", "reason")
+    by_server = {r.server: r for r in reports}
+    for status in statuses:
+        r = by_server.get(status.name, IndexReport(server=status.name, tools=0))
+        table.add_row(status.name, status.state.value, *map(str, (r.tools, r.added, r.changed, r.removed)),
+                      str(r.embedded), status.reason or "")
+    Console().print(table)
+    return 1 if any(s.state is ServerState.FAILED for s in statuses) else 0
+
+
+async def _index_with_progress(indexer: Indexer, listed: dict[str, Sequence[ToolDef]]) -> list[IndexReport]:
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    reports = []
+    with Progress(*columns, console=Console(stderr=True)) as progress:
+        for server, tools in sorted(listed.items()):
+            task = progress.add_task(f"embedding {server}", total=None)
+
+            def advance(done: int, total: int, task: object = task) -> None:
+                progress.update(task, completed=done, total=total)  # type: ignore[arg-type]
+
+            reports.append(await indexer.sync(server, tools, progress=advance))
+            progress.update(task, total=1, completed=1)
+    return reports
+
+
+async def search(settings: Settings, query: str, *, limit: int, server: str | None) -> int:
+    """Rank the indexed tools for `query` exactly as `search_tools` does, as a table."""
+    async with open_database(url=settings.database_url, pgdata=settings.pgdata) as db:
+        embedder = await anyio.to_thread.run_sync(load_embedder, settings.model_dir)
+        service = SearchService(index=db.tools, embedder=embedder, limiter=anyio.CapacityLimiter(1))
+        result = await service.search(query, limit=limit, server=server)
+    table = Table("#", "tool", "score", "description", title=f"search: {result.query}")
+    for i, hit in enumerate(result.hits, 1):
+        table.add_row(str(i), hit.tool_id, f"{hit.score:.3f}", hit.description[:100])
+    Console().print(table)
+    return 0 if result.hits else 1
+
+
+async def status(settings: Settings, config: GatewayConfig | None) -> int:
+    """Database location and size, each server's last known state, tool counts, embedding model."""
+    async with open_database(url=settings.database_url, pgdata=settings.pgdata) as db:
+        size = await db.size_bytes()
+        counts = await db.tools.count_by_server()
+        known = {s.name: s for s in await db.tools.server_statuses()}
+    embedder = await anyio.to_thread.run_sync(load_embedder, settings.model_dir)
+    console = Console()
+    kind = "embedded" if db.embedded else "external"
+    console.print(f"database: {kind} {db.location} ({size / 1e6:.1f} MB)")
+    console.print(f"embedding model: {embedder.model_id} ({embedder.dimensions}-d)")
+    table = Table("server", "state", "tools", "embedded", "restarts", "reason")
+    names = [s.name for s in config.servers] if config else sorted(set(known) | set(counts))
+    for name in names:
+        spec = config.server(name) if config else None
+        last = known.get(name)
+        state = "disabled" if spec and spec.disabled else (last.state.value if last else "never started")
+        tools, embedded = counts.get(name, (0, 0))
+        table.add_row(name, state, str(tools), str(embedded), str(last.restarts if last else 0),
+                      (last.reason or "") if last else "")
+    console.print(table)
+    return 0

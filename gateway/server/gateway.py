@@ -1,0 +1,121 @@
+"""The MCP face of the gateway: `tools/list` and `tools/call` on the SDK's low-level server.
+
+Handlers are thin: a meta-tool goes to its use case, a ``server__tool`` name goes straight to the downstream
+server (the proxy path: no re-validation or re-serialisation of what the gateway only forwards). A failing
+tool is a result with ``isError``; an unknown tool name is a protocol error.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import mcp_types as types
+from mcp.server import Server
+from mcp.server.context import ServerRequestContext
+from mcp.shared.exceptions import MCPError
+
+import gateway
+from gateway.errors import GatewayError
+from gateway.models import ToolDef
+from gateway.server import meta
+from gateway.server.names import NameTable
+from gateway.services.search import SearchResult
+
+logger = logging.getLogger(__name__)
+
+INSTRUCTIONS = (
+    "This gateway fronts many MCP servers. Use search_tools to find the tool for a task, then call it by the "
+    "`call_as` name it returns, with arguments that match its input_schema."
+)
+
+
+class GatewayBackend(Protocol):
+    """What the MCP face needs from the running gateway."""
+
+    names: NameTable
+    expose_all: bool
+
+    async def search(self, query: str, *, limit: int, server: str | None) -> SearchResult: ...
+
+    async def call_tool(self, server: str, tool: str, arguments: dict[str, Any] | None) -> types.CallToolResult: ...
+
+    def listed_tools(self) -> Sequence[ToolDef]: ...
+
+
+def build_server(backend: GatewayBackend) -> Server[Any]:
+    """The low-level MCP server wired to `backend`."""
+    search_tool = types.Tool(
+        name=meta.SEARCH_TOOLS,
+        description=meta.SEARCH_TOOLS_DESCRIPTION,
+        input_schema=meta.SEARCH_TOOLS_SCHEMA,
+        annotations=types.ToolAnnotations(read_only_hint=True, open_world_hint=False),
+    )
+
+    async def list_tools(
+        ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListToolsResult:
+        tools = [search_tool]
+        if backend.expose_all:
+            tools.extend(_exposed(backend))
+        return types.ListToolsResult(tools=tools)
+
+    async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> types.CallToolResult:
+        if params.name == meta.SEARCH_TOOLS:
+            return await _guarded(_search(backend, params.arguments))
+        route = backend.names.resolve(params.name)
+        if route is None:
+            raise MCPError(
+                types.INVALID_PARAMS,
+                f"unknown tool {params.name!r}: use {meta.SEARCH_TOOLS} to find tools and call them by `call_as`",
+            )
+        return await _guarded(backend.call_tool(route[0], route[1], params.arguments))
+
+    return Server(
+        "pml-gateway",
+        version=gateway.__version__,
+        instructions=INSTRUCTIONS,
+        on_list_tools=list_tools,
+        on_call_tool=call_tool,
+    )
+
+
+async def _search(backend: GatewayBackend, arguments: dict[str, Any] | None) -> types.CallToolResult:
+    args = meta.check_arguments(meta.SEARCH_TOOLS, arguments)
+    result = await backend.search(args["query"], limit=int(args.get("limit", 5)), server=args.get("server"))
+    call_as = {h.tool_id: backend.names.name_of(h.server, h.name) for h in result.hits}
+    payload = meta.search_payload(result, call_as)
+    return types.CallToolResult(
+        content=[types.TextContent(text=meta.search_text(payload))], structured_content=payload
+    )
+
+
+async def _guarded(call: Any) -> types.CallToolResult:
+    """Run a handler coroutine; a gateway error becomes an error result that says what to fix."""
+    try:
+        result: types.CallToolResult = await call
+        return result
+    except GatewayError as exc:
+        return error_result(str(exc))
+    except Exception:
+        logger.exception("tool call failed unexpectedly")
+        return error_result("internal error in the gateway; see its log for the traceback")
+
+
+def error_result(message: str) -> types.CallToolResult:
+    return types.CallToolResult(content=[types.TextContent(text=message)], is_error=True)
+
+
+def _exposed(backend: GatewayBackend) -> list[types.Tool]:
+    tools = []
+    for tool in backend.listed_tools():
+        tools.append(
+            types.Tool(
+                name=backend.names.name_of(tool.server, tool.name),
+                description=f"[{tool.server}] {tool.description}",
+                input_schema=tool.input_schema or {"type": "object"},
+                annotations=types.ToolAnnotations.model_validate(tool.annotations) if tool.annotations else None,
+            )
+        )
+    return tools

@@ -1,0 +1,101 @@
+"""The servers file and the settings: one clear message per mistake."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.config import Settings, load_config, settings_from
+from gateway.errors import ConfigError
+
+
+def write(tmp_path: Path, document: Any) -> Path:
+    path = tmp_path / "servers.json"
+    path.write_text(document if isinstance(document, str) else json.dumps(document))
+    return path
+
+
+def test_a_claude_style_file_gives_one_spec_per_server_with_expanded_variables(tmp_path: Path) -> None:
+    path = write(tmp_path, {"mcpServers": {
+        "notes": {"command": "python", "args": ["notes.py", "--dir", "${HOME_DIR}"], "env": {"TOKEN": "${TOK}"}},
+        "off": {"command": "x", "disabled": True},
+    }})
+    config = load_config(path, {"HOME_DIR": "/h", "TOK": "s3cret"})
+    notes = config.server("notes")
+    assert notes is not None and notes.args == ("notes.py", "--dir", "/h")
+    assert notes.env == {"TOKEN": "s3cret"}
+    assert config.server("off") is not None and config.server("off").disabled  # type: ignore[union-attr]
+
+
+def test_secrets_in_env_never_show_in_the_repr_or_description(tmp_path: Path) -> None:
+    path = write(tmp_path, {"mcpServers": {"a": {"command": "run", "env": {"API_KEY": "s3cret"}}}})
+    spec = load_config(path, {}).servers[0]
+    assert "s3cret" not in repr(spec) and "s3cret" not in spec.describe()
+    assert "API_KEY" in spec.describe()
+
+
+def test_a_missing_file_says_which_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"config file not found: .*nope\.json"):
+        load_config(tmp_path / "nope.json", {})
+
+
+def test_invalid_json_names_the_line_and_column(tmp_path: Path) -> None:
+    path = write(tmp_path, '{"mcpServers": {\n  "a": {"command": "x",}\n}}')
+    with pytest.raises(ConfigError, match=r"invalid JSON at line 2 column"):
+        load_config(path, {})
+
+
+def test_an_unknown_server_key_is_named_with_the_allowed_ones(tmp_path: Path) -> None:
+    path = write(tmp_path, {"mcpServers": {"a": {"command": "x", "argz": []}}})
+    with pytest.raises(ConfigError, match=r'server "a": unknown key \'argz\' \(allowed: args, '):
+        load_config(path, {})
+
+
+def test_a_missing_variable_names_the_server_and_the_key(tmp_path: Path) -> None:
+    path = write(tmp_path, {"mcpServers": {"gh": {"command": "x", "env": {"GITHUB_TOKEN": "${GH_TOKEN}"}}}})
+    with pytest.raises(ConfigError, match=r'server "gh": env.GITHUB_TOKEN uses \$\{GH_TOKEN\}, but .* not set'):
+        load_config(path, {})
+
+
+def test_missing_mcp_servers_and_bad_commands_are_explained(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match='"mcpServers" must be an object'):
+        load_config(write(tmp_path, {"servers": {}}), {})
+    with pytest.raises(ConfigError, match='"command" must be a non-empty string'):
+        load_config(write(tmp_path, {"mcpServers": {"a": {"args": []}}}), {})
+
+
+def test_server_names_are_normalised_for_tool_ids_and_collisions_refused(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, {"mcpServers": {"my server.v2": {"command": "x"}}}), {})
+    assert config.servers[0].name == "my-server-v2"
+    with pytest.raises(ConfigError, match="collides"):
+        load_config(write(tmp_path, {"mcpServers": {"a b": {"command": "x"}, "a-b": {"command": "y"}}}), {})
+
+
+def test_claude_desktop_keys_are_ignored_and_the_gateway_entry_is_skipped(tmp_path: Path) -> None:
+    path = write(tmp_path, {"globalShortcut": "", "mcpServers": {
+        "pml": {"command": "pml-gateway", "args": ["serve"]}, "time": {"command": "mcp-server-time"}}})
+    assert [s.name for s in load_config(path, {}).servers] == ["time"]
+
+
+def test_gateway_options_are_validated(tmp_path: Path) -> None:
+    base: dict[str, Any] = {"mcpServers": {}}
+    assert load_config(write(tmp_path, {**base, "expose": "all"}), {}).expose_all
+    with pytest.raises(ConfigError, match='"expose" must be "search" or "all"'):
+        load_config(write(tmp_path, {**base, "expose": "some"}), {})
+    with pytest.raises(ConfigError, match='"callTimeoutMs" must be a positive number'):
+        load_config(write(tmp_path, {"mcpServers": {"a": {"command": "x", "callTimeoutMs": -1}}}), {})
+
+
+def test_flags_win_over_environment_which_wins_over_defaults(tmp_path: Path) -> None:
+    env = {"PML_DATABASE_URL": "postgresql://env/db", "PML_DATA_DIR": str(tmp_path / "env")}
+    from_env = settings_from({}, env)
+    assert from_env.database_url == "postgresql://env/db" and from_env.data_dir == tmp_path / "env"
+    from_flags = settings_from({"database_url": "postgresql://flag/db"}, env)
+    assert from_flags.database_url == "postgresql://flag/db"
+    assert settings_from({}, {}).database_url is None
+    assert isinstance(settings_from({}, {}), Settings)
+    with pytest.raises(ConfigError, match="PML_CALL_TIMEOUT"):
+        settings_from({}, {"PML_CALL_TIMEOUT": "soon"})
