@@ -6,6 +6,8 @@ onnxruntime, OSError) are translated at one boundary each with ``raise ... from 
     GatewayError
     ├── ConfigError            bad settings or servers file: names the file, server and key
     ├── InvalidRequestError    a request's arguments do not fit: names the field and what was expected
+    │   └── DagValidationError an `execute_dag` DAG does not validate: lists every problem found
+    ├── OutputReferenceError   a task's `$OUTPUT[...]` reference does not fit its dependency's output
     ├── DatabaseError          Postgres cannot be reached, started or queried
     │   ├── DataDirLockedError another gateway owns the embedded data directory
     │   └── MigrationError     a migration failed; nothing of it was applied
@@ -18,6 +20,9 @@ onnxruntime, OSError) are translated at one boundary each with ``raise ... from 
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 
 class GatewayError(Exception):
@@ -34,6 +39,52 @@ class InvalidRequestError(GatewayError):
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
+
+
+@dataclass(frozen=True, slots=True)
+class DagProblem:
+    """One thing wrong with a submitted DAG.
+
+    `task` is the task's id (None when the problem concerns the whole DAG or a task without a usable id);
+    `field` is relative to that task (``tool``, ``arguments.path``) or else to the document (``tasks[3].id``,
+    ``options.timeout_ms``); `message` is a whole sentence meant for the user.
+    """
+
+    task: str | None
+    field: str
+    message: str
+
+
+class DagValidationError(InvalidRequestError):
+    """An `execute_dag` DAG does not validate; `problems` lists all that was found, not only the first."""
+
+    MAX_SHOWN = 50
+
+    def __init__(self, problems: Sequence[DagProblem]) -> None:
+        self.problems = list(problems)
+        super().__init__(self._render(self.problems), field=self.problems[0].field if self.problems else None)
+
+    @classmethod
+    def _render(cls, problems: Sequence[DagProblem]) -> str:
+        if len(problems) <= 1:
+            return problems[0].message if problems else "the DAG is not valid"
+        lines = [f"{len(problems)} problems in the DAG:"]
+        lines += [f"- {p.message}" for p in problems[: cls.MAX_SHOWN]]
+        if len(problems) > cls.MAX_SHOWN:
+            lines.append(f"- ... and {len(problems) - cls.MAX_SHOWN} more")
+        return "\n".join(lines)
+
+
+class OutputReferenceError(GatewayError):
+    """A `$OUTPUT[...]` reference names a path that its task's output does not have.
+
+    `task` is the task whose arguments hold the reference; `reference` is the reference as far as it resolved.
+    """
+
+    def __init__(self, message: str, *, task: str, reference: str) -> None:
+        super().__init__(message)
+        self.task = task
+        self.reference = reference
 
 
 class DatabaseError(GatewayError):
