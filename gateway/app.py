@@ -7,8 +7,10 @@ proxy path and answers searches with the reason, rather than dying.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,13 +18,14 @@ import anyio
 import anyio.abc
 import anyio.to_thread
 import mcp_types as types
+from mcp.server.lowlevel.server import NotificationOptions
 from mcp.server.stdio import stdio_server
 
 from gateway.config import GatewayConfig, Settings
 from gateway.db import Database, open_database
 from gateway.downstream import Supervisor
 from gateway.embed import load_embedder
-from gateway.errors import DatabaseError, GatewayError
+from gateway.errors import DatabaseError, GatewayError, ServerUnavailableError
 from gateway.models import ServerStatus, ToolDef
 from gateway.server import NameTable, build_server
 from gateway.services import Indexer, SearchResult, SearchService
@@ -30,6 +33,9 @@ from gateway.services import Indexer, SearchResult, SearchService
 logger = logging.getLogger(__name__)
 
 READY_TIMEOUT_S = 60.0
+ROUTE_WAIT_S = 30.0
+LIST_WAIT_S = 5.0
+NOTIFY_TIMEOUT_S = 5.0
 CPU_THREADS = 2
 
 
@@ -50,6 +56,7 @@ class Runtime:
         self._stored: dict[str, list[ToolDef]] = {}
         self._limiter = anyio.CapacityLimiter(CPU_THREADS)
         self._tg: anyio.abc.TaskGroup | None = None
+        self._sessions: weakref.WeakSet[Any] = weakref.WeakSet()
         self.supervisor = Supervisor(servers=config.servers, on_tools=self._on_tools, on_status=self._on_status)
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
@@ -74,7 +81,20 @@ class Runtime:
     async def call_tool(self, server: str, tool: str, arguments: dict[str, Any] | None) -> types.CallToolResult:
         return await self.supervisor.call_tool(server, tool, arguments)
 
-    def listed_tools(self) -> Sequence[ToolDef]:
+    async def resolve(self, name: str) -> tuple[str, str] | None:
+        """Wait for the stored routes, then for the servers to settle, before calling a name unknown."""
+        with anyio.move_on_after(ROUTE_WAIT_S):
+            await self._ready.wait()
+            if (route := self.names.resolve(name)) is not None:
+                return route
+            with contextlib.suppress(ServerUnavailableError):
+                await self.supervisor.wait_settled(ROUTE_WAIT_S)
+        return self.names.resolve(name)
+
+    async def listed_tools(self, session: Any) -> Sequence[ToolDef]:
+        self._sessions.add(session)
+        with anyio.move_on_after(LIST_WAIT_S):
+            await self._ready.wait()
         by_id = {t.tool_id: t for tools in self._stored.values() for t in tools}
         by_id.update({t.tool_id: t for tools in self._listed.values() for t in tools})
         return sorted(by_id.values(), key=lambda t: t.tool_id)
@@ -114,8 +134,12 @@ class Runtime:
             logger.exception("embedding the stored tools failed")
 
     async def _on_tools(self, server: str, tools: Sequence[ToolDef]) -> None:
+        changed = self._listed.get(server, self._stored.get(server)) != list(tools)
         self._listed[server] = list(tools)
         self.names.set_server(server, [t.name for t in tools])
+        if changed and self.expose_all and self._tg is not None:
+            for session in list(self._sessions):
+                self._tg.start_soon(_notify_tools_changed, session)
         if self._ready.is_set() and self._indexer is not None and self._tg is not None:
             self._tg.start_soon(self._sync, server, list(tools))
 
@@ -151,6 +175,14 @@ class Runtime:
         self._ready.set()
 
 
+async def _notify_tools_changed(session: Any) -> None:
+    try:
+        with anyio.fail_after(NOTIFY_TIMEOUT_S):
+            await session.send_tool_list_changed()
+    except Exception:
+        logger.debug("could not tell a client that the tool list changed", exc_info=True)
+
+
 async def serve(settings: Settings, config: GatewayConfig) -> None:
     """Serve MCP on stdin/stdout until the client closes stdin or a SIGTERM/SIGINT arrives."""
     runtime = Runtime(settings=settings, config=config)
@@ -159,7 +191,8 @@ async def serve(settings: Settings, config: GatewayConfig) -> None:
         tg.start_soon(_cancel_on_signal, tg.cancel_scope)
         await tg.start(runtime.run)
         async with stdio_server() as (read_stream, write_stream):
-            await server.run(read_stream, write_stream, server.create_initialization_options())
+            options = server.create_initialization_options(NotificationOptions(tools_changed=config.expose_all))
+            await server.run(read_stream, write_stream, options)
         logger.info("the client closed the connection; shutting down")
         tg.cancel_scope.cancel()
 

@@ -41,7 +41,13 @@ class GatewayBackend(Protocol):
 
     async def call_tool(self, server: str, tool: str, arguments: dict[str, Any] | None) -> types.CallToolResult: ...
 
-    def listed_tools(self) -> Sequence[ToolDef]: ...
+    async def listed_tools(self, session: Any) -> Sequence[ToolDef]:
+        """The downstream tools to expose; `session` is told when they change (``expose: all`` mode)."""
+        ...
+
+    async def resolve(self, name: str) -> tuple[str, str] | None:
+        """``(server, tool)`` for an exposed name, waiting (bounded) while servers are still starting."""
+        ...
 
 
 def build_server(backend: GatewayBackend) -> Server[Any]:
@@ -58,13 +64,13 @@ def build_server(backend: GatewayBackend) -> Server[Any]:
     ) -> types.ListToolsResult:
         tools = [search_tool]
         if backend.expose_all:
-            tools.extend(_exposed(backend))
+            tools.extend(_exposed(backend, await backend.listed_tools(ctx.session)))
         return types.ListToolsResult(tools=tools)
 
     async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> types.CallToolResult:
         if params.name == meta.SEARCH_TOOLS:
             return await _guarded(_search(backend, params.arguments))
-        route = backend.names.resolve(params.name)
+        route = backend.names.resolve(params.name) or await backend.resolve(params.name)
         if route is None:
             raise MCPError(
                 types.INVALID_PARAMS,
@@ -107,9 +113,9 @@ def error_result(message: str) -> types.CallToolResult:
     return types.CallToolResult(content=[types.TextContent(text=message)], is_error=True)
 
 
-def _exposed(backend: GatewayBackend) -> list[types.Tool]:
+def _exposed(backend: GatewayBackend, listed: Sequence[ToolDef]) -> list[types.Tool]:
     tools = []
-    for tool in backend.listed_tools():
+    for tool in listed:
         tools.append(
             types.Tool(
                 name=backend.names.name_of(tool.server, tool.name),
