@@ -19,7 +19,6 @@ import anyio.abc
 import anyio.to_thread
 import mcp_types as types
 from mcp.server.lowlevel.server import NotificationOptions
-from mcp.server.stdio import stdio_server
 
 from gateway.config import GatewayConfig, Settings
 from gateway.db import Database, open_database
@@ -28,6 +27,7 @@ from gateway.embed import load_embedder
 from gateway.errors import DatabaseError, GatewayError, ServerUnavailableError
 from gateway.models import ServerStatus, ToolDef
 from gateway.server import NameTable, build_server
+from gateway.server.stdio import stdio_transport
 from gateway.services import Indexer, SearchResult, SearchService
 
 logger = logging.getLogger(__name__)
@@ -190,7 +190,7 @@ async def serve(settings: Settings, config: GatewayConfig) -> None:
     async with anyio.create_task_group() as tg:
         tg.start_soon(_cancel_on_signal, tg.cancel_scope)
         await tg.start(runtime.run)
-        async with stdio_server() as (read_stream, write_stream):
+        async with stdio_transport() as (read_stream, write_stream):
             options = server.create_initialization_options(NotificationOptions(tools_changed=config.expose_all))
             await server.run(read_stream, write_stream, options)
         logger.info("the client closed the connection; shutting down")
