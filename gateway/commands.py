@@ -30,7 +30,7 @@ async def index(settings: Settings, config: GatewayConfig) -> int:
     async def on_tools(server: str, tools: Sequence[ToolDef]) -> None:
         listed[server] = tools
 
-    async with open_database(url=settings.database_url, pgdata=settings.pgdata) as db:
+    async with open_database(url=settings.database_url, pgdata=settings.pgdata, share_running=True) as db:
         embedder = await anyio.to_thread.run_sync(load_embedder, settings.model_dir)
         indexer = Indexer(index=db.tools, embedder=embedder, limiter=anyio.CapacityLimiter(2))
         supervisor = Supervisor(servers=config.servers, on_tools=on_tools, on_status=db.tools.record_server_status)
@@ -67,7 +67,7 @@ async def _index_with_progress(indexer: Indexer, listed: dict[str, Sequence[Tool
 
 async def search(settings: Settings, query: str, *, limit: int, server: str | None) -> int:
     """Rank the indexed tools for `query` exactly as `search_tools` does, as a table."""
-    async with open_database(url=settings.database_url, pgdata=settings.pgdata) as db:
+    async with open_database(url=settings.database_url, pgdata=settings.pgdata, share_running=True) as db:
         embedder = await anyio.to_thread.run_sync(load_embedder, settings.model_dir)
         service = SearchService(index=db.tools, embedder=embedder, limiter=anyio.CapacityLimiter(1))
         result = await service.search(query, limit=limit, server=server)
@@ -80,7 +80,7 @@ async def search(settings: Settings, query: str, *, limit: int, server: str | No
 
 async def status(settings: Settings, config: GatewayConfig | None) -> int:
     """Database location and size, each server's last known state, tool counts, embedding model."""
-    async with open_database(url=settings.database_url, pgdata=settings.pgdata) as db:
+    async with open_database(url=settings.database_url, pgdata=settings.pgdata, share_running=True) as db:
         size = await db.size_bytes()
         counts = await db.tools.count_by_server()
         known = {s.name: s for s in await db.tools.server_statuses()}

@@ -1,0 +1,12 @@
+"""Postgres: the embedded server, migrations, the pool, named SQL queries and the stores over them.
+
+Other layers need only `open_database` (and the `Database` it yields); `migrate`, `open_pool` and `ToolStore`
+are here for tools and tests that assemble the pieces themselves.
+"""
+
+from gateway.db.database import Database, open_database
+from gateway.db.migrate import migrate
+from gateway.db.pool import Pool, open_pool
+from gateway.db.tools import ToolStore
+
+__all__ = ["Database", "Pool", "ToolStore", "migrate", "open_database", "open_pool"]

@@ -1,0 +1,109 @@
+"""`open_database`: the gateway's one way in to Postgres, embedded or at a URL.
+
+Without a URL it starts the embedded server on `pgdata` (in a worker thread: it blocks), then migrates and
+opens the pool. On exit, even when cancelled (SIGTERM), it closes the pool and stops the embedded server,
+shielded, each wait bounded by a named timeout.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anyio
+from psycopg.rows import scalar_row
+
+from gateway.db.embedded import KILL_TIMEOUT_S, STOP_TIMEOUT_S, EmbeddedPostgres
+from gateway.db.migrate import migrate
+from gateway.db.pool import CLOSE_TIMEOUT_S, Pool, mask_password, open_pool, translated
+from gateway.db.queries import query
+from gateway.db.tools import ToolStore
+from gateway.errors import DataDirLockedError
+
+logger = logging.getLogger(__name__)
+
+POOL_CLOSE_TIMEOUT_S = CLOSE_TIMEOUT_S + 1.0
+EMBEDDED_STOP_TIMEOUT_S = STOP_TIMEOUT_S + 2 * KILL_TIMEOUT_S + 1.0
+"""Outer bound on `EmbeddedPostgres.stop` (its own escalation: fast, immediate, kill)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Database:
+    """An open database: the pool, the stores over it, and where the data lives."""
+
+    pool: Pool
+    url: str = field(repr=False)
+    location: str
+    embedded: bool
+    tools: ToolStore
+    _server: EmbeddedPostgres | None = field(default=None, repr=False)
+
+    async def size_bytes(self) -> int:
+        """Disk used: the data directory when embedded, else the database's size."""
+        if self._server is not None:
+            return await anyio.to_thread.run_sync(self._server.size_bytes)
+        async with translated("measuring the database size"), self.pool.connection() as conn:
+            cursor = conn.cursor(row_factory=scalar_row)
+            size = await (await cursor.execute(query("database_size"))).fetchone()
+        return int(size or 0)
+
+
+@asynccontextmanager
+async def open_database(
+    *, url: str | None, pgdata: Path, share_running: bool = False
+) -> AsyncIterator[Database]:
+    """Postgres at `url`, or the embedded one on `pgdata` when `url` is None; migrated, pooled.
+
+    Another gateway's embedded server is refused (`DataDirLockedError`) unless `share_running`, for
+    read-mostly commands such as ``status``: then it is used as it is, and left running.
+    """
+    if url is not None:
+        async with _pooled(url, location=mask_password(url), server=None) as database:
+            yield database
+        return
+    server = EmbeddedPostgres(pgdata)
+    async with (
+        _started(server, share_running=share_running) as embedded_url,
+        _pooled(embedded_url, location=server.location, server=server) as database,
+    ):
+        yield database
+
+
+@asynccontextmanager
+async def _started(server: EmbeddedPostgres, *, share_running: bool) -> AsyncIterator[str]:
+    try:
+        try:
+            url = await anyio.to_thread.run_sync(server.start)
+        except DataDirLockedError:
+            shared = server.running_url() if share_running else None
+            if shared is None:
+                raise
+            logger.info("using the Postgres another gateway runs on %s", server.location)
+            url = shared
+        yield url
+    finally:  # also after a cancelled start: the worker thread finished it, so stop it
+        with anyio.CancelScope(shield=True), anyio.fail_after(EMBEDDED_STOP_TIMEOUT_S):
+            await anyio.to_thread.run_sync(server.stop, abandon_on_cancel=True)  # a no-op when shared
+
+
+@asynccontextmanager
+async def _pooled(url: str, *, location: str, server: EmbeddedPostgres | None) -> AsyncIterator[Database]:
+    applied = await migrate(url)
+    if applied:
+        logger.info("database %s migrated: %s", location, ", ".join(applied))
+    pool = await open_pool(url)
+    try:
+        yield Database(
+            pool=pool,
+            url=url,
+            location=location,
+            embedded=server is not None,
+            tools=ToolStore(pool),
+            _server=server,
+        )
+    finally:
+        with anyio.CancelScope(shield=True), anyio.fail_after(POOL_CLOSE_TIMEOUT_S):
+            await pool.close(timeout=CLOSE_TIMEOUT_S)
