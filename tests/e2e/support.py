@@ -1,0 +1,93 @@
+"""Helpers for end-to-end tests: a servers file of real servers, the gateway as a stdio subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import psutil
+from mcp import Client, StdioServerParameters
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def servers_file(tmp_path: Path, *, extra: dict[str, Any] | None = None, **options: Any) -> Path:
+    """notes, faulty and time (published, from PyPI), plus whatever `extra` adds."""
+    servers: dict[str, Any] = {
+        "notes": {"command": sys.executable, "args": [str(ROOT / "examples/notes_server.py")],
+                  "env": {"NOTES_FILE": str(tmp_path / "notes.json")}},
+        "faulty": {"command": sys.executable, "args": [str(ROOT / "examples/faulty_server.py")],
+                   "callTimeoutMs": 1500},
+        "time": {"command": str(BIN / "mcp-server-time"), "args": ["--local-timezone", "UTC"]},
+    }
+    servers.update(extra or {})
+    path = tmp_path / "servers.json"
+    path.write_text(json.dumps({"mcpServers": servers, **options}))
+    return path
+
+
+def gateway_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "gateway", *args]
+
+
+def gateway_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PML_")}
+    return {**env, "PML_LOG_LEVEL": "INFO", **extra}
+
+
+@asynccontextmanager
+async def gateway_client(config: Path, *flags: str) -> AsyncIterator[Client]:
+    """The SDK's own client, spawning `python -m gateway serve` over stdio."""
+    command = gateway_command("serve", "--config", str(config), *flags)
+    params = StdioServerParameters(command=command[0], args=command[1:], env=gateway_env(), cwd=str(ROOT))
+    async with Client(params, read_timeout_seconds=60) as client:
+        yield client
+
+
+def gateway_processes(config: Path) -> list[psutil.Process]:
+    """The gateway processes serving `config`, found among this test's descendants."""
+    me = psutil.Process()
+    return [p for p in me.children(recursive=True) if str(config) in " ".join(_cmdline(p)) and "serve" in _cmdline(p)]
+
+
+def _cmdline(process: psutil.Process) -> list[str]:
+    try:
+        return process.cmdline()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return []
+
+
+async def wait_gone(pids: list[int], timeout_s: float = 10.0) -> list[int]:
+    """The pids still alive after `timeout_s` (polling: a process's death sends us no event)."""
+    with anyio.move_on_after(timeout_s):
+        while any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in pids):
+            await anyio.sleep(0.05)
+    return [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+
+
+async def search(client: Client, query: str, **args: Any) -> dict[str, Any]:
+    result = await client.call_tool("search_tools", {"query": query, **args})
+    assert not result.is_error, result.content
+    payload: dict[str, Any] = result.structured_content
+    return payload
+
+
+async def search_until(client: Client, query: str, tool_id: str, timeout_s: float = 60.0) -> dict[str, Any]:
+    """Search until `tool_id` is indexed (the gateway indexes in the background after its servers start)."""
+    with anyio.fail_after(timeout_s):
+        while True:
+            payload = await search(client, query, limit=10)
+            if any(r["tool_id"] == tool_id for r in payload["results"]):
+                return payload
+            await anyio.sleep(0.2)
+
+
+def text_of(result: Any) -> str:
+    return "\n".join(getattr(c, "text", "") for c in result.content)

@@ -1,0 +1,198 @@
+"""The gateway end to end: the SDK's stdio client spawns `python -m gateway serve` over real servers."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+from pathlib import Path
+
+import anyio
+import psutil
+import pytest
+from mcp.shared.exceptions import MCPError
+
+from tests.e2e.support import (
+    ROOT,
+    gateway_client,
+    gateway_command,
+    gateway_env,
+    gateway_processes,
+    search,
+    search_until,
+    servers_file,
+    text_of,
+    wait_gone,
+)
+
+pytestmark = pytest.mark.anyio
+
+
+def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(gateway_command(*args), capture_output=True, text=True, env=gateway_env(),
+                          cwd=ROOT, timeout=timeout, stdin=subprocess.DEVNULL, check=False)
+
+
+@pytest.fixture
+def indexed(tmp_path: Path, database_url: str) -> Path:
+    """A servers file whose tools `pml-gateway index` has already put into the test database."""
+    config = servers_file(tmp_path)
+    done = run_cli("index", "--config", str(config), "--database-url", database_url)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "time" in done.stdout and "running" in done.stdout
+    return config
+
+
+async def test_tools_list_shows_only_the_meta_tools(indexed: Path, database_url: str) -> None:
+    async with gateway_client(indexed, "--database-url", database_url) as client:
+        tools = await client.list_tools()
+    assert [t.name for t in tools.tools] == ["search_tools"]
+    assert tools.tools[0].input_schema["required"] == ["query"]
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("what time is it in Tokyo", "time:get_current_time"),
+        ("convert 3pm New York time to London time", "time:convert_time"),
+        ("save a note about the meeting", "notes:write_note"),
+        ("show me what I wrote in my note called groceries", "notes:read_note"),
+    ],
+)
+async def test_search_tools_puts_the_right_tool_first(
+    indexed: Path, database_url: str, query: str, expected: str
+) -> None:
+    async with gateway_client(indexed, "--database-url", database_url) as client:
+        payload = await search(client, query)
+    assert payload["results"][0]["tool_id"] == expected, [r["tool_id"] for r in payload["results"]]
+    assert payload["results"][0]["input_schema"]["type"] == "object"
+
+
+async def test_a_found_tool_runs_through_the_gateway_with_the_real_result(indexed: Path, database_url: str) -> None:
+    async with gateway_client(indexed, "--database-url", database_url) as client:
+        hit = (await search(client, "what time is it in Tokyo"))["results"][0]
+        result = await client.call_tool(hit["call_as"], {"timezone": "Asia/Tokyo"})
+    assert hit["call_as"] == "time__get_current_time"
+    assert not result.is_error
+    assert json.loads(text_of(result))["timezone"] == "Asia/Tokyo"
+
+
+async def test_notes_written_through_the_gateway_read_back(indexed: Path, database_url: str) -> None:
+    async with gateway_client(indexed, "--database-url", database_url) as client:
+        await client.call_tool("notes__write_note", {"title": "groceries", "text": "eggs, milk"})
+        result = await client.call_tool("notes__read_note", {"title": "groceries"})
+    assert "eggs, milk" in text_of(result)
+
+
+async def test_a_killed_downstream_is_restarted_and_the_next_call_succeeds(
+    indexed: Path, database_url: str
+) -> None:
+    async with gateway_client(indexed, "--database-url", database_url) as client:
+        first = await client.call_tool("faulty__count_calls", {})
+        crashed = await client.call_tool("faulty__crash", {})
+        echoed = await client.call_tool("faulty__echo", {"text": "back again"})
+        count = await client.call_tool("faulty__count_calls", {})
+    assert crashed.is_error and "faulty" in text_of(crashed)
+    assert not echoed.is_error and "back again" in text_of(echoed)
+    assert int(text_of(count)) < int(text_of(first)) + 3  # a fresh process counted from zero
+
+
+async def test_a_hanging_tool_times_out_with_a_clear_error(indexed: Path, database_url: str) -> None:
+    async with gateway_client(indexed, "--database-url", database_url) as client:
+        with anyio.fail_after(10):
+            hung = await client.call_tool("faulty__hang", {})
+        after = await client.call_tool("faulty__echo", {"text": "still here"})
+    assert hung.is_error
+    assert "faulty" in text_of(hung) and "1.5 s" in text_of(hung)
+    assert "still here" in text_of(after)
+
+
+async def test_a_server_with_a_wrong_command_shows_failed_while_the_others_work(
+    tmp_path: Path, database_url: str
+) -> None:
+    config = servers_file(tmp_path, extra={"broken": {"command": str(tmp_path / "no-such-server")}})
+    async with gateway_client(config, "--database-url", database_url) as client:
+        payload = await search_until(client, "what time is it in Tokyo", "time:get_current_time")
+        result = await client.call_tool("time__get_current_time", {"timezone": "Europe/Paris"})
+    broken = [s for s in payload["unavailable_servers"] if s["server"] == "broken"]
+    assert broken and broken[0]["state"] == "failed" and "no-such-server" in broken[0]["reason"]
+    assert not result.is_error and "Europe/Paris" in text_of(result)
+
+
+async def test_bad_search_arguments_are_an_error_naming_the_field(indexed: Path, database_url: str) -> None:
+    async with gateway_client(indexed, "--database-url", database_url) as client:
+        result = await client.call_tool("search_tools", {"query": "time", "limit": 500})
+        with pytest.raises(MCPError, match="unknown tool 'nope__tool'"):
+            await client.call_tool("nope__tool", {})
+    assert result.is_error and "'limit'" in text_of(result) and "maximum of 50" in text_of(result)
+
+
+async def test_a_downstream_error_comes_back_as_an_error_result(indexed: Path, database_url: str) -> None:
+    async with gateway_client(indexed, "--database-url", database_url) as client:
+        result = await client.call_tool("time__get_current_time", {"timezone": "Mars/Olympus"})
+    assert result.is_error and "Mars/Olympus" in text_of(result)
+
+
+async def test_expose_all_lists_the_downstream_tools_by_client_safe_name(tmp_path: Path, database_url: str) -> None:
+    config = servers_file(tmp_path, expose="all")
+    assert run_cli("index", "--config", str(config), "--database-url", database_url).returncode == 0
+    async with gateway_client(config, "--database-url", database_url) as client:
+        names = {t.name for t in (await client.list_tools()).tools}
+    assert {"search_tools", "time__get_current_time", "notes__write_note", "faulty__echo"} <= names
+
+
+async def test_no_child_process_survives_the_gateway(indexed: Path, database_url: str) -> None:
+    async with gateway_client(indexed, "--database-url", database_url) as client:
+        await client.call_tool("faulty__echo", {"text": "up"})
+        (gateway,) = gateway_processes(indexed)
+        pids = [gateway.pid] + [c.pid for c in gateway.children(recursive=True)]
+    assert len(pids) >= 4  # the gateway and its three servers
+    assert await wait_gone(pids) == []
+
+
+async def test_sigterm_stops_the_gateway_and_its_servers(indexed: Path, database_url: str) -> None:
+    command = gateway_command("serve", "--config", str(indexed), "--database-url", database_url)
+    process = await anyio.open_process(command, env=gateway_env(), cwd=ROOT)
+    try:
+        with anyio.fail_after(30):
+            while len(psutil.Process(process.pid).children(recursive=True)) < 3:
+                await anyio.sleep(0.05)
+        pids = [c.pid for c in psutil.Process(process.pid).children(recursive=True)]
+        process.send_signal(signal.SIGTERM)
+        with anyio.fail_after(20):
+            await process.wait()
+    finally:
+        if process.returncode is None:
+            process.kill()
+        await process.aclose()
+    assert await wait_gone(pids) == []
+
+
+def test_the_embedded_postgres_starts_by_default_and_stops_on_exit(tmp_path: Path) -> None:
+    config = servers_file(tmp_path)
+    data_dir = tmp_path / "data"
+    done = run_cli("status", "--config", str(config), "--data-dir", str(data_dir))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"embedded {data_dir}" in done.stdout.replace("\n", " ") or str(data_dir) in done.stdout
+    assert (data_dir / "pgdata" / "PG_VERSION").exists()
+    assert not (data_dir / "pgdata" / "postmaster.pid").exists()
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        (None, "config file not found"),
+        ("{not json", "invalid JSON at line 1"),
+        ('{"mcpServers": {"a": {"command": "x", "colour": 1}}}', "unknown key 'colour'"),
+        ('{"mcpServers": {"a": {"command": "x", "env": {"K": "${PML_TEST_UNSET_VAR}"}}}}', "PML_TEST_UNSET_VAR"),
+    ],
+)
+def test_a_bad_config_gives_one_clear_message(tmp_path: Path, document: str | None, message: str) -> None:
+    path = tmp_path / "servers.json"
+    if document is not None:
+        path.write_text(document)
+    done = run_cli("serve", "--config", str(path), timeout=30)
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert done.stderr.count("configuration error") == 1 and "Traceback" not in done.stderr
+    assert done.stdout == ""
