@@ -10,6 +10,9 @@ from numpy.typing import NDArray
 
 from gateway.models import IndexReport, SearchHit, ServerStatus, ToolDef
 
+Vector = Sequence[float] | NDArray[np.float32]
+"""An embedding: a numpy row as the embedder returns it, or any sequence of floats."""
+
 
 class Embedder(Protocol):
     """Turns texts into L2-normalised vectors. CPU-bound: callers run it off the event loop."""
@@ -44,14 +47,12 @@ class ToolIndex(Protocol):
         """Tools whose `name | description` changed since embedded, or were embedded by another model."""
         ...
 
-    async def save_embeddings(
-        self, model_id: str, rows: Sequence[tuple[str, Sequence[float], str]]
-    ) -> None:
+    async def save_embeddings(self, model_id: str, rows: Sequence[tuple[str, Vector, str]]) -> None:
         """Store ``(tool_id, vector, text_hash)`` rows computed by `model_id`."""
         ...
 
     async def search(
-        self, query: Sequence[float], *, model_id: str, limit: int, server: str | None = None
+        self, query: Vector, *, model_id: str, limit: int, server: str | None = None
     ) -> list[SearchHit]:
         """The `limit` nearest tools by cosine similarity (`score` = `semantic` here)."""
         ...

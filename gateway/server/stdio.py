@@ -32,7 +32,7 @@ async def stdio_transport() -> AsyncIterator[Streams]:
     """The read and write streams of the MCP session on stdin/stdout."""
     if not (_is_pipe(0) and _is_pipe(1)):
         async with stdio_server() as streams:
-            yield streams  # type: ignore[misc]
+            yield streams
         return
     saved = _divert_std_fds()
     try:

@@ -21,7 +21,7 @@ async def test_the_search_query_uses_the_hnsw_index(tool_store: ToolStore) -> No
     pending = await tool_store.pending_embeddings("m")
     await tool_store.save_embeddings("m", [(p.tool_id, v, p.text_hash) for p, v in zip(pending, vectors, strict=True)])
     params = {"query": vectors[0], "model": "m", "limit": 10, "server": None}
-    async with tool_store._pool.connection() as conn:  # noqa: SLF001 - the test reads the plan on the store's pool
+    async with tool_store._pool.connection() as conn:
         await conn.execute("SET enable_seqscan = off")
         try:
             cursor = await conn.execute("EXPLAIN (FORMAT JSON) " + named_query("search_tools"), params)
