@@ -86,3 +86,23 @@ class IndexReport:
 
 
 EMPTY_OBJECT: Mapping[str, Any] = {}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolOutput:
+    """What a downstream tool answered, reduced to what a workflow needs."""
+
+    is_error: bool
+    text: str
+    structured: Any | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EpisodicEvent:
+    """One event of a workflow's episodic memory (`episodic_events`)."""
+
+    workflow_id: str
+    event_type: str
+    data: JsonObject
+    task_id: str | None = None
+    context_hash: str | None = None

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
-from gateway.models import IndexReport, SearchHit, ServerStatus, ToolDef
+from gateway.models import EpisodicEvent, IndexReport, JsonObject, SearchHit, ServerStatus, ToolDef, ToolOutput
 
 Vector = Sequence[float] | NDArray[np.float32]
 """An embedding: a numpy row as the embedder returns it, or any sequence of floats."""
@@ -71,3 +71,32 @@ ToolsListed = Callable[[str, Sequence[ToolDef]], Awaitable[None]]
 
 StatusChanged = Callable[[ServerStatus], Awaitable[None]]
 """Called by the supervisor each time a server changes state."""
+
+
+class WorkflowStore(Protocol):
+    """Submitted DAGs, checkpoints, executions and episodic events (`workflow_*`, `episodic_events`)."""
+
+    async def save_dag(self, workflow_id: str, dag: JsonObject, *, intent: str | None, owner: str | None) -> None:
+        """Store a submitted DAG (expires after an hour unless refreshed)."""
+        ...
+
+    async def save_checkpoint(self, workflow_id: str, layer: int, state: JsonObject) -> None:
+        """Store a state at a layer boundary; keep the last five per workflow."""
+        ...
+
+    async def latest_checkpoint(self, workflow_id: str) -> JsonObject | None: ...
+
+    async def unfinished(self) -> list[JsonObject]:
+        """Latest states of unexpired workflows cut off while running (to continue after a restart)."""
+        ...
+
+    async def record_execution(
+        self, *, workflow_id: str, intent: str | None, dag: JsonObject, success: bool,
+        execution_time_ms: int, error: str | None,
+    ) -> None: ...
+
+    async def record_events(self, events: Sequence[EpisodicEvent]) -> None: ...
+
+
+ToolCall = Callable[[str, dict[str, Any], float], Awaitable[ToolOutput]]
+"""``call(tool_id, arguments, timeout_s)``: run one downstream tool (raises `DownstreamError` subclasses)."""
