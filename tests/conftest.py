@@ -13,7 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 
-from gateway.db import ToolStore, migrate, open_pool
+from gateway.db import ToolStore, WorkflowStore, migrate, open_pool
 from gateway.db.embedded import EmbeddedPostgres
 from gateway.db.queries import composed
 
@@ -72,6 +72,17 @@ async def tool_store(database_url: str) -> AsyncIterator[ToolStore]:
     pool = await open_pool(database_url, max_size=4)
     try:
         yield ToolStore(pool)
+    finally:
+        await pool.close()
+
+
+@pytest.fixture
+async def workflow_store(database_url: str) -> AsyncIterator[WorkflowStore]:
+    """A `WorkflowStore` over a freshly migrated database."""
+    await migrate(database_url)
+    pool = await open_pool(database_url, max_size=4)
+    try:
+        yield WorkflowStore(pool)
     finally:
         await pool.close()
 

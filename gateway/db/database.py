@@ -21,6 +21,7 @@ from gateway.db.migrate import migrate
 from gateway.db.pool import CLOSE_TIMEOUT_S, Pool, mask_password, open_pool, translated
 from gateway.db.queries import query
 from gateway.db.tools import ToolStore
+from gateway.db.workflows import WorkflowStore
 from gateway.errors import DataDirLockedError
 
 logger = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ class Database:
     location: str
     embedded: bool
     tools: ToolStore
+    workflows: WorkflowStore
     _server: EmbeddedPostgres | None = field(default=None, repr=False)
 
     async def size_bytes(self) -> int:
@@ -102,6 +104,7 @@ async def _pooled(url: str, *, location: str, server: EmbeddedPostgres | None) -
             location=location,
             embedded=server is not None,
             tools=ToolStore(pool),
+            workflows=WorkflowStore(pool),
             _server=server,
         )
     finally:

@@ -1,0 +1,128 @@
+"""Workflow persistence in Postgres: `WorkflowStore` implements `gateway.ports.WorkflowStore` over the pool.
+
+A submitted DAG lives in ``workflow_dags`` for `DAG_TTL` after its last save. At each layer boundary the
+executor saves a checkpoint; one transaction inserts it and prunes the workflow's older ones down to
+`KEPT_CHECKPOINTS`. After a restart, `unfinished` hands back the newest state of every unexpired workflow
+that was cut off while running. Finished runs go to ``workflow_execution``, episodic events to
+``episodic_events`` (in one batch). Every psycopg error surfaces as a `DatabaseError` via `translated`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from psycopg.rows import class_row, scalar_row
+from psycopg.types.json import Jsonb
+
+from gateway import ports
+from gateway.db.pool import Pool, translated
+from gateway.db.queries import query as named_query
+from gateway.models import EpisodicEvent, JsonObject
+
+DAG_TTL = timedelta(hours=1)
+"""How long a saved DAG stays continuable after its last save (the column default says the same)."""
+KEPT_CHECKPOINTS = 5
+"""Checkpoints kept per workflow: the newest, and a few before it for inspection."""
+
+
+class WorkflowStore:
+    """`ports.WorkflowStore` over ``workflow_dags``, ``workflow_checkpoint``, ``workflow_execution`` and
+    ``episodic_events``."""
+
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
+
+    async def save_dag(self, workflow_id: str, dag: JsonObject, *, intent: str | None, owner: str | None) -> None:
+        """Store a submitted (or replanned) DAG; either way it expires `DAG_TTL` from now."""
+        params = {"workflow_id": workflow_id, "dag": Jsonb(dag), "intent": intent, "owner": owner, "ttl": DAG_TTL}
+        async with translated(f"saving the DAG of workflow {workflow_id!r}"), self._pool.connection() as conn:
+            await conn.execute(named_query("upsert_dag"), params)
+
+    async def get_dag(self, workflow_id: str) -> JsonObject | None:
+        """The saved DAG of `workflow_id`, expired or not; None if none was saved."""
+        async with translated(f"reading the DAG of workflow {workflow_id!r}"), self._pool.connection() as conn:
+            cursor = conn.cursor(row_factory=scalar_row)
+            dag: JsonObject | None = await (
+                await cursor.execute(named_query("get_dag"), {"workflow_id": workflow_id})
+            ).fetchone()
+        return dag
+
+    async def save_checkpoint(self, workflow_id: str, layer: int, state: JsonObject) -> None:
+        """Store `state` at `layer` and keep only the newest `KEPT_CHECKPOINTS` of the workflow, atomically.
+
+        The four statements (BEGIN, insert, prune, COMMIT) are pipelined, which spares round trips to a remote
+        server; over the embedded server's Unix socket it takes about 1 ms (4 ms with a 100 KB output).
+        """
+        params = {"workflow_id": workflow_id, "layer": layer, "state": Jsonb(state), "keep": KEPT_CHECKPOINTS}
+        async with translated(f"checkpointing workflow {workflow_id!r}"), self._pool.connection() as conn:
+            async with conn.pipeline(), conn.transaction():
+                await conn.execute(named_query("insert_checkpoint"), params)
+                await conn.execute(named_query("prune_checkpoints"), params)
+
+    async def latest_checkpoint(self, workflow_id: str) -> JsonObject | None:
+        """The newest checkpointed state of `workflow_id` (by time, then layer), or None."""
+        async with translated(f"reading the checkpoint of {workflow_id!r}"), self._pool.connection() as conn:
+            cursor = conn.cursor(row_factory=scalar_row)
+            state: JsonObject | None = await (
+                await cursor.execute(named_query("latest_checkpoint"), {"workflow_id": workflow_id})
+            ).fetchone()
+        return state
+
+    async def unfinished(self) -> list[JsonObject]:
+        """The newest state of each unexpired workflow whose last checkpoint says ``"status": "running"``."""
+        async with translated("listing unfinished workflows"), self._pool.connection() as conn:
+            cursor = conn.cursor(row_factory=scalar_row)
+            states: list[JsonObject] = await (await cursor.execute(named_query("unfinished_states"))).fetchall()
+        return states
+
+    async def record_execution(
+        self, *, workflow_id: str, intent: str | None, dag: JsonObject, success: bool,
+        execution_time_ms: int, error: str | None,
+    ) -> None:  # fmt: skip
+        """Record one finished run of `workflow_id`."""
+        params = {
+            "workflow_id": workflow_id, "intent": intent, "dag": Jsonb(dag), "success": success,
+            "execution_time_ms": execution_time_ms, "error": error,
+        }  # fmt: skip
+        async with translated(f"recording the run of workflow {workflow_id!r}"), self._pool.connection() as conn:
+            await conn.execute(named_query("insert_execution"), params)
+
+    async def execution_count(self, workflow_id: str | None = None) -> int:
+        """How many runs were recorded, of `workflow_id` or of every workflow."""
+        async with translated("counting workflow runs"), self._pool.connection() as conn:
+            cursor = conn.cursor(row_factory=scalar_row)
+            count = await (
+                await cursor.execute(named_query("execution_count"), {"workflow_id": workflow_id})
+            ).fetchone()
+        return int(count or 0)
+
+    async def record_events(self, events: Sequence[EpisodicEvent]) -> None:
+        """Append `events` in one pipelined, atomic batch; they keep their order (see `events`)."""
+        if not events:
+            return
+        params = [_event_params(event) for event in events]
+        async with translated(f"recording {len(params)} episodic events"), self._pool.connection() as conn:
+            async with conn.transaction(), conn.cursor() as cursor:
+                await cursor.executemany(named_query("insert_event"), params)
+
+    async def events(self, workflow_id: str) -> list[EpisodicEvent]:
+        """The episodic events of `workflow_id`, oldest first."""
+        async with translated(f"reading the events of workflow {workflow_id!r}"), self._pool.connection() as conn:
+            cursor = conn.cursor(row_factory=class_row(EpisodicEvent))
+            await cursor.execute(named_query("workflow_events"), {"workflow_id": workflow_id})
+            return await cursor.fetchall()
+
+
+if TYPE_CHECKING:
+
+    def _is_a_workflow_store(store: WorkflowStore) -> ports.WorkflowStore:
+        return store  # mypy checks that WorkflowStore implements the port
+
+
+def _event_params(event: EpisodicEvent) -> dict[str, Any]:
+    return {
+        "workflow_id": event.workflow_id, "event_type": event.event_type, "task_id": event.task_id,
+        "context_hash": event.context_hash, "data": Jsonb(event.data),
+    }  # fmt: skip
