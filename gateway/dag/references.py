@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 MARKER = "$OUTPUT["
 _ID = r"[A-Za-z_][A-Za-z0-9_-]{0,63}"
-_KEY = r"[A-Za-z_][A-Za-z0-9_-]*"
+_KEY = r"[A-Za-z_][A-Za-z0-9_]*"  # no "-": in running text "$OUTPUT[a].name-suffix" ends at "name"; use ["a-b"]
 _SEGMENT = re.compile(rf'\.({_KEY})|\[(-?\d+)\]|\[("(?:[^"\\]|\\.)*")\]')
 _REFERENCE = re.compile(rf"\$OUTPUT\[({_ID})\]((?:{_SEGMENT.pattern})*)")
 _MAX_KEYS_SHOWN = 20
