@@ -21,14 +21,19 @@ import mcp_types as types
 from mcp.server.lowlevel.server import NotificationOptions
 
 from gateway.config import GatewayConfig, Settings
+from gateway.dag import Task
+from gateway.dag.executor import Executor
+from gateway.dag.state import WorkflowState
 from gateway.db import Database, open_database
 from gateway.downstream import Supervisor
+from gateway.downstream.outputs import to_output
 from gateway.embed import load_embedder
 from gateway.errors import DatabaseError, GatewayError, ServerUnavailableError
-from gateway.models import ServerStatus, ToolDef
+from gateway.models import ServerStatus, ToolDef, ToolOutput
 from gateway.server import NameTable, build_server
 from gateway.server.stdio import stdio_transport
 from gateway.services import Indexer, SearchResult, SearchService
+from gateway.services.workflows import WorkflowService, needs_approval, persisted
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +57,7 @@ class Runtime:
         self._db: Database | None = None
         self._search: SearchService | None = None
         self._indexer: Indexer | None = None
+        self._workflows: WorkflowService | None = None
         self._listed: dict[str, Sequence[ToolDef]] = {}
         self._stored: dict[str, list[ToolDef]] = {}
         self._limiter = anyio.CapacityLimiter(CPU_THREADS)
@@ -95,9 +101,46 @@ class Runtime:
         self._sessions.add(session)
         with anyio.move_on_after(LIST_WAIT_S):
             await self._ready.wait()
+        return sorted(self.known_tools().values(), key=lambda t: t.tool_id)
+
+    def known_tools(self) -> dict[str, ToolDef]:
+        """Every tool by id: as its server listed it this run, else as the index stored it."""
         by_id = {t.tool_id: t for tools in self._stored.values() for t in tools}
         by_id.update({t.tool_id: t for tools in self._listed.values() for t in tools})
-        return sorted(by_id.values(), key=lambda t: t.tool_id)
+        return by_id
+
+    async def execute_dag(self, document: dict[str, Any]) -> WorkflowState:
+        await self._wait_ready()
+        assert self._workflows is not None
+        return await self._workflows.execute(document)
+
+    async def control_workflow(
+        self, workflow_id: str, action: str, *, approved: bool | None, tasks: Any
+    ) -> WorkflowState:
+        await self._wait_ready()
+        assert self._workflows is not None
+        return await self._workflows.control(workflow_id, action, approved=approved, tasks=tasks)
+
+    async def _call_for_dag(self, tool_id: str, arguments: dict[str, Any], timeout_s: float) -> ToolOutput:
+        server, _, tool = tool_id.partition(":")
+        with contextlib.suppress(ServerUnavailableError):  # a DAG sent at start-up waits for its servers first
+            await self.supervisor.wait_settled(ROUTE_WAIT_S)
+        return to_output(await self.supervisor.call_tool(server, tool, arguments, timeout_s=timeout_s))
+
+    async def _checkpoint(self, state: WorkflowState) -> None:
+        if self._db is not None and persisted(state.dag):
+            await self._db.workflows.save_checkpoint(state.workflow_id, state.next_layer, state.to_json())
+
+    def _executor(self, db: Database) -> Executor:
+        def approval(task: Task) -> bool:
+            return needs_approval(self.known_tools().get(task.tool), self._config.approval)
+
+        def schema_of(tool_id: str) -> dict[str, Any] | None:
+            tool = self.known_tools().get(tool_id)
+            return tool.input_schema if tool else None
+
+        return Executor(call=self._call_for_dag, checkpoint=self._checkpoint, events=db.workflows.record_events,
+                        needs_approval=approval, schema_of=schema_of)
 
     async def _open_index(self, db: Database) -> None:
         embedder = await anyio.to_thread.run_sync(load_embedder, self._settings.model_dir)
@@ -107,10 +150,14 @@ class Runtime:
             index=db.tools, embedder=embedder, limiter=self._limiter, statuses=self.supervisor.statuses
         )
         await self._load_stored(db)
+        assert self._tg is not None
+        self._workflows = WorkflowService(
+            store=db.workflows, executor=self._executor(db), tools=self.known_tools, task_group=self._tg
+        )
         self._ready.set()
         logger.info("index ready (%s, model %s)", db.location, embedder.model_id)
-        assert self._tg is not None
         self._tg.start_soon(self._embed_stored)
+        self._tg.start_soon(self._workflows.resume_unfinished)
         for server, tools in list(self._listed.items()):
             self._tg.start_soon(self._sync, server, tools)
 

@@ -17,9 +17,11 @@ from mcp.server.context import ServerRequestContext
 from mcp.shared.exceptions import MCPError
 
 import gateway
+from gateway.dag.state import WorkflowState
 from gateway.errors import GatewayError
 from gateway.models import ToolDef
 from gateway.server import meta
+from gateway.server import workflow_tools as wf
 from gateway.server.names import NameTable
 from gateway.services.search import SearchResult
 
@@ -45,6 +47,12 @@ class GatewayBackend(Protocol):
         """The downstream tools to expose; `session` is told when they change (``expose: all`` mode)."""
         ...
 
+    async def execute_dag(self, document: dict[str, Any]) -> WorkflowState: ...
+
+    async def control_workflow(
+        self, workflow_id: str, action: str, *, approved: bool | None, tasks: Any
+    ) -> WorkflowState: ...
+
     async def resolve(self, name: str) -> tuple[str, str] | None:
         """``(server, tool)`` for an exposed name, waiting (bounded) while servers are still starting."""
         ...
@@ -59,10 +67,15 @@ def build_server(backend: GatewayBackend) -> Server[Any]:
         annotations=types.ToolAnnotations(read_only_hint=True, open_world_hint=False),
     )
 
+    workflow_tools = [
+        types.Tool(name=wf.EXECUTE_DAG, description=wf.EXECUTE_DAG_DESCRIPTION, input_schema=wf.EXECUTE_DAG_SCHEMA),
+        types.Tool(name=wf.WORKFLOW, description=wf.WORKFLOW_DESCRIPTION, input_schema=wf.WORKFLOW_SCHEMA),
+    ]
+
     async def list_tools(
         ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
-        tools = [search_tool]
+        tools = [search_tool, *workflow_tools]
         if backend.expose_all:
             tools.extend(_exposed(backend, await backend.listed_tools(ctx.session)))
         return types.ListToolsResult(tools=tools)
@@ -70,6 +83,10 @@ def build_server(backend: GatewayBackend) -> Server[Any]:
     async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> types.CallToolResult:
         if params.name == meta.SEARCH_TOOLS:
             return await _guarded(_search(backend, params.arguments))
+        if params.name == wf.EXECUTE_DAG:
+            return await _guarded(_execute(backend, params.arguments))
+        if params.name == wf.WORKFLOW:
+            return await _guarded(_control(backend, params.arguments))
         route = backend.names.resolve(params.name) or await backend.resolve(params.name)
         if route is None:
             raise MCPError(
@@ -95,6 +112,18 @@ async def _search(backend: GatewayBackend, arguments: dict[str, Any] | None) -> 
     return types.CallToolResult(
         content=[types.TextContent(text=meta.search_text(payload))], structured_content=payload
     )
+
+
+async def _execute(backend: GatewayBackend, arguments: dict[str, Any] | None) -> types.CallToolResult:
+    return wf.workflow_result(await backend.execute_dag(dict(arguments or {})))
+
+
+async def _control(backend: GatewayBackend, arguments: dict[str, Any] | None) -> types.CallToolResult:
+    args = meta.check_arguments(wf.WORKFLOW, arguments)
+    state = await backend.control_workflow(
+        args["workflow_id"], args["action"], approved=args.get("approved"), tasks=args.get("tasks")
+    )
+    return wf.workflow_result(state)
 
 
 async def _guarded(call: Any) -> types.CallToolResult:

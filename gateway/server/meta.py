@@ -38,7 +38,17 @@ SEARCH_TOOLS_DESCRIPTION = (
     "input schemas. Call a found tool right away by its `call_as` name (server__tool) with its arguments."
 )
 
-_VALIDATORS = {SEARCH_TOOLS: Draft202012Validator(SEARCH_TOOLS_SCHEMA)}
+_SCHEMAS: dict[str, dict[str, Any]] = {SEARCH_TOOLS: SEARCH_TOOLS_SCHEMA}
+_VALIDATORS: dict[str, Draft202012Validator] = {}
+
+
+def register(tool: str, schema: dict[str, Any]) -> None:
+    """Check the arguments of meta-tool `tool` against `schema` from now on."""
+    _SCHEMAS[tool] = schema
+    _VALIDATORS[tool] = Draft202012Validator(schema)
+
+
+register(SEARCH_TOOLS, SEARCH_TOOLS_SCHEMA)
 
 
 def check_arguments(tool: str, arguments: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -65,7 +75,7 @@ def _describe(tool: str, error: ValidationError) -> str:
     if error.validator == "required":
         return f"{tool}: missing required argument '{field}'"
     if error.validator == "additionalProperties":
-        allowed = ", ".join(SEARCH_TOOLS_SCHEMA["properties"])
+        allowed = ", ".join(_SCHEMAS[tool]["properties"])
         return f"{tool}: unknown argument '{field}' (expected: {allowed})"
     return f"{tool}: argument '{field}': {error.message}"
 

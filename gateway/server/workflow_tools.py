@@ -1,0 +1,107 @@
+"""The workflow meta-tools, `execute_dag` and `workflow`: schemas and how their answers read."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import mcp_types as types
+
+from gateway.dag.state import RunStatus, TaskStatus, WorkflowState
+from gateway.server import meta
+from gateway.services.workflows import ACTIONS, summary
+
+EXECUTE_DAG = "execute_dag"
+WORKFLOW = "workflow"
+
+_TASK = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string", "description": "Unique task id: letters, digits, _ and -."},
+        "tool": {"type": "string", "description": "A `server:tool` id, as search_tools returns it."},
+        "arguments": {"type": "object", "description": 'Tool arguments; "$OUTPUT[task_id].path" uses an output.'},
+        "depends_on": {"type": "array", "items": {"type": "string"}},
+    },
+    "required": ["id", "tool"],
+}
+
+EXECUTE_DAG_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "tasks": {"type": "array", "items": _TASK, "minItems": 1, "maxItems": 200},
+        "intent": {"type": "string", "description": "What the workflow is for (kept with its record)."},
+        "options": {
+            "type": "object",
+            "properties": {
+                "max_concurrency": {"type": "integer", "minimum": 1, "maximum": 64, "default": 8},
+                "timeout_ms": {"type": "integer", "minimum": 1, "maximum": 600000, "default": 30000},
+                "per_layer_validation": {"type": "boolean", "default": False},
+            },
+            "additionalProperties": False,
+        },
+    },
+    "required": ["tasks"],
+    "additionalProperties": False,
+}
+
+EXECUTE_DAG_DESCRIPTION = (
+    "Run a workflow of tool calls: tasks whose dependencies are done run in parallel layers; a string argument "
+    '"$OUTPUT[task_id]" or "$OUTPUT[task_id].path[0]" receives an earlier output (and implies the dependency). '
+    "The whole DAG is validated before anything runs. A one-task DAG is the plain way to call one tool. "
+    "Destructive steps pause for approval; continue them with the `workflow` tool."
+)
+
+WORKFLOW_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "workflow_id": {"type": "string", "minLength": 1},
+        "action": {"type": "string", "enum": list(ACTIONS)},
+        "approved": {"type": "boolean", "description": "For a workflow waiting for approval: run or skip."},
+        "tasks": {"type": "array", "items": _TASK, "description": "replan: tasks to add or replace."},
+    },
+    "required": ["workflow_id", "action"],
+    "additionalProperties": False,
+}
+
+WORKFLOW_DESCRIPTION = (
+    "Control a paused or running workflow by its workflow_id: continue (with approved: true/false when it "
+    "waits for approval), abort, replan (add or replace tasks not yet run), or status."
+)
+
+
+def workflow_result(state: WorkflowState) -> types.CallToolResult:
+    """Structured summary plus a short text; a plain single call answers with the tool's own output."""
+    payload = summary(state)
+    failed = state.status is RunStatus.FAILED
+    if len(state.dag.tasks) == 1 and state.status.final:
+        (result,) = state.results.values()
+        text = result.error if result.status is not TaskStatus.OK else _text(result.output)
+        return types.CallToolResult(content=[types.TextContent(text=text or "")], structured_content=payload,
+                                    is_error=result.status is not TaskStatus.OK)
+    return types.CallToolResult(content=[types.TextContent(text=_summary_text(state, payload))],
+                                structured_content=payload, is_error=failed)
+
+
+def _summary_text(state: WorkflowState, payload: dict[str, Any]) -> str:
+    ok = sum(1 for r in state.results.values() if r.status is TaskStatus.OK)
+    lines = [
+        f"workflow {state.workflow_id} {state.status.value}: {ok}/{len(state.dag.tasks)} tasks ok, "
+        f"{payload['layers']} layers, {payload['wall_ms']:.0f} ms (speedup {payload['speedup']}x)"
+    ]
+    for task_id, task in payload["tasks"].items():
+        detail = task["error"] if task["error"] else _text(task["output"])[:120]
+        lines.append(f"- {task_id} [{task['status']}, {task['duration_ms']:.0f} ms] {detail}")
+    if state.status is RunStatus.APPROVAL_REQUIRED:
+        lines.append(f"approval required for {', '.join(state.pending_approval)}: call workflow with "
+                     f'{{"workflow_id": "{state.workflow_id}", "action": "continue", "approved": true}} (or false)')
+    elif state.status is RunStatus.LAYER_COMPLETE:
+        lines.append(f'layer {state.next_layer - 1} done: call workflow with {{"workflow_id": '
+                     f'"{state.workflow_id}", "action": "continue"}} to go on')
+    return "\n".join(lines)
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+meta.register(WORKFLOW, WORKFLOW_SCHEMA)

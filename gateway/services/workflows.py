@@ -1,0 +1,200 @@
+"""`execute_dag` and `workflow`: submit, pause, approve, continue, abort, replan and resume workflows.
+
+The executor runs the layers; this use case owns the life of a workflow around it: validation against the
+known tools, the persisted DAG and checkpoints, one run at a time per workflow, the execution record, and
+continuing the workflows a restart cut off.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import anyio
+import anyio.abc
+
+from gateway.dag import Dag, parse_dag, replan, to_document
+from gateway.dag.executor import Executor
+from gateway.dag.state import RunStatus, TaskResult, TaskStatus, WorkflowState
+from gateway.errors import GatewayError, InvalidRequestError
+from gateway.models import ToolDef
+from gateway.ports import WorkflowStore
+
+logger = logging.getLogger(__name__)
+
+ACTIONS = ("continue", "abort", "replan", "status")
+
+
+class WorkflowService:
+    """Runs workflows and keeps each one's state, in memory while live and in Postgres for restarts."""
+
+    def __init__(
+        self,
+        *,
+        store: WorkflowStore,
+        executor: Executor,
+        tools: Callable[[], Mapping[str, ToolDef]],
+        task_group: anyio.abc.TaskGroup,
+    ) -> None:
+        self._store = store
+        self._executor = executor
+        self._tools = tools
+        self._tg = task_group
+        self._live: dict[str, WorkflowState] = {}
+        self._locks: dict[str, anyio.Lock] = {}
+
+    async def execute(self, document: Any, *, owner: str | None = None) -> WorkflowState:
+        """Validate and run a DAG until it finishes or pauses."""
+        dag = parse_dag(document, tool_schemas=self._schemas())
+        state = WorkflowState(workflow_id=f"wf_{uuid.uuid4().hex[:16]}", dag=dag, owner=owner)
+        if persisted(dag):
+            await self._store.save_dag(state.workflow_id, to_document(dag), intent=dag.intent, owner=owner)
+        return await self._advance(state, approved=None)
+
+    async def control(
+        self, workflow_id: str, action: str, *, approved: bool | None = None, tasks: Any = None
+    ) -> WorkflowState:
+        """Continue (approved or not), abort, replan or report a workflow."""
+        if action == "abort" and await self._executor.abort(workflow_id):
+            async with self._lock(workflow_id):
+                return await self._load(workflow_id)
+        async with self._lock(workflow_id):
+            state = await self._load(workflow_id)
+            if action == "status":
+                return state
+            if state.status.final:
+                raise InvalidRequestError(
+                    f"workflow {workflow_id} is already {state.status.value}; nothing to {action}", field="action"
+                )
+            if action == "abort":
+                return await self._finish(_aborted(state))
+            if action == "replan":
+                return await self._replan(state, tasks)
+            return await self._continue(state, approved)
+
+    async def resume_unfinished(self) -> int:
+        """Continue, in the background, every workflow a restart cut off while it was running."""
+        states = [WorkflowState.from_json(doc) for doc in await self._store.unfinished()]
+        for state in states:
+            logger.info("continuing workflow %s from layer %d", state.workflow_id, state.next_layer)
+            self._tg.start_soon(self._resume, state)
+        return len(states)
+
+    async def _resume(self, state: WorkflowState) -> None:
+        try:
+            async with self._lock(state.workflow_id):
+                await self._advance(state, approved=None)
+        except GatewayError:
+            logger.exception("continuing workflow %s failed", state.workflow_id)
+
+    async def _continue(self, state: WorkflowState, approved: bool | None) -> WorkflowState:
+        if state.status is RunStatus.APPROVAL_REQUIRED and approved is None:
+            raise InvalidRequestError(
+                f"workflow {state.workflow_id} waits for approval of {', '.join(state.pending_approval)}: "
+                "continue with approved: true or false",
+                field="approved",
+            )
+        return await self._advance(state.evolve(status=RunStatus.RUNNING), approved=approved)
+
+    async def _replan(self, state: WorkflowState, tasks: Any) -> WorkflowState:
+        if tasks is None:
+            raise InvalidRequestError("replan needs `tasks`: the tasks to add or replace", field="tasks")
+        finished = {r.id for r in state.results.values()}
+        dag = replan(state.dag, finished, tasks, tool_schemas=self._schemas())
+        state = state.evolve(dag=dag)
+        await self._store.save_dag(state.workflow_id, to_document(dag), intent=dag.intent, owner=state.owner)
+        await self._store.save_checkpoint(state.workflow_id, state.next_layer, state.to_json())
+        self._live[state.workflow_id] = state
+        return state
+
+    async def _advance(self, state: WorkflowState, *, approved: bool | None) -> WorkflowState:
+        self._live[state.workflow_id] = state
+        state = await self._executor.advance(state, approved=approved)
+        return await self._finish(state) if state.status.final else self._keep(state)
+
+    async def _finish(self, state: WorkflowState) -> WorkflowState:
+        self._live.pop(state.workflow_id, None)
+        failed = [r for r in state.results.values() if r.status is not TaskStatus.OK]
+        error = "; ".join(f"{r.id}: {r.error}" for r in failed)[:2000] or None
+        try:
+            await self._store.record_execution(
+                workflow_id=state.workflow_id, intent=state.dag.intent, dag=to_document(state.dag),
+                success=state.status is RunStatus.COMPLETED, execution_time_ms=round(state.wall_ms), error=error,
+            )
+        except GatewayError:
+            logger.exception("recording workflow %s failed", state.workflow_id)
+        if persisted(state.dag) and state.status is RunStatus.ABORTED:
+            await self._store.save_checkpoint(state.workflow_id, state.next_layer, state.to_json())
+        self._remember_final(state)
+        return state
+
+    def _keep(self, state: WorkflowState) -> WorkflowState:
+        self._live[state.workflow_id] = state
+        return state
+
+    def _remember_final(self, state: WorkflowState) -> None:
+        """Final states stay answerable by `status` through their last checkpoint; keep a few in memory too."""
+        self._live[state.workflow_id] = state
+        if len(self._live) > 1000:
+            for key in [k for k, v in self._live.items() if v.status.final][:100]:
+                del self._live[key]
+
+    async def _load(self, workflow_id: str) -> WorkflowState:
+        if (state := self._live.get(workflow_id)) is not None:
+            return state
+        doc = await self._store.latest_checkpoint(workflow_id)
+        if doc is None:
+            raise InvalidRequestError(f"no workflow {workflow_id!r} (unknown, or expired)", field="workflow_id")
+        return WorkflowState.from_json(doc)
+
+    def _lock(self, workflow_id: str) -> anyio.Lock:
+        return self._locks.setdefault(workflow_id, anyio.Lock())
+
+    def _schemas(self) -> dict[str, dict[str, Any] | None]:
+        return {tool_id: tool.input_schema for tool_id, tool in self._tools().items()}
+
+
+def _aborted(state: WorkflowState) -> WorkflowState:
+    """A paused workflow aborted: every task not yet run is skipped."""
+    results = dict(state.results)
+    for layer, ids in enumerate(state.dag.layers):
+        for task_id in ids:
+            results.setdefault(
+                task_id, TaskResult(id=task_id, status=TaskStatus.SKIPPED, layer=layer, error="aborted")
+            )
+    return state.evolve(status=RunStatus.ABORTED, results=results)
+
+
+def needs_approval(tool: ToolDef | None, approval: frozenset[str]) -> bool:
+    """A destructive tool (annotation ``destructiveHint: true``) or one listed in the config's `approval`."""
+    if tool is None:
+        return False
+    return tool.tool_id in approval or bool((tool.annotations or {}).get("destructiveHint"))
+
+
+def summary(state: WorkflowState) -> dict[str, Any]:
+    """The structured content of a workflow answer."""
+    wall, total = state.wall_ms, state.sum_task_ms
+    return {
+        "workflow_id": state.workflow_id,
+        "status": state.status.value,
+        "layers": len(state.dag.layers),
+        "next_layer": state.next_layer,
+        "wall_ms": round(wall, 1),
+        "sum_task_ms": round(total, 1),
+        "speedup": round(total / wall, 2) if wall > 0 else 1.0,
+        "pending_approval": list(state.pending_approval),
+        "tasks": {r.id: {k: v for k, v in r.to_json().items() if k != "id"} for r in _ordered(state)},
+    }
+
+
+def _ordered(state: WorkflowState) -> list[TaskResult]:
+    order = {t.id: i for i, t in enumerate(state.dag.tasks)}
+    return sorted(state.results.values(), key=lambda r: order.get(r.id, len(order)))
+
+
+def persisted(dag: Dag) -> bool:
+    """Whether a workflow's DAG and checkpoints are stored: not for a plain single call, which stays cheap."""
+    return len(dag.tasks) > 1 or dag.options.per_layer_validation
