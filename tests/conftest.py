@@ -13,7 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 
-from gateway.db import ToolStore, WorkflowStore, migrate, open_pool
+from gateway.db import LearningStore, ToolStore, WorkflowStore, migrate, open_pool
 from gateway.db.embedded import EmbeddedPostgres
 from gateway.db.queries import composed
 
@@ -83,6 +83,17 @@ async def workflow_store(database_url: str) -> AsyncIterator[WorkflowStore]:
     pool = await open_pool(database_url, max_size=4)
     try:
         yield WorkflowStore(pool)
+    finally:
+        await pool.close()
+
+
+@pytest.fixture
+async def learning_store(database_url: str) -> AsyncIterator[LearningStore]:
+    """A `LearningStore` over a freshly migrated database."""
+    await migrate(database_url)
+    pool = await open_pool(database_url, max_size=4)
+    try:
+        yield LearningStore(pool)
     finally:
         await pool.close()
 

@@ -1,13 +1,14 @@
 """Postgres: the embedded server, migrations, the pool, named SQL queries and the stores over them.
 
-Other layers need only `open_database` (and the `Database` it yields); `migrate`, `open_pool`, `ToolStore` and
-`WorkflowStore` are here for tools and tests that assemble the pieces themselves.
+Other layers need only `open_database` (and the `Database` it yields); `migrate`, `open_pool`, `ToolStore`,
+`WorkflowStore` and `LearningStore` are here for tools and tests that assemble the pieces themselves.
 """
 
 from gateway.db.database import Database, open_database
+from gateway.db.learning import LearningStore
 from gateway.db.migrate import migrate
 from gateway.db.pool import Pool, open_pool
 from gateway.db.tools import ToolStore
 from gateway.db.workflows import WorkflowStore
 
-__all__ = ["Database", "Pool", "ToolStore", "WorkflowStore", "migrate", "open_database", "open_pool"]
+__all__ = ["Database", "LearningStore", "Pool", "ToolStore", "WorkflowStore", "migrate", "open_database", "open_pool"]

@@ -17,6 +17,7 @@ import anyio
 from psycopg.rows import scalar_row
 
 from gateway.db.embedded import KILL_TIMEOUT_S, STOP_TIMEOUT_S, EmbeddedPostgres
+from gateway.db.learning import LearningStore
 from gateway.db.migrate import migrate
 from gateway.db.pool import CLOSE_TIMEOUT_S, Pool, mask_password, open_pool, translated
 from gateway.db.queries import query
@@ -41,6 +42,7 @@ class Database:
     embedded: bool
     tools: ToolStore
     workflows: WorkflowStore
+    learning: LearningStore
     _server: EmbeddedPostgres | None = field(default=None, repr=False)
 
     async def size_bytes(self) -> int:
@@ -105,6 +107,7 @@ async def _pooled(url: str, *, location: str, server: EmbeddedPostgres | None) -
             embedded=server is not None,
             tools=ToolStore(pool),
             workflows=WorkflowStore(pool),
+            learning=LearningStore(pool),
             _server=server,
         )
     finally:

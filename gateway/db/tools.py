@@ -148,6 +148,18 @@ class ToolStore:
             await cursor.execute(sql, params, prepare=True)
             return await cursor.fetchall()
 
+    async def search_pool(
+        self, query: Vector, *, model_id: str, pool: int, extra: Sequence[str] = (), server: str | None = None
+    ) -> list[SearchHit]:
+        """The `pool` nearest tools plus the `extra` ones, unordered, each with its cosine similarity."""
+        sql = named_query("search_pool" if server is None else "search_pool_server")
+        params = {"query": np.asarray(query, dtype=np.float32), "model": model_id, "pool": pool,
+                  "extra": list(extra), "server": server}
+        async with translated("searching tools"), self._pool.connection() as conn:
+            cursor = conn.cursor(row_factory=kwargs_row(_hit))
+            await cursor.execute(sql, params, prepare=True)
+            return await cursor.fetchall()
+
     async def get_tool(self, tool_id: str) -> ToolDef | None:
         """The indexed definition of `tool_id` (``server:tool``), if any."""
         async with translated(f"reading tool {tool_id!r}"), self._pool.connection() as conn:

@@ -101,3 +101,36 @@ ON CONFLICT (server_id) DO UPDATE SET
 
 -- name: server_statuses
 SELECT server_id AS name, state, reason, tool_count, restarts, pid FROM server_status ORDER BY server_id;
+
+-- name: search_pool
+-- The candidate pool of a hybrid search: the HNSW nearest tools plus the tools named in `extra` (found by
+-- words or by the learned graph), each with its exact cosine similarity to the query.
+WITH dense AS MATERIALIZED (
+    SELECT tool_id FROM tool_embedding
+    WHERE model = %(model)s::text
+    ORDER BY embedding <=> %(query)s::vector
+    LIMIT %(pool)s::int
+), pool AS (
+    SELECT tool_id FROM dense UNION SELECT unnest(%(extra)s::text[])
+)
+SELECT s.tool_id, s.server_id AS server, s.name, s.description, s.input_schema, s.annotations,
+       1 - (e.embedding <=> %(query)s::vector) AS semantic
+FROM pool p
+JOIN tool_schema s ON s.tool_id = p.tool_id
+JOIN tool_embedding e ON e.tool_id = p.tool_id AND e.model = %(model)s::text;
+
+-- name: search_pool_server
+-- The same within one server: an exact scan of its tools (see search_server_tools).
+WITH dense AS MATERIALIZED (
+    SELECT e.tool_id FROM tool_embedding e JOIN tool_schema s USING (tool_id)
+    WHERE e.model = %(model)s::text AND s.server_id = %(server)s::text
+    ORDER BY e.embedding <=> %(query)s::vector
+    LIMIT %(pool)s::int
+), pool AS (
+    SELECT tool_id FROM dense UNION SELECT unnest(%(extra)s::text[])
+)
+SELECT s.tool_id, s.server_id AS server, s.name, s.description, s.input_schema, s.annotations,
+       1 - (e.embedding <=> %(query)s::vector) AS semantic
+FROM pool p
+JOIN tool_schema s ON s.tool_id = p.tool_id AND s.server_id = %(server)s::text
+JOIN tool_embedding e ON e.tool_id = p.tool_id AND e.model = %(model)s::text;
