@@ -10,6 +10,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -50,6 +51,11 @@ async def _dispatch(args: argparse.Namespace, settings: Settings, environ: Any) 
     if args.command == "index":
         assert config is not None
         return await commands.index(settings, config)
+    if args.command == "eval":
+        return await commands.evaluate(
+            args.kind, tools=args.tools, queries=args.queries, history=args.history, split=args.split,
+            use_graph=not args.no_graph, as_json=args.json, model_dir=settings.model_dir,
+        )
     if args.command == "search":
         return await commands.search(settings, args.query, limit=args.limit, server=args.server)
     return await commands.status(settings, config)
@@ -81,6 +87,14 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--limit", type=int, default=5)
     search.add_argument("--server", help="only tools of this server")
     sub.add_parser("status", parents=[common], help="database, servers, tool counts, embedding model")
+    evaluation = sub.add_parser("eval", parents=[common], help="measure retrieval or DAG suggestion on public data")
+    evaluation.add_argument("kind", choices=["retrieval", "dag"])
+    evaluation.add_argument("--tools", required=True, type=Path, help="tools.jsonl")
+    evaluation.add_argument("--queries", required=True, type=Path, help="queries.jsonl")
+    evaluation.add_argument("--history", type=Path, help="history.jsonl: past tasks replayed as workflows")
+    evaluation.add_argument("--split", help="only the queries of this split (e.g. test_in_domain)")
+    evaluation.add_argument("--no-graph", action="store_true", help="rank without the learned graph")
+    evaluation.add_argument("--json", action="store_true", help="one JSON object on the last line of stdout")
     return parser
 
 

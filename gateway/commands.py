@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import anyio
 import anyio.to_thread
@@ -15,6 +19,7 @@ from gateway.config import GatewayConfig, Settings
 from gateway.db import open_database
 from gateway.downstream import Supervisor
 from gateway.embed import load_embedder
+from gateway.evaluation import EvalInputs, evaluate_dag, evaluate_retrieval, load_queries, load_tools
 from gateway.models import IndexReport, ServerState, ToolDef
 from gateway.services import Indexer, SearchService
 
@@ -99,4 +104,31 @@ async def status(settings: Settings, config: GatewayConfig | None) -> int:
         table.add_row(name, state, str(tools), str(embedded), str(last.restarts if last else 0),
                       (last.reason or "") if last else "")
     console.print(table)
+    return 0
+
+
+async def evaluate(kind: str, *, tools: Path, queries: Path, history: Path | None, split: str | None,
+                   use_graph: bool, as_json: bool, model_dir: Path | None) -> int:
+    """`eval retrieval|dag`: metrics as a table, or as one JSON object on the last line with `--json`."""
+    inputs = EvalInputs(tools=load_tools(tools), queries=load_queries(queries, split=split),
+                        history=load_queries(history) if history else (), use_graph=use_graph,
+                        model_dir=model_dir)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True)) as bar:
+        stages: dict[str, Any] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in stages:
+                stages[stage] = bar.add_task(stage, total=total)
+            bar.update(stages[stage], completed=done, total=total)
+
+        run = evaluate_retrieval if kind == "retrieval" else evaluate_dag
+        metrics = await run(inputs, progress)
+    if as_json:
+        sys.stdout.write(json.dumps(metrics) + "\n")
+    else:
+        table = Table("metric", "value", title=f"eval {kind} ({'graph' if use_graph else 'no graph'})")
+        for key, value in metrics.items():
+            table.add_row(key, json.dumps(value))
+        Console().print(table)
     return 0

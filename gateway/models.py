@@ -48,6 +48,8 @@ class SearchHit:
     score: float
     semantic: float
     annotations: JsonObject | None = None
+    before: tuple[str, ...] = ()
+    after: tuple[str, ...] = ()
 
 
 class ServerState(enum.StrEnum):

@@ -6,9 +6,13 @@ Other layers need only `open_database` (and the `Database` it yields); `migrate`
 
 from gateway.db.database import Database, open_database
 from gateway.db.learning import LearningStore
+from gateway.db.memory import IntentMemory
 from gateway.db.migrate import migrate
 from gateway.db.pool import Pool, open_pool
 from gateway.db.tools import ToolStore
 from gateway.db.workflows import WorkflowStore
 
-__all__ = ["Database", "LearningStore", "Pool", "ToolStore", "WorkflowStore", "migrate", "open_database", "open_pool"]
+__all__ = [
+    "Database", "IntentMemory", "LearningStore", "Pool", "ToolStore", "WorkflowStore", "migrate", "open_database",
+    "open_pool",
+]

@@ -18,6 +18,7 @@ from psycopg.rows import scalar_row
 
 from gateway.db.embedded import KILL_TIMEOUT_S, STOP_TIMEOUT_S, EmbeddedPostgres
 from gateway.db.learning import LearningStore
+from gateway.db.memory import IntentMemory
 from gateway.db.migrate import migrate
 from gateway.db.pool import CLOSE_TIMEOUT_S, Pool, mask_password, open_pool, translated
 from gateway.db.queries import query
@@ -43,6 +44,7 @@ class Database:
     tools: ToolStore
     workflows: WorkflowStore
     learning: LearningStore
+    memory: IntentMemory
     _server: EmbeddedPostgres | None = field(default=None, repr=False)
 
     async def size_bytes(self) -> int:
@@ -108,6 +110,7 @@ async def _pooled(url: str, *, location: str, server: EmbeddedPostgres | None) -
             tools=ToolStore(pool),
             workflows=WorkflowStore(pool),
             learning=LearningStore(pool),
+            memory=IntentMemory(pool),
             _server=server,
         )
     finally:

@@ -1,14 +1,16 @@
 """`search_tools`: rank the indexed tools for a plain-language query.
 
-The query is embedded off the event loop (a small LRU keeps repeated queries free), then the index answers
-with the nearest tools by cosine similarity. Servers that are not running are reported beside the hits, so
-a client knows why a tool it expects may not answer yet.
+Meaning (the query's embedding against pgvector's HNSW index) and words (BM25 in memory) each bring a pool of
+candidates; `ranking.rank` weighs them, multiplies by each tool's reliability, and lets the learned graph lift
+the companions of the strongest hits (fetching those the text did not find). Servers that are not running
+are reported beside the hits.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import anyio
@@ -17,12 +19,18 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gateway.errors import InvalidRequestError
-from gateway.models import SearchHit, ServerState, ServerStatus
+from gateway.graph import ToolGraph, candidate_multiplier
+from gateway.models import SearchHit, ServerState, ServerStatus, ToolDef
 from gateway.ports import Embedder, ToolIndex
+from gateway.services.lexical import Bm25Index
+from gateway.services.ranking import Candidate, Ranked, RankWeights, companions, rank
 
 MAX_LIMIT = 50
 MAX_QUERY_CHARS = 2000
+MIN_POOL = 30
+RELATED = 3
 _QUERY_CACHE_SIZE = 256
+DEFAULT_WEIGHTS = RankWeights()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -32,10 +40,11 @@ class SearchResult:
     query: str
     hits: list[SearchHit]
     unavailable: list[ServerStatus]
+    ranked: list[Ranked] = dataclasses.field(default_factory=list)
 
 
 class SearchService:
-    """Semantic search over the tool index."""
+    """Hybrid search over the tool index, with the learned graph when one is given."""
 
     def __init__(
         self,
@@ -44,22 +53,71 @@ class SearchService:
         embedder: Embedder,
         limiter: anyio.CapacityLimiter,
         statuses: Callable[[], Sequence[ServerStatus]] = list,
+        graph: Callable[[], ToolGraph] = ToolGraph.empty,
+        reliability: Callable[[str], float] = lambda tool: 1.0,
+        weights: RankWeights = DEFAULT_WEIGHTS,
     ) -> None:
         self._index = index
         self._embedder = embedder
         self._limiter = limiter
         self._statuses = statuses
+        self._graph = graph
+        self._reliability = reliability
+        self.weights = weights
+        self._lexical = Bm25Index([])
         self._cache: OrderedDict[str, NDArray[np.float32]] = OrderedDict()
 
-    async def search(self, query: str, *, limit: int = 5, server: str | None = None) -> SearchResult:
-        """The `limit` best tools for `query`, optionally on one server."""
+    def current_graph(self) -> ToolGraph:
+        """The learned graph the ranking uses now (empty with the graph turned off)."""
+        return self._graph() if self.weights.graph else ToolGraph.empty()
+
+    async def set_tools(self, tools: Iterable[ToolDef]) -> None:
+        """Rebuild the word index over `tools` (off the event loop)."""
+        documents = [(t.tool_id, t.embed_text) for t in tools]
+        self._lexical = await anyio.to_thread.run_sync(Bm25Index, documents, limiter=self._limiter)
+
+    async def search(
+        self, query: str, *, limit: int = 5, server: str | None = None,
+        context: Sequence[str] = (), include_related: bool = False,
+    ) -> SearchResult:
+        """The `limit` best tools for `query`, optionally on one server, near `context` tools."""
         text = _checked_query(query)
         if not 1 <= limit <= MAX_LIMIT:
             raise InvalidRequestError(f"limit must be between 1 and {MAX_LIMIT}, got {limit}", field="limit")
+        graph = self.current_graph()
         vector = await self._embed_query(text)
-        hits = await self._index.search(vector, model_id=self._embedder.model_id, limit=limit, server=server)
+        pool = max(MIN_POOL, int(limit * 3 * candidate_multiplier(graph.density)))
+        words = dict(self._words(text, pool, server))
+        rows = await self._index.search_pool(vector, model_id=self._embedder.model_id, pool=pool,
+                                             extra=list(words), server=server)
+        ranked = self._rank(rows, words, graph, context)
+        extra = [t for t in companions(graph, [r.tool_id for r in ranked[:self.weights.companion_seeds]], limit)
+                 if t not in {r.tool_id for r in rows}]
+        if extra:
+            rows += await self._index.search_pool(vector, model_id=self._embedder.model_id, pool=0, extra=extra,
+                                                  server=server)
+            ranked = self._rank(rows, words, graph, context)
+        hits = _hits(ranked[:limit], {r.tool_id: r for r in rows}, graph if include_related else None)
         down = [s for s in self._statuses() if s.state not in (ServerState.RUNNING, ServerState.DISABLED)]
-        return SearchResult(query=text, hits=hits, unavailable=down)
+        return SearchResult(query=text, hits=hits, unavailable=down, ranked=ranked)
+
+    def _words(self, text: str, pool: int, server: str | None) -> list[tuple[str, float]]:
+        found = self._lexical.search(text, pool if server is None else pool * 4)
+        return found if server is None else [h for h in found if h[0].startswith(f"{server}:")][:pool]
+
+    def _rank(self, rows: Sequence[SearchHit], words: dict[str, float], graph: ToolGraph,
+              context: Sequence[str]) -> list[Ranked]:
+        candidates = [Candidate(tool_id=r.tool_id, semantic=r.semantic, lexical=words.get(r.tool_id, 0.0))
+                      for r in rows]
+        return rank(candidates, graph=graph, reliability=self._reliability, weights=self.weights, context=context)
+
+    @property
+    def model_id(self) -> str:
+        return self._embedder.model_id
+
+    async def embed_query(self, text: str) -> NDArray[np.float32]:
+        """The query's embedding (cached for repeated queries)."""
+        return await self._embed_query(" ".join(text.split()))
 
     async def _embed_query(self, text: str) -> NDArray[np.float32]:
         cached = self._cache.get(text)
@@ -72,6 +130,17 @@ class SearchService:
         if len(self._cache) > _QUERY_CACHE_SIZE:
             self._cache.popitem(last=False)
         return vector
+
+
+def _hits(ranked: Sequence[Ranked], rows: dict[str, SearchHit], graph: ToolGraph | None) -> list[SearchHit]:
+    hits = []
+    for r in ranked:
+        hit = dataclasses.replace(rows[r.tool_id], score=r.score, semantic=r.semantic)
+        if graph is not None and r.tool_id in graph.index:
+            before, after = graph.neighbours(r.tool_id, RELATED)
+            hit = dataclasses.replace(hit, before=tuple(t for t, _ in before), after=tuple(t for t, _ in after))
+        hits.append(hit)
+    return hits
 
 
 def _checked_query(query: str) -> str:

@@ -1,0 +1,53 @@
+"""The episodic memory of intents (`workflow_intent`): remember what served an intent, recall the nearest."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from psycopg.rows import kwargs_row
+from psycopg.types.json import Jsonb
+
+from gateway.db.pool import Pool, translated
+from gateway.db.queries import query as named_query
+from gateway.db.tools import Vector
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Recalled:
+    """A past intent near the query, with the workflow that served it."""
+
+    intent: str
+    tools: tuple[str, ...]
+    edges: tuple[tuple[str, str], ...]
+    similarity: float
+
+
+class IntentMemory:
+    """Past intents with their embedding and the tools and edges of the workflow that answered them."""
+
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
+
+    async def remember(
+        self, *, intent: str, embedding: Vector, model_id: str, tools: Sequence[str],
+        edges: Sequence[tuple[str, str]], success: bool,
+    ) -> None:
+        params = {"intent": intent, "embedding": np.asarray(embedding, dtype=np.float32), "model": model_id,
+                  "tools": list(tools), "edges": Jsonb([list(e) for e in edges]), "success": success}
+        async with translated("remembering an intent"), self._pool.connection() as conn:
+            await conn.execute(named_query("remember_intent"), params)
+
+    async def recall(self, query: Vector, *, model_id: str, limit: int) -> list[Recalled]:
+        params = {"query": np.asarray(query, dtype=np.float32), "model": model_id, "limit": limit}
+        async with translated("recalling past intents"), self._pool.connection() as conn:
+            cursor = conn.cursor(row_factory=kwargs_row(_recalled))
+            await cursor.execute(named_query("recall_intents"), params, prepare=True)
+            return await cursor.fetchall()
+
+
+def _recalled(*, intent: str, tools: list[str], edges: Any, similarity: float) -> Recalled:
+    return Recalled(intent=intent, tools=tuple(tools), similarity=float(similarity),
+                    edges=tuple((str(a), str(b)) for a, b in edges))

@@ -1,0 +1,167 @@
+"""The evaluation command's runs: a scratch database, the real indexing, learning, ranking and suggestion.
+
+Every run starts an embedded Postgres in a temporary directory (never the user's data), indexes the tools as
+`pml-gateway index` does, replays each history task as a successful workflow through the learning path (its
+`edges` as dependencies, else its `tool_sequence` as a chain), then sends each query through `search_tools`'
+ranking (and, for `dag`, through the suggestion) and scores the answers.
+"""
+
+from __future__ import annotations
+
+import itertools
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+
+from gateway.dag import Dag, Task
+from gateway.dag.state import RunStatus, TaskResult, TaskStatus, WorkflowState
+from gateway.db import Database, IntentMemory, open_database
+from gateway.embed import load_embedder
+from gateway.evaluation.data import EvalQuery, EvalTool
+from gateway.evaluation.metrics import averaged, f1, latency, retrieval_row
+from gateway.graph import ToolGraph
+from gateway.models import ToolDef
+from gateway.ports import Embedder
+from gateway.services import Indexer, SearchService
+from gateway.services.learning import LearningService
+from gateway.services.ranking import Ranked, RankWeights
+from gateway.services.suggest import Suggestion, recalled, suggest
+
+SERVER = "eval"
+Progress = Callable[[str, int, int], None]
+"""``progress(stage, done, total)``."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EvalInputs:
+    tools: Sequence[EvalTool]
+    queries: Sequence[EvalQuery]
+    history: Sequence[EvalQuery] = ()
+    use_graph: bool = True
+    model_dir: Path | None = None
+
+
+async def evaluate_retrieval(inputs: EvalInputs, progress: Progress) -> dict[str, Any]:
+    """hit@1, mrr@10, recall@5/10, ndcg@10, comp@5/10 and search latency over the queries."""
+    async with _prepared(inputs, progress) as (search, _):
+        rows, times = [], []
+        for i, query in enumerate(inputs.queries, 1):
+            began = time.perf_counter()
+            result = await search.search(query.query, limit=10)
+            times.append((time.perf_counter() - began) * 1000)
+            rows.append(retrieval_row([_plain(h.tool_id) for h in result.hits], set(query.relevant)))
+            progress("queries", i, len(inputs.queries))
+    return {"queries": len(inputs.queries), "tools": len(inputs.tools), **averaged(rows), "latency_ms": latency(times)}
+
+
+async def evaluate_dag(inputs: EvalInputs, progress: Progress) -> dict[str, Any]:
+    """Node and edge F1 of the suggested DAGs, exact matches, and the share of queries that got one."""
+    async with _prepared(inputs, progress) as (search, memory):
+        graph = search.current_graph()
+        nodes, edges, exact, suggested = [], [], [], []
+        for i, query in enumerate(inputs.queries, 1):
+            result = await search.search(query.query, limit=10)
+            s = await _suggestion(search, memory, query.query, result.ranked, graph, inputs.use_graph)
+            tools = {_plain(t) for t in s.tools} if s.confident else set()
+            pairs = {(_plain(a), _plain(b)) for a, b in s.edges} if s.confident else set()
+            gold_nodes, gold_edges = set(query.relevant), query.gold_edges
+            nodes.append(f1(set(tools), set(gold_nodes)) if tools else 0.0)
+            edges.append(f1(set(pairs), set(gold_edges)) if tools else 0.0)
+            exact.append(1.0 if tools and tools == gold_nodes and pairs == gold_edges else 0.0)
+            suggested.append(1.0 if tools else 0.0)
+            progress("queries", i, len(inputs.queries))
+    n = len(inputs.queries)
+    return {"queries": n, "node_f1": round(sum(nodes) / n, 4), "edge_f1": round(sum(edges) / n, 4),
+            "exact": round(sum(exact) / n, 4), "suggested": round(sum(suggested) / n, 4)}
+
+
+@asynccontextmanager
+async def _prepared(inputs: EvalInputs, progress: Progress) -> AsyncIterator[tuple[SearchService, IntentMemory]]:
+    with tempfile.TemporaryDirectory(prefix="pml-eval-") as scratch:
+        async with open_database(url=None, pgdata=Path(scratch) / "pgdata") as db:
+            embedder = await anyio.to_thread.run_sync(lambda: load_embedder(inputs.model_dir, threads=2))
+            limiter = anyio.CapacityLimiter(2)
+            tools = [_tool_def(t) for t in inputs.tools]
+            await Indexer(index=db.tools, embedder=embedder, limiter=limiter).sync(
+                SERVER, tools, progress=lambda done, total: progress("embedding", done, total))
+            learning = await _learned(db, embedder, inputs.history, limiter, progress)
+            search = SearchService(index=db.tools, embedder=embedder, limiter=limiter,
+                                   graph=lambda: learning.graph, reliability=learning.reliability,
+                                   weights=RankWeights(graph=inputs.use_graph))
+            await search.set_tools(tools)
+            yield search, db.memory
+
+
+async def _learned(db: Database, embedder: Embedder, history: Sequence[EvalQuery], limiter: anyio.CapacityLimiter,
+                   progress: Progress) -> LearningService:
+    learning = LearningService(store=db.learning, limiter=limiter, memory=db.memory, embedder=embedder)
+    for i, task in enumerate(history, 1):
+        await learning.learn(_replayed(task, i))
+        progress("history", i, len(history))
+    await learning.refresh()
+    return learning
+
+
+def _replayed(task: EvalQuery, number: int) -> WorkflowState:
+    """A history task as a finished, successful workflow: edges as dependencies, else a chain."""
+    sequence = list(dict.fromkeys(task.sequence or task.relevant))
+    ids = {tool: f"t{i}" for i, tool in enumerate(sequence)}
+    pairs = _acyclic(task.edges or tuple(itertools.pairwise(sequence)))
+    for a, b in pairs:
+        for tool in (a, b):
+            ids.setdefault(tool, f"t{len(ids)}")
+    deps = {tool: tuple(ids[a] for a, b in pairs if b == tool and a != b) for tool in ids}
+    tasks = tuple(Task(id=ids[tool], tool=f"{SERVER}:{tool}", depends_on=deps[tool]) for tool in ids)
+    dag = Dag(tasks=tasks, intent=task.query)
+    layer = {t: n for n, layer_ids in enumerate(dag.layers) for t in layer_ids}
+    results = {t.id: TaskResult(id=t.id, status=TaskStatus.OK, layer=layer[t.id]) for t in tasks}
+    return WorkflowState(workflow_id=f"history-{number}", dag=dag, status=RunStatus.COMPLETED,
+                         next_layer=len(dag.layers), results=results)
+
+
+async def _suggestion(search: SearchService, memory: IntentMemory, query: str, ranked: Sequence[Ranked],
+                      graph: ToolGraph, use_graph: bool) -> Suggestion:
+    if use_graph:
+        vector = await search.embed_query(query)
+        found = recalled(await memory.recall(vector, model_id=search.model_id, limit=10), ranked)
+        if found is not None:
+            return found
+    return suggest(ranked, graph, use_graph=use_graph)
+
+
+def _acyclic(pairs: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The pairs in order, leaving out self-loops and any pair that would close a cycle (a few tasks have one)."""
+    kept: list[tuple[str, str]] = []
+    for a, b in pairs:
+        if a != b and not _reaches(kept, b, a) and (a, b) not in kept:
+            kept.append((a, b))
+    return kept
+
+
+def _reaches(pairs: Sequence[tuple[str, str]], start: str, goal: str) -> bool:
+    frontier, seen = [start], {start}
+    while frontier:
+        node = frontier.pop()
+        if node == goal:
+            return True
+        for a, b in pairs:
+            if a == node and b not in seen:
+                seen.add(b)
+                frontier.append(b)
+    return False
+
+
+def _tool_def(tool: EvalTool) -> ToolDef:
+    return ToolDef(server=SERVER, name=tool.id, description=tool.description,
+                   input_schema=tool.input_schema or {"type": "object"})
+
+
+def _plain(tool_id: str) -> str:
+    return tool_id.split(":", 1)[1] if tool_id.startswith(f"{SERVER}:") else tool_id

@@ -1,0 +1,123 @@
+"""Learning from executions: every finished workflow feeds the tool graph, which is rebuilt off the event loop.
+
+Edges are counted in Postgres (one transaction per workflow, so concurrent gateways lose no update); the
+in-memory graph is an immutable snapshot swapped in after a debounced rebuild, so a search never waits for it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Protocol
+
+import anyio
+import anyio.abc
+import anyio.to_thread
+
+from gateway.dag.state import RunStatus, TaskStatus, WorkflowState
+from gateway.errors import GatewayError
+from gateway.graph import EDGE_TYPE_WEIGHT, PROMOTE_AFTER, SOURCE_FACTOR, Edge, ToolGraph, build_graph, workflow_edges
+from gateway.ports import Embedder, Vector
+from gateway.services.ranking import reliability_factor
+
+logger = logging.getLogger(__name__)
+
+DEBOUNCE_S = 0.25
+"""Bursts of finished workflows within this window cause one rebuild."""
+
+
+class _EdgeRow(Protocol):
+    @property
+    def from_tool_id(self) -> str: ...
+    @property
+    def to_tool_id(self) -> str: ...
+    @property
+    def edge_type(self) -> str: ...
+    @property
+    def observed_count(self) -> int: ...
+    @property
+    def source(self) -> str: ...
+
+
+class LearningPort(Protocol):
+    async def record_run(self, *, edges: Sequence[tuple[str, str, str]], tools: Sequence[tuple[str, bool, float]],
+                         promote_after: int, weights: dict[str, float], factors: dict[str, float]) -> None: ...
+
+    async def edges(self) -> Sequence[_EdgeRow]: ...
+
+    async def usage(self) -> dict[str, tuple[int, int]]: ...
+
+
+class MemoryPort(Protocol):
+    async def remember(self, *, intent: str, embedding: Vector, model_id: str, tools: Sequence[str],
+                       edges: Sequence[tuple[str, str]], success: bool) -> None: ...
+
+
+class LearningService:
+    """Records what workflows did and keeps the current `ToolGraph` snapshot."""
+
+    def __init__(
+        self, *, store: LearningPort, limiter: anyio.CapacityLimiter,
+        memory: MemoryPort | None = None, embedder: Embedder | None = None,
+    ) -> None:
+        self._store = store
+        self._limiter = limiter
+        self._memory = memory
+        self._embedder = embedder
+        self._graph = ToolGraph.empty()
+        self._usage: dict[str, tuple[int, int]] = {}
+        self._dirty = anyio.Event()
+
+    @property
+    def graph(self) -> ToolGraph:
+        return self._graph
+
+    def reliability(self, tool_id: str) -> float:
+        calls, successes = self._usage.get(tool_id, (0, 0))
+        return reliability_factor(calls, successes)
+
+    async def learn(self, state: WorkflowState) -> None:
+        """Count the edges and tool outcomes of a finished workflow, then schedule a graph rebuild."""
+        ok = {r.id for r in state.results.values() if r.status is TaskStatus.OK}
+        tasks = [(t.id, t.tool, tuple(d for d in t.depends_on if d in ok)) for t in state.dag.tasks if t.id in ok]
+        layers = [[t for t in layer if t in ok] for layer in state.dag.layers]
+        tools = [(state.dag.task(r.id).tool, r.status is TaskStatus.OK, r.duration_ms)
+                 for r in state.results.values() if r.status is not TaskStatus.SKIPPED]
+        await self._store.record_run(edges=workflow_edges(tasks, layers), tools=tools, promote_after=PROMOTE_AFTER,
+                                     weights=dict(EDGE_TYPE_WEIGHT), factors=dict(SOURCE_FACTOR))
+        await self._remember(state)
+        self._dirty.set()
+
+    async def _remember(self, state: WorkflowState) -> None:
+        """Keep the intent with the tools and data-flow edges that served it (for DAG suggestion)."""
+        intent = (state.dag.intent or "").strip()
+        if not intent or self._memory is None or self._embedder is None:
+            return
+        vector = (await anyio.to_thread.run_sync(self._embedder.embed, [intent], limiter=self._limiter))[0]
+        tool_of = {t.id: t.tool for t in state.dag.tasks}
+        edges = [(tool_of[d], t.tool) for t in state.dag.tasks for d in t.depends_on if tool_of[d] != t.tool]
+        await self._memory.remember(intent=intent, embedding=vector, model_id=self._embedder.model_id,
+                                    tools=[t.tool for t in state.dag.tasks], edges=list(dict.fromkeys(edges)),
+                                    success=state.status is RunStatus.COMPLETED)
+
+    async def refresh(self) -> ToolGraph:
+        """Rebuild the graph now from the stored edges (off the event loop) and swap it in."""
+        rows = await self._store.edges()
+        self._usage = await self._store.usage()
+        edges = [Edge(source=r.from_tool_id, target=r.to_tool_id, edge_type=r.edge_type, origin=r.source,
+                      count=r.observed_count) for r in rows]
+        self._graph = await anyio.to_thread.run_sync(build_graph, (), edges, limiter=self._limiter)
+        return self._graph
+
+    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Load the graph, then rebuild it after each burst of learning; runs until cancelled."""
+        await self.refresh()
+        task_status.started()
+        while True:
+            await self._dirty.wait()
+            await anyio.sleep(DEBOUNCE_S)
+            self._dirty = anyio.Event()
+            try:
+                await self.refresh()
+            except GatewayError:
+                logger.exception("rebuilding the tool graph failed; keeping the previous one")

@@ -1,0 +1,88 @@
+"""Okapi BM25 over tool names and descriptions, in memory, pure numpy.
+
+Why not Postgres full-text search on the hot path: natural-language queries need OR semantics, and ranking
+thousands of OR matches with ts_rank_cd costs ~17 ms at 10,000 tools, while these postings answer in well
+under a millisecond. Names are split on camelCase, snake_case and digits, so `calculateNetIncome` matches
+"net income".
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+K1 = 1.2
+B = 0.75
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+_WORD = re.compile(r"[a-z0-9]+")
+_STOP = frozenset(
+    "a an and are as at be by can do for from get i in is it me my of on or please the to this with you "
+    "your what which how want need would like".split()
+)
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased words of `text`, camelCase and snake_case split, stop words and one-letter words dropped."""
+    spaced = _CAMEL.sub(" ", text).replace("_", " ").lower()
+    return [_stem(w) for w in _WORD.findall(spaced) if len(w) > 1 and w not in _STOP]
+
+
+def _stem(word: str) -> str:
+    """A light plural/suffix fold (bookings -> booking, queries -> query), enough for tool vocabularies."""
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        return word[:-1]
+    return word
+
+
+class Bm25Index:
+    """An immutable BM25 index over ``(tool_id, text)`` pairs; build a new one when the tools change."""
+
+    def __init__(self, documents: Iterable[tuple[str, str]]) -> None:
+        docs = list(documents)
+        self.ids: tuple[str, ...] = tuple(d for d, _ in docs)
+        tokenised = [Counter(words(text)) for _, text in docs]
+        lengths = np.array([sum(c.values()) for c in tokenised], dtype=np.float32)
+        average = float(lengths.mean()) if len(docs) else 1.0
+        self._postings = _postings(tokenised, lengths, average or 1.0)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def search(self, query: str, limit: int) -> list[tuple[str, float]]:
+        """The `limit` best tools for `query` with their BM25 scores (only tools sharing a word)."""
+        scores = np.zeros(len(self.ids), dtype=np.float32)
+        for term in set(words(query)):
+            posting = self._postings.get(term)
+            if posting is not None:
+                scores[posting[0]] += posting[1]
+        hits = np.flatnonzero(scores)
+        if hits.size > limit:
+            hits = hits[np.argpartition(-scores[hits], limit - 1)[:limit]]
+        order = hits[np.argsort(-scores[hits], kind="stable")]
+        return [(self.ids[i], float(scores[i])) for i in order]
+
+
+def _postings(
+    tokenised: Sequence[Counter[str]], lengths: NDArray[np.float32], average: float
+) -> dict[str, tuple[NDArray[np.int64], NDArray[np.float32]]]:
+    """Per term: the documents holding it and each one's BM25 contribution (idf x saturated tf)."""
+    by_term: dict[str, list[tuple[int, int]]] = {}
+    for doc, counts in enumerate(tokenised):
+        for term, tf in counts.items():
+            by_term.setdefault(term, []).append((doc, tf))
+    total = len(tokenised)
+    postings: dict[str, tuple[NDArray[np.int64], NDArray[np.float32]]] = {}
+    for term, entries in by_term.items():
+        idf = math.log(1 + (total - len(entries) + 0.5) / (len(entries) + 0.5))
+        docs = np.array([d for d, _ in entries], dtype=np.int64)
+        freq = np.array([t for _, t in entries], dtype=np.float32)
+        norm = K1 * (1 - B + B * lengths[docs] / average)
+        postings[term] = (docs, (idf * freq * (K1 + 1) / (freq + norm)).astype(np.float32))
+    return postings
