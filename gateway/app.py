@@ -25,6 +25,7 @@ from gateway.dag import Task
 from gateway.dag.executor import Executor
 from gateway.dag.state import WorkflowState
 from gateway.db import Database, open_database
+from gateway.db.learning import ThresholdRow
 from gateway.downstream import Supervisor
 from gateway.downstream.outputs import to_output
 from gateway.embed import load_embedder
@@ -33,6 +34,10 @@ from gateway.models import ServerStatus, ToolDef, ToolOutput
 from gateway.server import NameTable, build_server
 from gateway.server.stdio import stdio_transport
 from gateway.services import Indexer, SearchResult, SearchService
+from gateway.services.learning import LearningService
+from gateway.services.planner import Planner
+from gateway.services.suggest import Suggestion
+from gateway.services.thresholds import Thresholds
 from gateway.services.workflows import WorkflowService, needs_approval, persisted
 
 logger = logging.getLogger(__name__)
@@ -58,6 +63,8 @@ class Runtime:
         self._search: SearchService | None = None
         self._indexer: Indexer | None = None
         self._workflows: WorkflowService | None = None
+        self._learning: LearningService | None = None
+        self._planner: Planner | None = None
         self._listed: dict[str, Sequence[ToolDef]] = {}
         self._stored: dict[str, list[ToolDef]] = {}
         self._limiter = anyio.CapacityLimiter(CPU_THREADS)
@@ -79,10 +86,21 @@ class Runtime:
                 self._fail(str(exc))
                 await anyio.sleep_forever()
 
-    async def search(self, query: str, *, limit: int, server: str | None) -> SearchResult:
+    async def search(
+        self, query: str, *, limit: int, server: str | None, context: Sequence[str] = (),
+        include_related: bool = False,
+    ) -> SearchResult:
         await self._wait_ready()
         assert self._search is not None
-        return await self._search.search(query, limit=limit, server=server)
+        return await self._search.search(query, limit=limit, server=server, context=context,
+                                         include_related=include_related)
+
+    async def suggest(self, intent: str) -> tuple[Suggestion, bool]:
+        """A suggested DAG for `intent`, and whether it passes the adaptive suggestion threshold."""
+        await self._wait_ready()
+        assert self._planner is not None
+        suggestion = await self._planner.suggest(intent)
+        return suggestion, self._planner.above_threshold(suggestion)
 
     async def call_tool(self, server: str, tool: str, arguments: dict[str, Any] | None) -> types.CallToolResult:
         return await self.supervisor.call_tool(server, tool, arguments)
@@ -102,6 +120,9 @@ class Runtime:
         with anyio.move_on_after(LIST_WAIT_S):
             await self._ready.wait()
         return sorted(self.known_tools().values(), key=lambda t: t.tool_id)
+
+    def listed_schemas(self) -> dict[str, dict[str, Any]]:
+        return {tool_id: tool.input_schema for tool_id, tool in self.known_tools().items()}
 
     def known_tools(self) -> dict[str, ToolDef]:
         """Every tool by id: as its server listed it this run, else as the index stored it."""
@@ -146,13 +167,21 @@ class Runtime:
         embedder = await anyio.to_thread.run_sync(load_embedder, self._settings.model_dir)
         self._db = db
         self._indexer = Indexer(index=db.tools, embedder=embedder, limiter=self._limiter)
-        self._search = SearchService(
-            index=db.tools, embedder=embedder, limiter=self._limiter, statuses=self.supervisor.statuses
-        )
-        await self._load_stored(db)
         assert self._tg is not None
+        learning = LearningService(store=db.learning, limiter=self._limiter, memory=db.memory, embedder=embedder)
+        await self._tg.start(learning.run)
+        self._search = SearchService(
+            index=db.tools, embedder=embedder, limiter=self._limiter, statuses=self.supervisor.statuses,
+            graph=lambda: learning.graph, reliability=learning.reliability,
+        )
+        self._planner = Planner(search=self._search, memory=db.memory, store=_StoredThresholds(db))
+        await self._planner.load()
+        await self._load_stored(db)
+        await self._search.set_tools(self.known_tools().values())
+        self._learning = learning
         self._workflows = WorkflowService(
-            store=db.workflows, executor=self._executor(db), tools=self.known_tools, task_group=self._tg
+            store=db.workflows, executor=self._executor(db), tools=self.known_tools, task_group=self._tg,
+            on_finished=self._learn,
         )
         self._ready.set()
         logger.info("index ready (%s, model %s)", db.location, embedder.model_id)
@@ -191,11 +220,17 @@ class Runtime:
             self._tg.start_soon(self._sync, server, list(tools))
 
     async def _sync(self, server: str, tools: Sequence[ToolDef]) -> None:
-        assert self._indexer is not None
+        assert self._indexer is not None and self._search is not None
         try:
             await self._indexer.sync(server, tools)
+            await self._search.set_tools(self.known_tools().values())
         except GatewayError:
             logger.exception("indexing the tools of %s failed", server)
+
+    async def _learn(self, state: WorkflowState) -> None:
+        assert self._learning is not None and self._planner is not None
+        await self._learning.learn(state)
+        await self._planner.observe(state)
 
     async def _on_status(self, status: ServerStatus) -> None:
         if self._db is not None and self._tg is not None:
@@ -220,6 +255,26 @@ class Runtime:
         logger.error("the tool index could not be opened: %s", reason)
         self._failure = reason
         self._ready.set()
+
+
+class _StoredThresholds:
+    """The planner's adaptive thresholds kept in `adaptive_thresholds`."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def load_thresholds(self, context: str) -> Thresholds:
+        row = await self._db.learning.threshold(context)
+        if row is None:
+            return Thresholds()
+        return Thresholds(suggestion=row.suggestion_threshold, samples=row.sample_count,
+                          outcomes=tuple(str(o) for o in row.outcomes))
+
+    async def save_thresholds(self, context: str, thresholds: Thresholds) -> None:
+        rate = sum(1 for o in thresholds.outcomes if o in ("tp", "fn")) / max(len(thresholds.outcomes), 1)
+        await self._db.learning.save_threshold(ThresholdRow(
+            context_hash=context, context_keys={"context": context}, suggestion_threshold=thresholds.suggestion,
+            success_rate=rate, sample_count=thresholds.samples, outcomes=list(thresholds.outcomes)))
 
 
 async def _notify_tools_changed(session: Any) -> None:

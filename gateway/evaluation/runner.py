@@ -26,13 +26,12 @@ from gateway.db import Database, IntentMemory, open_database
 from gateway.embed import load_embedder
 from gateway.evaluation.data import EvalQuery, EvalTool
 from gateway.evaluation.metrics import averaged, f1, latency, retrieval_row
-from gateway.graph import ToolGraph
 from gateway.models import ToolDef
 from gateway.ports import Embedder
 from gateway.services import Indexer, SearchService
 from gateway.services.learning import LearningService
-from gateway.services.ranking import Ranked, RankWeights
-from gateway.services.suggest import Suggestion, recalled, suggest
+from gateway.services.planner import Planner
+from gateway.services.ranking import RankWeights
 
 SERVER = "eval"
 Progress = Callable[[str, int, int], None]
@@ -64,11 +63,10 @@ async def evaluate_retrieval(inputs: EvalInputs, progress: Progress) -> dict[str
 async def evaluate_dag(inputs: EvalInputs, progress: Progress) -> dict[str, Any]:
     """Node and edge F1 of the suggested DAGs, exact matches, and the share of queries that got one."""
     async with _prepared(inputs, progress) as (search, memory):
-        graph = search.current_graph()
+        planner = Planner(search=search, memory=memory, use_graph=inputs.use_graph)
         nodes, edges, exact, suggested = [], [], [], []
         for i, query in enumerate(inputs.queries, 1):
-            result = await search.search(query.query, limit=10)
-            s = await _suggestion(search, memory, query.query, result.ranked, graph, inputs.use_graph)
+            s = await planner.suggest(query.query)
             tools = {_plain(t) for t in s.tools} if s.confident else set()
             pairs = {(_plain(a), _plain(b)) for a, b in s.edges} if s.confident else set()
             gold_nodes, gold_edges = set(query.relevant), query.gold_edges
@@ -124,16 +122,6 @@ def _replayed(task: EvalQuery, number: int) -> WorkflowState:
     results = {t.id: TaskResult(id=t.id, status=TaskStatus.OK, layer=layer[t.id]) for t in tasks}
     return WorkflowState(workflow_id=f"history-{number}", dag=dag, status=RunStatus.COMPLETED,
                          next_layer=len(dag.layers), results=results)
-
-
-async def _suggestion(search: SearchService, memory: IntentMemory, query: str, ranked: Sequence[Ranked],
-                      graph: ToolGraph, use_graph: bool) -> Suggestion:
-    if use_graph:
-        vector = await search.embed_query(query)
-        found = recalled(await memory.recall(vector, model_id=search.model_id, limit=10), ranked)
-        if found is not None:
-            return found
-    return suggest(ranked, graph, use_graph=use_graph)
 
 
 def _acyclic(pairs: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:

@@ -8,7 +8,7 @@ tool is a result with ``isError``; an unknown tool name is a protocol error.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import mcp_types as types
@@ -24,6 +24,7 @@ from gateway.server import meta
 from gateway.server import workflow_tools as wf
 from gateway.server.names import NameTable
 from gateway.services.search import SearchResult
+from gateway.services.suggest import Suggestion
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +40,12 @@ class GatewayBackend(Protocol):
     names: NameTable
     expose_all: bool
 
-    async def search(self, query: str, *, limit: int, server: str | None) -> SearchResult: ...
+    async def search(
+        self, query: str, *, limit: int, server: str | None, context: Sequence[str] = (),
+        include_related: bool = False,
+    ) -> SearchResult: ...
+
+    async def suggest(self, intent: str) -> tuple[Suggestion, bool]: ...
 
     async def call_tool(self, server: str, tool: str, arguments: dict[str, Any] | None) -> types.CallToolResult: ...
 
@@ -52,6 +58,10 @@ class GatewayBackend(Protocol):
     async def control_workflow(
         self, workflow_id: str, action: str, *, approved: bool | None, tasks: Any
     ) -> WorkflowState: ...
+
+    def listed_schemas(self) -> Mapping[str, dict[str, Any]]:
+        """Input schema by tool id, for suggested tasks."""
+        ...
 
     async def resolve(self, name: str) -> tuple[str, str] | None:
         """``(server, tool)`` for an exposed name, waiting (bounded) while servers are still starting."""
@@ -106,16 +116,22 @@ def build_server(backend: GatewayBackend) -> Server[Any]:
 
 async def _search(backend: GatewayBackend, arguments: dict[str, Any] | None) -> types.CallToolResult:
     args = meta.check_arguments(meta.SEARCH_TOOLS, arguments)
-    result = await backend.search(args["query"], limit=int(args.get("limit", 5)), server=args.get("server"))
+    related = bool(args.get("include_related", False))
+    result = await backend.search(args["query"], limit=int(args.get("limit", 5)), server=args.get("server"),
+                                  context=tuple(args.get("context_tools", ())), include_related=related)
     call_as = {h.tool_id: backend.names.name_of(h.server, h.name) for h in result.hits}
-    payload = meta.search_payload(result, call_as)
+    payload = meta.search_payload(result, call_as, related=related)
     return types.CallToolResult(
         content=[types.TextContent(text=meta.search_text(payload))], structured_content=payload
     )
 
 
 async def _execute(backend: GatewayBackend, arguments: dict[str, Any] | None) -> types.CallToolResult:
-    return wf.workflow_result(await backend.execute_dag(dict(arguments or {})))
+    document = dict(arguments or {})
+    if "tasks" not in document and isinstance(document.get("intent"), str) and document["intent"].strip():
+        suggestion, above = await backend.suggest(document["intent"])
+        return wf.suggestion_result(suggestion, above, backend.listed_schemas())
+    return wf.workflow_result(await backend.execute_dag(document))
 
 
 async def _control(backend: GatewayBackend, arguments: dict[str, Any] | None) -> types.CallToolResult:

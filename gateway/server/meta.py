@@ -28,6 +28,14 @@ SEARCH_TOOLS_SCHEMA: dict[str, Any] = {
         },
         "limit": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 5},
         "server": {"type": "string", "description": "Only tools of this downstream server."},
+        "context_tools": {
+            "type": "array", "items": {"type": "string"}, "maxItems": 20,
+            "description": "Tool ids already used in this task: tools often used with them rank higher.",
+        },
+        "include_related": {
+            "type": "boolean", "default": False,
+            "description": "Add each result's graph neighbours (often used before / after it).",
+        },
     },
     "required": ["query"],
     "additionalProperties": False,
@@ -80,7 +88,7 @@ def _describe(tool: str, error: ValidationError) -> str:
     return f"{tool}: argument '{field}': {error.message}"
 
 
-def search_payload(result: SearchResult, call_as: Mapping[str, str]) -> dict[str, Any]:
+def search_payload(result: SearchResult, call_as: Mapping[str, str], *, related: bool = False) -> dict[str, Any]:
     """The structured content of a `search_tools` answer."""
     return {
         "query": result.query,
@@ -94,6 +102,7 @@ def search_payload(result: SearchResult, call_as: Mapping[str, str]) -> dict[str
                 "input_schema": h.input_schema,
                 "score": round(h.score, 4),
                 "semantic": round(h.semantic, 4),
+                **({"related": {"before": list(h.before), "after": list(h.after)}} if related else {}),
             }
             for h in result.hits
         ],

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import mcp_types as types
 
 from gateway.dag.state import RunStatus, TaskStatus, WorkflowState
 from gateway.server import meta
+from gateway.services.suggest import Suggestion
 from gateway.services.workflows import ACTIONS, summary
 
 EXECUTE_DAG = "execute_dag"
@@ -40,7 +42,6 @@ EXECUTE_DAG_SCHEMA: dict[str, Any] = {
             "additionalProperties": False,
         },
     },
-    "required": ["tasks"],
     "additionalProperties": False,
 }
 
@@ -48,7 +49,8 @@ EXECUTE_DAG_DESCRIPTION = (
     "Run a workflow of tool calls: tasks whose dependencies are done run in parallel layers; a string argument "
     '"$OUTPUT[task_id]" or "$OUTPUT[task_id].path[0]" receives an earlier output (and implies the dependency). '
     "The whole DAG is validated before anything runs. A one-task DAG is the plain way to call one tool. "
-    "Destructive steps pause for approval; continue them with the `workflow` tool."
+    "Destructive steps pause for approval; continue them with the `workflow` tool. With only an `intent` "
+    "(no tasks) nothing runs: the answer is a suggested DAG learned from past workflows, with a confidence."
 )
 
 WORKFLOW_SCHEMA: dict[str, Any] = {
@@ -105,3 +107,27 @@ def _text(value: Any) -> str:
 
 
 meta.register(WORKFLOW, WORKFLOW_SCHEMA)
+
+
+def suggestion_result(
+    suggestion: Suggestion, above_threshold: bool, schemas: Mapping[str, dict[str, Any]]
+) -> types.CallToolResult:
+    """A suggested DAG (ready to send back as `tasks` once its arguments are filled), or why there is none."""
+    ids = {tool: f"t{i}" for i, tool in enumerate(suggestion.tools, 1)}
+    tasks = [{"id": ids[tool], "tool": tool, "depends_on": [ids[a] for a, b in suggestion.edges if b == tool],
+              "input_schema": schemas.get(tool, {"type": "object"})} for tool in suggestion.tools]
+    payload: dict[str, Any] = {
+        "suggested_dag": {"tasks": tasks} if suggestion.confident else None,
+        "confidence": suggestion.confidence, "above_threshold": above_threshold and suggestion.confident,
+        "warnings": suggestion.warnings, "alternatives": suggestion.alternatives,
+    }
+    if not suggestion.confident:
+        payload["candidates"] = suggestion.tools + suggestion.alternatives
+        text = (f"no confident suggestion (confidence {suggestion.confidence:.2f}); best candidates: "
+                f"{', '.join(payload['candidates'][:5]) or 'none'}")
+    else:
+        steps = " -> ".join(f"{t['id']}={t['tool']}" for t in tasks)
+        text = f"suggested workflow (confidence {suggestion.confidence:.2f}): {steps}"
+        if suggestion.edges:
+            text += "; edges: " + ", ".join(f"{ids[a]}->{ids[b]}" for a, b in suggestion.edges)
+    return types.CallToolResult(content=[types.TextContent(text=text)], structured_content=payload)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import anyio
@@ -37,11 +37,13 @@ class WorkflowService:
         executor: Executor,
         tools: Callable[[], Mapping[str, ToolDef]],
         task_group: anyio.abc.TaskGroup,
+        on_finished: Callable[[WorkflowState], Awaitable[None]] | None = None,
     ) -> None:
         self._store = store
         self._executor = executor
         self._tools = tools
         self._tg = task_group
+        self._on_finished = on_finished
         self._live: dict[str, WorkflowState] = {}
         self._locks: dict[str, anyio.Lock] = {}
 
@@ -128,7 +130,16 @@ class WorkflowService:
         if persisted(state.dag) and state.status is RunStatus.ABORTED:
             await self._store.save_checkpoint(state.workflow_id, state.next_layer, state.to_json())
         self._remember_final(state)
+        if self._on_finished is not None:
+            self._tg.start_soon(self._learn, state)
         return state
+
+    async def _learn(self, state: WorkflowState) -> None:
+        assert self._on_finished is not None
+        try:
+            await self._on_finished(state)
+        except GatewayError:
+            logger.exception("learning from workflow %s failed", state.workflow_id)
 
     def _keep(self, state: WorkflowState) -> WorkflowState:
         self._live[state.workflow_id] = state

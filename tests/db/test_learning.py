@@ -59,7 +59,7 @@ async def test_0003_applies_after_0002_and_indexes_the_words_of_tools_listed_bef
     pool = await open_pool(database_url, max_size=2)
     try:
         await ToolStore(pool).sync_server("books", [ToolDef(server="books", name="calculateNetIncome")])
-        assert await migrate(database_url) == ["0003_learning"]
+        assert (await migrate(database_url))[0] == "0003_learning"
         assert await LearningStore(pool).search_lexical("income", limit=5) == [("books:calculateNetIncome", 1.0)]
     finally:
         await pool.close()

@@ -1,0 +1,85 @@
+"""`execute_dag {intent}` without tasks: suggest a workflow, and learn from what then happens to it.
+
+The nearest past intents propose the workflow that served them (`suggest.recalled`); without one near enough
+the DAG is built from the ranking and the learned graph (`suggest.suggest`). A suggestion is remembered by its
+intent for a while: when a workflow with that intent finishes, its outcome feeds the adaptive threshold.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Protocol
+
+from gateway.dag.state import RunStatus, WorkflowState
+from gateway.errors import GatewayError
+from gateway.ports import Vector
+from gateway.services import thresholds as th
+from gateway.services.search import SearchService
+from gateway.services.suggest import Recollection, Suggestion, recalled, suggest
+
+logger = logging.getLogger(__name__)
+
+CONTEXT = "default"
+_PENDING = 256
+
+
+class Recall(Protocol):
+    async def recall(self, query: Vector, *, model_id: str, limit: int) -> Sequence[Recollection]: ...
+
+
+class ThresholdPort(Protocol):
+    async def load_thresholds(self, context: str) -> th.Thresholds: ...
+
+    async def save_thresholds(self, context: str, thresholds: th.Thresholds) -> None: ...
+
+
+class Planner:
+    """Suggests DAGs for intents and keeps the suggestion threshold adapted to how suggestions fare."""
+
+    def __init__(self, *, search: SearchService, memory: Recall | None = None,
+                 store: ThresholdPort | None = None, use_graph: bool = True) -> None:
+        self._search = search
+        self._memory = memory
+        self._store = store
+        self._use_graph = use_graph
+        self._pending: OrderedDict[str, bool] = OrderedDict()
+        self.thresholds = th.Thresholds()
+
+    async def load(self) -> None:
+        if self._store is not None:
+            self.thresholds = await self._store.load_thresholds(CONTEXT)
+
+    async def suggest(self, intent: str) -> Suggestion:
+        """The suggested DAG for `intent` (check `.confident` and the threshold before running it)."""
+        result = await self._search.search(intent, limit=10)
+        found = None
+        if self._memory is not None and self._use_graph:
+            vector = await self._search.embed_query(intent)
+            memories = await self._memory.recall(vector, model_id=self._search.model_id, limit=10)
+            found = recalled(memories, result.ranked)
+        suggestion = found or suggest(result.ranked, self._search.current_graph(), use_graph=self._use_graph)
+        self._remember(intent, suggestion)
+        return suggestion
+
+    def above_threshold(self, suggestion: Suggestion) -> bool:
+        return suggestion.confident and suggestion.confidence >= self.thresholds.suggestion
+
+    async def observe(self, state: WorkflowState) -> None:
+        """A workflow finished: if it answered a suggested intent, count the outcome."""
+        intent = " ".join((state.dag.intent or "").split())
+        above = self._pending.pop(intent, None)
+        if above is None:
+            return
+        self.thresholds = th.record(self.thresholds, th.outcome(above, state.status is RunStatus.COMPLETED))
+        if self._store is not None:
+            try:
+                await self._store.save_thresholds(CONTEXT, self.thresholds)
+            except GatewayError:
+                logger.warning("could not save the adaptive thresholds", exc_info=True)
+
+    def _remember(self, intent: str, suggestion: Suggestion) -> None:
+        self._pending[" ".join(intent.split())] = self.above_threshold(suggestion)
+        if len(self._pending) > _PENDING:
+            self._pending.popitem(last=False)
