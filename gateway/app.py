@@ -172,7 +172,7 @@ class Runtime:
         await self._tg.start(learning.run)
         self._search = SearchService(
             index=db.tools, embedder=embedder, limiter=self._limiter, statuses=self.supervisor.statuses,
-            graph=lambda: learning.graph, reliability=learning.reliability,
+            graph=lambda: learning.graph, reliability=learning.reliability, memory=db.memory,
         )
         self._planner = Planner(search=self._search, memory=db.memory, store=_StoredThresholds(db))
         await self._planner.load()

@@ -92,7 +92,7 @@ async def _prepared(inputs: EvalInputs, progress: Progress) -> AsyncIterator[tup
             learning = await _learned(db, embedder, inputs.history, limiter, progress)
             search = SearchService(index=db.tools, embedder=embedder, limiter=limiter,
                                    graph=lambda: learning.graph, reliability=learning.reliability,
-                                   weights=RankWeights(graph=inputs.use_graph))
+                                   weights=RankWeights(graph=inputs.use_graph), memory=db.memory)
             await search.set_tools(tools)
             yield search, db.memory
 

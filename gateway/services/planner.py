@@ -9,24 +9,18 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Sequence
 from typing import Protocol
 
 from gateway.dag.state import RunStatus, WorkflowState
 from gateway.errors import GatewayError
-from gateway.ports import Vector
 from gateway.services import thresholds as th
-from gateway.services.search import SearchService
-from gateway.services.suggest import Recollection, Suggestion, recalled, suggest
+from gateway.services.search import Recall, SearchService
+from gateway.services.suggest import Suggestion, recalled, suggest
 
 logger = logging.getLogger(__name__)
 
 CONTEXT = "default"
 _PENDING = 256
-
-
-class Recall(Protocol):
-    async def recall(self, query: Vector, *, model_id: str, limit: int) -> Sequence[Recollection]: ...
 
 
 class ThresholdPort(Protocol):

@@ -33,6 +33,7 @@ class RankWeights:
     companion: float = 0.35
     companion_seeds: int = 3
     pagerank: float = 0.05
+    memory: float = 0.5
     graph: bool = True
 
 
@@ -50,10 +51,17 @@ def rank(
     reliability: Callable[[str], float],
     weights: RankWeights,
     context: Sequence[str] = (),
+    recalled: Mapping[str, float] | None = None,
 ) -> list[Ranked]:
-    """Every candidate with its final score, best first."""
+    """Every candidate with its final score, best first.
+
+    `recalled` holds, per tool, its share of the votes of the workflows that served the nearest past intents
+    (see `suggest.recalled`); it lifts the tools that answered questions like this one before.
+    """
     text = _text_scores(candidates, weights)
     scores = {tool: s * reliability(tool) for tool, s in text.items()}
+    if weights.graph and recalled:
+        scores = {tool: s + weights.memory * recalled.get(tool, 0.0) for tool, s in scores.items()}
     if weights.graph and graph is not None and graph.nodes:
         scores = _with_graph(scores, graph, weights, context)
     semantic = {c.tool_id: c.semantic for c in candidates}

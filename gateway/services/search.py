@@ -12,6 +12,7 @@ import dataclasses
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import anyio
 import anyio.to_thread
@@ -21,9 +22,14 @@ from numpy.typing import NDArray
 from gateway.errors import InvalidRequestError
 from gateway.graph import ToolGraph, candidate_multiplier
 from gateway.models import SearchHit, ServerState, ServerStatus, ToolDef
-from gateway.ports import Embedder, ToolIndex
+from gateway.ports import Embedder, ToolIndex, Vector
 from gateway.services.lexical import Bm25Index
 from gateway.services.ranking import Candidate, Ranked, RankWeights, companions, rank
+from gateway.services.suggest import RECALL_K, Recollection, tool_votes
+
+
+class Recall(Protocol):
+    async def recall(self, query: Vector, *, model_id: str, limit: int) -> Sequence[Recollection]: ...
 
 MAX_LIMIT = 50
 MAX_QUERY_CHARS = 2000
@@ -56,6 +62,7 @@ class SearchService:
         graph: Callable[[], ToolGraph] = ToolGraph.empty,
         reliability: Callable[[str], float] = lambda tool: 1.0,
         weights: RankWeights = DEFAULT_WEIGHTS,
+        memory: Recall | None = None,
     ) -> None:
         self._index = index
         self._embedder = embedder
@@ -64,6 +71,7 @@ class SearchService:
         self._graph = graph
         self._reliability = reliability
         self.weights = weights
+        self._memory = memory
         self._lexical = Bm25Index([])
         self._cache: OrderedDict[str, NDArray[np.float32]] = OrderedDict()
 
@@ -88,15 +96,16 @@ class SearchService:
         vector = await self._embed_query(text)
         pool = max(MIN_POOL, int(limit * 3 * candidate_multiplier(graph.density)))
         words = dict(self._words(text, pool, server))
+        votes = await self._recall(vector, server)
         rows = await self._index.search_pool(vector, model_id=self._embedder.model_id, pool=pool,
-                                             extra=list(words), server=server)
-        ranked = self._rank(rows, words, graph, context)
+                                             extra=list(words) + list(votes), server=server)
+        ranked = self._rank(rows, words, graph, context, votes)
         extra = [t for t in companions(graph, [r.tool_id for r in ranked[:self.weights.companion_seeds]], limit)
                  if t not in {r.tool_id for r in rows}]
         if extra:
             rows += await self._index.search_pool(vector, model_id=self._embedder.model_id, pool=0, extra=extra,
                                                   server=server)
-            ranked = self._rank(rows, words, graph, context)
+            ranked = self._rank(rows, words, graph, context, votes)
         hits = _hits(ranked[:limit], {r.tool_id: r for r in rows}, graph if include_related else None)
         down = [s for s in self._statuses() if s.state not in (ServerState.RUNNING, ServerState.DISABLED)]
         return SearchResult(query=text, hits=hits, unavailable=down, ranked=ranked)
@@ -105,11 +114,20 @@ class SearchService:
         found = self._lexical.search(text, pool if server is None else pool * 4)
         return found if server is None else [h for h in found if h[0].startswith(f"{server}:")][:pool]
 
+    async def _recall(self, vector: NDArray[np.float32], server: str | None) -> dict[str, float]:
+        """Tools that served the nearest past intents, with their share of the votes."""
+        if self._memory is None or not self.weights.graph:
+            return {}
+        memories = await self._memory.recall(vector, model_id=self._embedder.model_id, limit=RECALL_K)
+        votes = tool_votes(memories)
+        return votes if server is None else {t: v for t, v in votes.items() if t.startswith(f"{server}:")}
+
     def _rank(self, rows: Sequence[SearchHit], words: dict[str, float], graph: ToolGraph,
-              context: Sequence[str]) -> list[Ranked]:
+              context: Sequence[str], votes: dict[str, float]) -> list[Ranked]:
         candidates = [Candidate(tool_id=r.tool_id, semantic=r.semantic, lexical=words.get(r.tool_id, 0.0))
                       for r in rows]
-        return rank(candidates, graph=graph, reliability=self._reliability, weights=self.weights, context=context)
+        return rank(candidates, graph=graph, reliability=self._reliability, weights=self.weights, context=context,
+                    recalled=votes)
 
     @property
     def model_id(self) -> str:

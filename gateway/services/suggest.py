@@ -68,6 +68,17 @@ class Recollection(Protocol):
     def similarity(self) -> float: ...
 
 
+def tool_votes(memories: Sequence[Recollection]) -> dict[str, float]:
+    """Each tool's share of the votes of the `RECALL_K` nearest past intents at or above `RECALL_MIN`."""
+    nearest = [m for m in sorted(memories, key=lambda m: -m.similarity)[:RECALL_K] if m.similarity >= RECALL_MIN]
+    total = sum(m.similarity**4 for m in nearest) or 1.0
+    votes: dict[str, float] = {}
+    for memory in nearest:
+        for tool in set(memory.tools):
+            votes[tool] = votes.get(tool, 0.0) + memory.similarity**4 / total
+    return votes
+
+
 def recalled(memories: Sequence[Recollection], ranked: Sequence[Ranked]) -> Suggestion | None:
     """The consensus of the workflows that served the nearest past intents, when one is near enough.
 
