@@ -8,6 +8,7 @@ proxy path and answers searches with the reason, rather than dying.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import signal
 import weakref
@@ -30,7 +31,7 @@ from gateway.downstream import Supervisor
 from gateway.downstream.outputs import to_output
 from gateway.embed import load_embedder
 from gateway.errors import DatabaseError, GatewayError, ServerUnavailableError
-from gateway.models import ServerStatus, ToolDef, ToolOutput
+from gateway.models import ServerState, ServerStatus, ToolDef, ToolOutput
 from gateway.server import NameTable, build_server
 from gateway.server.stdio import stdio_transport
 from gateway.services import Indexer, SearchResult, SearchService
@@ -46,6 +47,7 @@ READY_TIMEOUT_S = 60.0
 ROUTE_WAIT_S = 30.0
 LIST_WAIT_S = 5.0
 NOTIFY_TIMEOUT_S = 5.0
+STOP_RECORD_TIMEOUT_S = 2.0
 CPU_THREADS = 2
 
 
@@ -80,8 +82,11 @@ class Runtime:
             task_status.started()
             try:
                 async with open_database(url=self._settings.database_url, pgdata=self._settings.pgdata) as db:
-                    await self._open_index(db)
-                    await anyio.sleep_forever()
+                    try:
+                        await self._open_index(db)
+                        await anyio.sleep_forever()
+                    finally:
+                        await record_stopped(db, self.supervisor.statuses())
             except GatewayError as exc:
                 self._fail(str(exc))
                 await anyio.sleep_forever()
@@ -255,6 +260,15 @@ class Runtime:
         logger.error("the tool index could not be opened: %s", reason)
         self._failure = reason
         self._ready.set()
+
+
+async def record_stopped(db: Database, statuses: Sequence[ServerStatus]) -> None:
+    """On the way out, mark the running servers stopped, so `status` does not show them running (bounded)."""
+    with anyio.CancelScope(shield=True), anyio.move_on_after(STOP_RECORD_TIMEOUT_S):
+        for status in statuses:
+            if status.state in (ServerState.RUNNING, ServerState.STARTING, ServerState.RESTARTING):
+                with contextlib.suppress(GatewayError):
+                    await db.tools.record_server_status(dataclasses.replace(status, state=ServerState.STOPPED))
 
 
 class _StoredThresholds:

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from gateway.app import record_stopped
 from gateway.config import GatewayConfig, Settings
 from gateway.db import open_database
 from gateway.downstream import Supervisor
@@ -45,6 +46,7 @@ async def index(settings: Settings, config: GatewayConfig) -> int:
             reports = await _index_with_progress(indexer, listed)
             statuses = supervisor.statuses()
             tg.cancel_scope.cancel()
+        await record_stopped(db, statuses)
     table = Table("server", "state", "tools", "added", "changed", "removed", "embedded", "reason")
     by_server = {r.server: r for r in reports}
     for status in statuses:

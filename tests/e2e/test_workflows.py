@@ -223,3 +223,23 @@ async def test_a_one_task_dag_answers_plainly(indexed: Path, database_url: str) 
             {"id": "t", "tool": "time:get_current_time", "arguments": {"timezone": "Asia/Tokyo"}}]})
     assert not result.is_error
     assert json.loads(text_of(result))["timezone"] == "Asia/Tokyo"
+
+
+async def test_a_paused_workflow_is_replanned_then_continued(indexed: Path, database_url: str) -> None:  # noqa: F811
+    async with gateway_client(indexed, "--database-url", database_url) as client:
+        paused = await run_dag(client, [echo("a", "first"), echo("b", "old", "a")],
+                               options={"per_layer_validation": True})
+        wid = paused["workflow_id"]
+        refused = await client.call_tool("workflow", {"workflow_id": wid, "action": "replan",
+                                                      "tasks": [echo("a", "again")]})
+        replanned = await client.call_tool("workflow", {"workflow_id": wid, "action": "replan", "tasks": [
+            echo("b", "new $OUTPUT[a].result", "a"), echo("c", "$OUTPUT[b].result+c", "b")]})
+        middle = (await client.call_tool("workflow", {"workflow_id": wid, "action": "continue"})).structured_content
+        done = (await client.call_tool("workflow", {"workflow_id": wid, "action": "continue"})).structured_content
+    assert paused["status"] == "layer_complete"
+    assert middle["status"] == "layer_complete" and middle["next_layer"] == 2  # still pausing after each layer
+    assert refused.is_error and "'a'" in text_of(refused)
+    assert not replanned.is_error, text_of(replanned)
+    assert done["status"] == "completed", done
+    assert done["tasks"]["b"]["output"] == {"result": "new first"}
+    assert done["tasks"]["c"]["output"] == {"result": "new first+c"}
