@@ -13,7 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 
-from gateway.db import LearningStore, ToolStore, WorkflowStore, migrate, open_pool
+from gateway.db import LearningStore, Pool, ToolStore, WorkflowStore, migrate, open_pool
 from gateway.db.embedded import EmbeddedPostgres
 from gateway.db.queries import composed
 
@@ -66,36 +66,29 @@ def database_url(postgres_url: str) -> Iterator[str]:
 
 
 @pytest.fixture
-async def tool_store(database_url: str) -> AsyncIterator[ToolStore]:
-    """A `ToolStore` over a freshly migrated database."""
+async def pool(database_url: str) -> AsyncIterator[Pool]:
+    """A pool over a freshly migrated database."""
     await migrate(database_url)
-    pool = await open_pool(database_url, max_size=4)
+    opened = await open_pool(database_url, max_size=4)
     try:
-        yield ToolStore(pool)
+        yield opened
     finally:
-        await pool.close()
+        await opened.close()
 
 
 @pytest.fixture
-async def workflow_store(database_url: str) -> AsyncIterator[WorkflowStore]:
-    """A `WorkflowStore` over a freshly migrated database."""
-    await migrate(database_url)
-    pool = await open_pool(database_url, max_size=4)
-    try:
-        yield WorkflowStore(pool)
-    finally:
-        await pool.close()
+def tool_store(pool: Pool) -> ToolStore:
+    return ToolStore(pool)
 
 
 @pytest.fixture
-async def learning_store(database_url: str) -> AsyncIterator[LearningStore]:
-    """A `LearningStore` over a freshly migrated database."""
-    await migrate(database_url)
-    pool = await open_pool(database_url, max_size=4)
-    try:
-        yield LearningStore(pool)
-    finally:
-        await pool.close()
+def workflow_store(pool: Pool) -> WorkflowStore:
+    return WorkflowStore(pool)
+
+
+@pytest.fixture
+def learning_store(pool: Pool) -> LearningStore:
+    return LearningStore(pool)
 
 
 def with_database(url: str, name: str) -> str:
