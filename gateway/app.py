@@ -126,6 +126,9 @@ class Runtime:
             await self._ready.wait()
         return sorted(self.known_tools().values(), key=lambda t: t.tool_id)
 
+    def active_servers(self) -> frozenset[str]:
+        return frozenset(s.name for s in self._config.servers if not s.disabled)
+
     def listed_schemas(self) -> dict[str, dict[str, Any]]:
         return {tool_id: tool.input_schema for tool_id, tool in self.known_tools().items()}
 
@@ -178,6 +181,7 @@ class Runtime:
         self._search = SearchService(
             index=db.tools, embedder=embedder, limiter=self._limiter, statuses=self.supervisor.statuses,
             graph=lambda: learning.graph, reliability=learning.reliability, memory=db.memory,
+            servers=self.active_servers(),
         )
         self._planner = Planner(search=self._search, memory=db.memory, store=_StoredThresholds(db))
         await self._planner.load()
@@ -196,13 +200,15 @@ class Runtime:
             self._tg.start_soon(self._sync, server, tools)
 
     async def _load_stored(self, db: Database) -> None:
-        """Route calls to known tools before their servers are up; drop servers no longer configured."""
-        active = {s.name for s in self._config.servers if not s.disabled}
+        """Route calls to known tools before their servers are up.
+
+        Tools of servers this gateway does not run (disabled here, or another gateway's on a shared database)
+        stay stored, nothing is deleted, but they are neither routed nor found by this gateway's searches.
+        """
+        active = self.active_servers()
         for tool in await db.tools.all_tools():
-            self._stored.setdefault(tool.server, []).append(tool)
-        for server in set(self._stored) - active:
-            await db.tools.sync_server(server, [])
-            del self._stored[server]
+            if tool.server in active:
+                self._stored.setdefault(tool.server, []).append(tool)
         for server, tools in self._stored.items():
             if server not in self._listed:
                 self.names.set_server(server, [t.name for t in tools])

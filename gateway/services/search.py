@@ -63,6 +63,7 @@ class SearchService:
         reliability: Callable[[str], float] = lambda tool: 1.0,
         weights: RankWeights = DEFAULT_WEIGHTS,
         memory: Recall | None = None,
+        servers: frozenset[str] | None = None,
     ) -> None:
         self._index = index
         self._embedder = embedder
@@ -72,6 +73,7 @@ class SearchService:
         self._reliability = reliability
         self.weights = weights
         self._memory = memory
+        self._servers = servers
         self._lexical = Bm25Index([])
         self._cache: OrderedDict[str, NDArray[np.float32]] = OrderedDict()
 
@@ -124,8 +126,9 @@ class SearchService:
 
     def _rank(self, rows: Sequence[SearchHit], words: dict[str, float], graph: ToolGraph,
               context: Sequence[str], votes: dict[str, float]) -> list[Ranked]:
+        """Rank the pool; with `servers` set, only the tools of those servers (others stay stored, unseen)."""
         candidates = [Candidate(tool_id=r.tool_id, semantic=r.semantic, lexical=words.get(r.tool_id, 0.0))
-                      for r in rows]
+                      for r in rows if self._servers is None or r.server in self._servers]
         return rank(candidates, graph=graph, reliability=self._reliability, weights=self.weights, context=context,
                     recalled=votes)
 

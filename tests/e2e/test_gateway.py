@@ -9,6 +9,7 @@ from pathlib import Path
 
 import anyio
 import psutil
+import psycopg
 import pytest
 from mcp.shared.exceptions import MCPError
 
@@ -196,3 +197,22 @@ def test_a_bad_config_gives_one_clear_message(tmp_path: Path, document: str | No
     assert message in done.stderr
     assert done.stderr.count("configuration error") == 1 and "Traceback" not in done.stderr
     assert done.stdout == ""
+
+
+async def test_tools_of_servers_not_run_here_stay_stored_but_are_not_found(
+    indexed: Path, tmp_path: Path, database_url: str
+) -> None:
+    only_time = _time_only_with_notes_disabled(indexed, tmp_path / "only-time.json")
+    async with gateway_client(only_time, "--database-url", database_url) as client:
+        payload = await search(client, "save a note about the meeting", limit=10)
+    assert payload["results"] and all(r["server"] == "time" for r in payload["results"])
+    async with await psycopg.AsyncConnection.connect(database_url) as conn:
+        row = await (await conn.execute("SELECT count(*) FROM tool_schema WHERE server_id = 'notes'")).fetchone()
+    assert row == (4,)  # nothing was deleted: another gateway on this database may still run notes
+
+
+def _time_only_with_notes_disabled(config: Path, target: Path) -> Path:
+    servers = json.loads(config.read_text())["mcpServers"]
+    target.write_text(json.dumps({"mcpServers": {"time": servers["time"],
+                                                 "notes": {**servers["notes"], "disabled": True}}}))
+    return target
