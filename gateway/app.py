@@ -310,7 +310,6 @@ async def serve(settings: Settings, config: GatewayConfig) -> None:
     runtime = Runtime(settings=settings, config=config)
     server = build_server(runtime)
     async with anyio.create_task_group() as tg:
-        tg.start_soon(_cancel_on_signal, tg.cancel_scope)
         await tg.start(runtime.run)
         async with stdio_transport() as (read_stream, write_stream):
             options = server.create_initialization_options(NotificationOptions(tools_changed=config.expose_all))
@@ -319,7 +318,8 @@ async def serve(settings: Settings, config: GatewayConfig) -> None:
         tg.cancel_scope.cancel()
 
 
-async def _cancel_on_signal(scope: anyio.CancelScope) -> None:
+async def cancel_on_signal(scope: anyio.CancelScope) -> None:
+    """Cancel `scope` at the first SIGTERM or SIGINT."""
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async for signum in signals:
             logger.info("received %s; shutting down", signal.Signals(signum).name)

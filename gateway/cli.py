@@ -41,6 +41,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def _dispatch(args: argparse.Namespace, settings: Settings, environ: Any) -> int:
+    """Run the command; a SIGTERM or SIGINT cancels it, so its cleanup (Postgres, child servers) still runs."""
+    from gateway.app import cancel_on_signal
+
+    code, error = 130, None
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(cancel_on_signal, tg.cancel_scope)
+        try:
+            code = await _command(args, settings, environ)
+        except GatewayError as exc:  # raised as itself below, not inside an exception group
+            error = exc
+        finally:
+            tg.cancel_scope.cancel()
+    if error is not None:
+        raise error
+    return code
+
+
+async def _command(args: argparse.Namespace, settings: Settings, environ: Any) -> int:
     from gateway import app, commands
 
     config = _config(settings, environ, required=args.command in ("serve", "index"))
