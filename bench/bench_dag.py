@@ -54,12 +54,12 @@ from _common import (
     write_results,
 )
 
-from gateway.app import Runtime
 from gateway.config import GatewayConfig, ServerSpec, Settings
 from gateway.dag import Task, parse_dag
 from gateway.dag.executor import Checkpoint, Events, Executor
 from gateway.dag.state import RunStatus, TaskStatus, WorkflowState
 from gateway.db import Database, open_database
+from gateway.runtime import Runtime
 from gateway.services.workflows import needs_approval
 
 SLEEP_MS = 100

@@ -15,13 +15,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from gateway.app import record_stopped
 from gateway.config import GatewayConfig, Settings
 from gateway.db import open_database
 from gateway.downstream import Supervisor
 from gateway.embed import load_embedder
 from gateway.evaluation import EvalInputs, evaluate_dag, evaluate_retrieval, load_queries, load_tools
 from gateway.models import IndexReport, ServerState, ToolDef
+from gateway.runtime import record_stopped
 from gateway.services import Indexer, SearchService
 
 logger = logging.getLogger(__name__)

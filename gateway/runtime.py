@@ -1,0 +1,303 @@
+"""The running gateway behind the MCP face: the index, the supervisor, workflows and learning, wired together.
+
+It opens the database in the background (the client is answered at once), routes calls to known tools before
+their servers are up, keeps the index and the word index in step with the servers, and feeds every finished
+workflow to the learning path. If the database cannot be opened it keeps serving the proxy path and answers
+searches with the reason, rather than dying.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import weakref
+from collections.abc import Sequence
+from typing import Any
+
+import anyio
+import anyio.abc
+import anyio.to_thread
+import mcp_types as types
+
+from gateway.config import GatewayConfig, Settings
+from gateway.dag import Task
+from gateway.dag.executor import Executor
+from gateway.dag.state import WorkflowState
+from gateway.db import Database, open_database
+from gateway.db.learning import ThresholdRow
+from gateway.downstream import Supervisor
+from gateway.downstream.outputs import to_output
+from gateway.embed import load_embedder
+from gateway.errors import DatabaseError, GatewayError, ServerUnavailableError
+from gateway.models import ServerState, ServerStatus, ToolDef, ToolOutput
+from gateway.server import NameTable
+from gateway.services import Indexer, SearchResult, SearchService
+from gateway.services.learning import LearningService
+from gateway.services.planner import Planner
+from gateway.services.suggest import Suggestion
+from gateway.services.thresholds import Thresholds
+from gateway.services.workflows import WorkflowService, needs_approval, persisted
+
+logger = logging.getLogger(__name__)
+
+READY_TIMEOUT_S = 60.0
+ROUTE_WAIT_S = 30.0
+LIST_WAIT_S = 5.0
+NOTIFY_TIMEOUT_S = 5.0
+STOP_RECORD_TIMEOUT_S = 2.0
+CPU_THREADS = 2
+
+
+class Runtime:
+    """The running gateway behind the MCP face (implements `GatewayBackend`)."""
+
+    def __init__(self, *, settings: Settings, config: GatewayConfig) -> None:
+        self.names = NameTable()
+        self.expose_all = config.expose_all
+        self._settings = settings
+        self._config = config
+        self._ready = anyio.Event()
+        self._failure: str | None = None
+        self._db: Database | None = None
+        self._search: SearchService | None = None
+        self._indexer: Indexer | None = None
+        self._workflows: WorkflowService | None = None
+        self._learning: LearningService | None = None
+        self._planner: Planner | None = None
+        self._listed: dict[str, Sequence[ToolDef]] = {}
+        self._stored: dict[str, list[ToolDef]] = {}
+        self._limiter = anyio.CapacityLimiter(CPU_THREADS)
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._sessions: weakref.WeakSet[Any] = weakref.WeakSet()
+        self.supervisor = Supervisor(servers=config.servers, on_tools=self._on_tools, on_status=self._on_status)
+
+    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Start the supervisor, report started at once, then open the index; runs until cancelled."""
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
+            await tg.start(self.supervisor.run)
+            task_status.started()
+            try:
+                async with open_database(url=self._settings.database_url, pgdata=self._settings.pgdata) as db:
+                    try:
+                        await self._open_index(db)
+                        await anyio.sleep_forever()
+                    finally:
+                        await record_stopped(db, self.supervisor.statuses())
+            except GatewayError as exc:
+                self._fail(str(exc))
+                await anyio.sleep_forever()
+
+    async def search(
+        self, query: str, *, limit: int, server: str | None, context: Sequence[str] = (),
+        include_related: bool = False,
+    ) -> SearchResult:
+        await self._wait_ready()
+        assert self._search is not None
+        return await self._search.search(query, limit=limit, server=server, context=context,
+                                         include_related=include_related)
+
+    async def suggest(self, intent: str) -> tuple[Suggestion, bool]:
+        """A suggested DAG for `intent`, and whether it passes the adaptive suggestion threshold."""
+        await self._wait_ready()
+        assert self._planner is not None
+        suggestion = await self._planner.suggest(intent)
+        return suggestion, self._planner.above_threshold(suggestion)
+
+    async def call_tool(self, server: str, tool: str, arguments: dict[str, Any] | None) -> types.CallToolResult:
+        return await self.supervisor.call_tool(server, tool, arguments)
+
+    async def resolve(self, name: str) -> tuple[str, str] | None:
+        """Wait for the stored routes, then for the servers to settle, before calling a name unknown."""
+        with anyio.move_on_after(ROUTE_WAIT_S):
+            await self._ready.wait()
+            if (route := self.names.resolve(name)) is not None:
+                return route
+            with contextlib.suppress(ServerUnavailableError):
+                await self.supervisor.wait_settled(ROUTE_WAIT_S)
+        return self.names.resolve(name)
+
+    async def listed_tools(self, session: Any) -> Sequence[ToolDef]:
+        self._sessions.add(session)
+        with anyio.move_on_after(LIST_WAIT_S):
+            await self._ready.wait()
+        return sorted(self.known_tools().values(), key=lambda t: t.tool_id)
+
+    def active_servers(self) -> frozenset[str]:
+        return frozenset(s.name for s in self._config.servers if not s.disabled)
+
+    def listed_schemas(self) -> dict[str, dict[str, Any]]:
+        return {tool_id: tool.input_schema for tool_id, tool in self.known_tools().items()}
+
+    def known_tools(self) -> dict[str, ToolDef]:
+        """Every tool by id: as its server listed it this run, else as the index stored it."""
+        by_id = {t.tool_id: t for tools in self._stored.values() for t in tools}
+        by_id.update({t.tool_id: t for tools in self._listed.values() for t in tools})
+        return by_id
+
+    async def execute_dag(self, document: dict[str, Any]) -> WorkflowState:
+        await self._wait_ready()
+        assert self._workflows is not None
+        return await self._workflows.execute(document)
+
+    async def control_workflow(
+        self, workflow_id: str, action: str, *, approved: bool | None, tasks: Any
+    ) -> WorkflowState:
+        await self._wait_ready()
+        assert self._workflows is not None
+        return await self._workflows.control(workflow_id, action, approved=approved, tasks=tasks)
+
+    async def _call_for_dag(self, tool_id: str, arguments: dict[str, Any], timeout_s: float) -> ToolOutput:
+        server, _, tool = tool_id.partition(":")
+        with contextlib.suppress(ServerUnavailableError):  # a DAG sent at start-up waits for its servers first
+            await self.supervisor.wait_settled(ROUTE_WAIT_S)
+        return to_output(await self.supervisor.call_tool(server, tool, arguments, timeout_s=timeout_s))
+
+    async def _checkpoint(self, state: WorkflowState) -> None:
+        if self._db is not None and persisted(state.dag):
+            await self._db.workflows.save_checkpoint(state.workflow_id, state.next_layer, state.to_json())
+
+    def _executor(self, db: Database) -> Executor:
+        def approval(task: Task) -> bool:
+            return needs_approval(self.known_tools().get(task.tool), self._config.approval)
+
+        def schema_of(tool_id: str) -> dict[str, Any] | None:
+            tool = self.known_tools().get(tool_id)
+            return tool.input_schema if tool else None
+
+        return Executor(call=self._call_for_dag, checkpoint=self._checkpoint, events=db.workflows.record_events,
+                        needs_approval=approval, schema_of=schema_of)
+
+    async def _open_index(self, db: Database) -> None:
+        embedder = await anyio.to_thread.run_sync(load_embedder, self._settings.model_dir)
+        self._db = db
+        self._indexer = Indexer(index=db.tools, embedder=embedder, limiter=self._limiter)
+        assert self._tg is not None
+        learning = LearningService(store=db.learning, limiter=self._limiter, memory=db.memory, embedder=embedder)
+        await self._tg.start(learning.run)
+        self._search = SearchService(
+            index=db.tools, embedder=embedder, limiter=self._limiter, statuses=self.supervisor.statuses,
+            graph=lambda: learning.graph, reliability=learning.reliability, memory=db.memory,
+            servers=self.active_servers(),
+        )
+        self._planner = Planner(search=self._search, memory=db.memory, store=_StoredThresholds(db))
+        await self._planner.load()
+        await self._load_stored(db)
+        await self._search.set_tools(self.known_tools().values())
+        self._learning = learning
+        self._workflows = WorkflowService(
+            store=db.workflows, executor=self._executor(db), tools=self.known_tools, task_group=self._tg,
+            on_finished=self._learn,
+        )
+        self._ready.set()
+        logger.info("index ready (%s, model %s)", db.location, embedder.model_id)
+        self._tg.start_soon(self._embed_stored)
+        self._tg.start_soon(self._workflows.resume_unfinished)
+        for server, tools in list(self._listed.items()):
+            self._tg.start_soon(self._sync, server, tools)
+
+    async def _load_stored(self, db: Database) -> None:
+        """Route calls to known tools before their servers are up.
+
+        Tools of servers this gateway does not run (disabled here, or another gateway's on a shared database)
+        stay stored, nothing is deleted, but they are neither routed nor found by this gateway's searches.
+        """
+        active = self.active_servers()
+        for tool in await db.tools.all_tools():
+            if tool.server in active:
+                self._stored.setdefault(tool.server, []).append(tool)
+        for server, tools in self._stored.items():
+            if server not in self._listed:
+                self.names.set_server(server, [t.name for t in tools])
+
+    async def _embed_stored(self) -> None:
+        assert self._indexer is not None
+        try:
+            await self._indexer.embed_pending()
+        except GatewayError:
+            logger.exception("embedding the stored tools failed")
+
+    async def _on_tools(self, server: str, tools: Sequence[ToolDef]) -> None:
+        changed = self._listed.get(server, self._stored.get(server)) != list(tools)
+        self._listed[server] = list(tools)
+        self.names.set_server(server, [t.name for t in tools])
+        if changed and self.expose_all and self._tg is not None:
+            for session in list(self._sessions):
+                self._tg.start_soon(_notify_tools_changed, session)
+        if self._ready.is_set() and self._indexer is not None and self._tg is not None:
+            self._tg.start_soon(self._sync, server, list(tools))
+
+    async def _sync(self, server: str, tools: Sequence[ToolDef]) -> None:
+        assert self._indexer is not None and self._search is not None
+        try:
+            await self._indexer.sync(server, tools)
+            await self._search.set_tools(self.known_tools().values())
+        except GatewayError:
+            logger.exception("indexing the tools of %s failed", server)
+
+    async def _learn(self, state: WorkflowState) -> None:
+        assert self._learning is not None and self._planner is not None
+        await self._learning.learn(state)
+        await self._planner.observe(state)
+
+    async def _on_status(self, status: ServerStatus) -> None:
+        if self._db is not None and self._tg is not None:
+            self._tg.start_soon(self._record_status, status)
+
+    async def _record_status(self, status: ServerStatus) -> None:
+        assert self._db is not None
+        try:
+            await self._db.tools.record_server_status(status)
+        except GatewayError:
+            logger.warning("could not record the status of %s", status.name, exc_info=True)
+
+    async def _wait_ready(self) -> None:
+        with anyio.move_on_after(READY_TIMEOUT_S):
+            await self._ready.wait()
+        if self._failure is not None:
+            raise DatabaseError(f"the tool index is not available: {self._failure}")
+        if not self._ready.is_set():
+            raise DatabaseError(f"the tool index is still starting after {READY_TIMEOUT_S:.0f} s; retry shortly")
+
+    def _fail(self, reason: str) -> None:
+        logger.error("the tool index could not be opened: %s", reason)
+        self._failure = reason
+        self._ready.set()
+
+
+async def record_stopped(db: Database, statuses: Sequence[ServerStatus]) -> None:
+    """On the way out, mark the running servers stopped, so `status` does not show them running (bounded)."""
+    with anyio.CancelScope(shield=True), anyio.move_on_after(STOP_RECORD_TIMEOUT_S):
+        for status in statuses:
+            if status.state in (ServerState.RUNNING, ServerState.STARTING, ServerState.RESTARTING):
+                with contextlib.suppress(GatewayError):
+                    await db.tools.record_server_status(dataclasses.replace(status, state=ServerState.STOPPED))
+
+
+class _StoredThresholds:
+    """The planner's adaptive thresholds kept in `adaptive_thresholds`."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def load_thresholds(self, context: str) -> Thresholds:
+        row = await self._db.learning.threshold(context)
+        if row is None:
+            return Thresholds()
+        return Thresholds(suggestion=row.suggestion_threshold, samples=row.sample_count,
+                          outcomes=tuple(str(o) for o in row.outcomes))
+
+    async def save_thresholds(self, context: str, thresholds: Thresholds) -> None:
+        rate = sum(1 for o in thresholds.outcomes if o in ("tp", "fn")) / max(len(thresholds.outcomes), 1)
+        await self._db.learning.save_threshold(ThresholdRow(
+            context_hash=context, context_keys={"context": context}, suggestion_threshold=thresholds.suggestion,
+            success_rate=rate, sample_count=thresholds.samples, outcomes=list(thresholds.outcomes)))
+
+
+async def _notify_tools_changed(session: Any) -> None:
+    try:
+        with anyio.fail_after(NOTIFY_TIMEOUT_S):
+            await session.send_tool_list_changed()
+    except Exception:
+        logger.debug("could not tell a client that the tool list changed", exc_info=True)
