@@ -72,7 +72,7 @@ async def _command(args: argparse.Namespace, settings: Settings, environ: Any) -
     if args.command == "eval":
         return await commands.evaluate(
             args.kind, tools=args.tools, queries=args.queries, history=args.history, split=args.split,
-            use_graph=not args.no_graph, as_json=args.json, model_dir=settings.model_dir,
+            use_graph=not args.no_graph, as_json=args.json, model_dir=settings.model_dir, signals=args.signals,
         )
     if args.command == "search":
         return await commands.search(settings, args.query, limit=args.limit, server=args.server)
@@ -112,6 +112,8 @@ def _parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--history", type=Path, help="history.jsonl: past tasks replayed as workflows")
     evaluation.add_argument("--split", help="only the queries of this split (e.g. test_in_domain)")
     evaluation.add_argument("--no-graph", action="store_true", help="rank without the learned graph")
+    evaluation.add_argument("--signals", choices=["hybrid", "dense", "bm25"], default="hybrid",
+                            help="baseline arms: meaning only (dense) or words only (bm25), nothing learned")
     evaluation.add_argument("--json", action="store_true", help="one JSON object on the last line of stdout")
     return parser
 

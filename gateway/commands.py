@@ -110,10 +110,10 @@ async def status(settings: Settings, config: GatewayConfig | None) -> int:
 
 
 async def evaluate(kind: str, *, tools: Path, queries: Path, history: Path | None, split: str | None,
-                   use_graph: bool, as_json: bool, model_dir: Path | None) -> int:
+                   use_graph: bool, as_json: bool, model_dir: Path | None, signals: str = "hybrid") -> int:
     """`eval retrieval|dag`: metrics as a table, or as one JSON object on the last line with `--json`."""
     inputs = EvalInputs(tools=load_tools(tools), queries=load_queries(queries, split=split),
-                        history=load_queries(history) if history else (), use_graph=use_graph,
+                        history=load_queries(history) if history else (), use_graph=use_graph, signals=signals,
                         model_dir=model_dir)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=Console(stderr=True)) as bar:

@@ -44,6 +44,8 @@ class EvalInputs:
     queries: Sequence[EvalQuery]
     history: Sequence[EvalQuery] = ()
     use_graph: bool = True
+    signals: str = "hybrid"
+    """``hybrid`` (meaning and words), or a baseline arm: ``dense`` (meaning only) or ``bm25`` (words only)."""
     model_dir: Path | None = None
 
 
@@ -92,7 +94,7 @@ async def _prepared(inputs: EvalInputs, progress: Progress) -> AsyncIterator[tup
             learning = await _learned(db, embedder, inputs.history, limiter, progress)
             search = SearchService(index=db.tools, embedder=embedder, limiter=limiter,
                                    graph=lambda: learning.graph, reliability=learning.reliability,
-                                   weights=RankWeights(graph=inputs.use_graph), memory=db.memory)
+                                   weights=_weights(inputs), memory=db.memory)
             await search.set_tools(tools)
             yield search, db.memory
 
@@ -122,6 +124,15 @@ def _replayed(task: EvalQuery, number: int) -> WorkflowState:
     results = {t.id: TaskResult(id=t.id, status=TaskStatus.OK, layer=layer[t.id]) for t in tasks}
     return WorkflowState(workflow_id=f"history-{number}", dag=dag, status=RunStatus.COMPLETED,
                          next_layer=len(dag.layers), results=results)
+
+
+def _weights(inputs: EvalInputs) -> RankWeights:
+    """The ranking mix of a run; the baseline arms rank by one signal and learn nothing."""
+    if inputs.signals == "dense":
+        return RankWeights(semantic=1.0, lexical=0.0, graph=False)
+    if inputs.signals == "bm25":
+        return RankWeights(semantic=0.0, lexical=1.0, graph=False)
+    return RankWeights(graph=inputs.use_graph)
 
 
 def _acyclic(pairs: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
