@@ -137,16 +137,11 @@ class ToolStore:
     async def search(
         self, query: Vector, *, model_id: str, limit: int, server: str | None = None
     ) -> list[SearchHit]:
-        """The `limit` nearest tools by cosine similarity, optionally of one server."""
+        """The `limit` nearest tools by cosine similarity, optionally of one server, nearest first."""
         if limit <= 0:
             return []
-        sql = named_query("search_tools" if server is None else "search_server_tools")
-        vector = np.asarray(query, dtype=np.float32)
-        params = {"query": vector, "model": model_id, "limit": limit, "server": server}
-        async with translated("searching tools"), self._pool.connection() as conn:
-            cursor = conn.cursor(row_factory=kwargs_row(_hit))
-            await cursor.execute(sql, params, prepare=True)
-            return await cursor.fetchall()
+        rows = await self.search_pool(query, model_id=model_id, pool=limit, server=server)
+        return sorted(rows, key=lambda h: (-h.semantic, h.tool_id))
 
     async def search_pool(
         self, query: Vector, *, model_id: str, pool: int, extra: Sequence[str] = (), server: str | None = None

@@ -30,6 +30,6 @@ def test_sql_before_any_header_is_refused(tmp_path: Path) -> None:
 
 
 def test_the_packaged_queries_are_found_by_name() -> None:
-    assert query("search_tools").startswith("WITH nearest AS MATERIALIZED")
+    assert query("search_pool").startswith("WITH dense AS MATERIALIZED")
     with pytest.raises(LookupError, match="no SQL query named 'nope'"):
         query("nope")

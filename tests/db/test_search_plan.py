@@ -20,11 +20,11 @@ async def test_the_search_query_uses_the_hnsw_index(tool_store: ToolStore) -> No
     vectors = rng.standard_normal((200, 384)).astype(np.float32)
     pending = await tool_store.pending_embeddings("m")
     await tool_store.save_embeddings("m", [(p.tool_id, v, p.text_hash) for p, v in zip(pending, vectors, strict=True)])
-    params = {"query": vectors[0], "model": "m", "limit": 10, "server": None}
+    params = {"query": vectors[0], "model": "m", "pool": 10, "extra": []}
     async with tool_store._pool.connection() as conn:
         await conn.execute("SET enable_seqscan = off")
         try:
-            cursor = await conn.execute("EXPLAIN (FORMAT JSON) " + named_query("search_tools"), params)
+            cursor = await conn.execute("EXPLAIN (FORMAT JSON) " + named_query("search_pool"), params)
             row = await cursor.fetchone()
         finally:
             await conn.execute("RESET enable_seqscan")

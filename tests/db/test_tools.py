@@ -34,8 +34,8 @@ async def hnsw_store(database_url: str) -> AsyncIterator[ToolStore]:
     try:
         async with pool.connection() as conn:
             cursor = conn.cursor(row_factory=scalar_row)
-            params = {"query": unit((0, 1)), "model": "m", "limit": 5}
-            plan = await (await cursor.execute("EXPLAIN " + query("search_tools"), params)).fetchall()
+            params = {"query": unit((0, 1)), "model": "m", "pool": 5, "extra": []}
+            plan = await (await cursor.execute("EXPLAIN " + query("search_pool"), params)).fetchall()
         assert any("tool_embedding_hnsw_idx" in line for line in plan), plan
         yield ToolStore(pool)
     finally:

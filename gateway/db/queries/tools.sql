@@ -43,38 +43,6 @@ ON CONFLICT (tool_id) DO UPDATE SET
     text_hash = EXCLUDED.text_hash,
     updated_at = now();
 
--- name: search_tools
--- HNSW; relaxed_order iterative scans (set per session by the pool) may return near-ties out of order: re-sort.
-WITH nearest AS MATERIALIZED (
-    SELECT tool_id, embedding <=> %(query)s::vector AS distance
-    FROM tool_embedding
-    WHERE model = %(model)s::text
-    ORDER BY distance
-    LIMIT %(limit)s::int
-)
-SELECT s.tool_id, s.server_id AS server, s.name, s.description, s.input_schema, s.annotations,
-       1 - n.distance AS semantic
-FROM nearest n JOIN tool_schema s USING (tool_id)
-ORDER BY n.distance, s.tool_id;
-
--- name: search_server_tools
--- Exact over one server's tools: a server lists tens to hundreds, which a scan ranks in about a millisecond,
--- where a filtered HNSW scan must walk past every other server's tools (measured 5-10x slower when a server holds 1/20 of the tools).
-WITH candidates AS MATERIALIZED (
-    SELECT e.tool_id, e.embedding
-    FROM tool_embedding e JOIN tool_schema s USING (tool_id)
-    WHERE e.model = %(model)s::text AND s.server_id = %(server)s::text
-), nearest AS MATERIALIZED (
-    SELECT tool_id, embedding <=> %(query)s::vector AS distance
-    FROM candidates
-    ORDER BY distance
-    LIMIT %(limit)s::int
-)
-SELECT s.tool_id, s.server_id AS server, s.name, s.description, s.input_schema, s.annotations,
-       1 - n.distance AS semantic
-FROM nearest n JOIN tool_schema s USING (tool_id)
-ORDER BY n.distance, s.tool_id;
-
 -- name: get_tool
 SELECT server_id AS server, name, description, input_schema, output_schema, annotations
 FROM tool_schema WHERE tool_id = %(tool_id)s;
