@@ -13,7 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 
-from gateway.db import LearningStore, Pool, ToolStore, WorkflowStore, migrate, open_pool
+from gateway.db import CapabilityStore, LearningStore, Pool, ToolStore, WorkflowStore, migrate, open_pool
 from gateway.db.embedded import EmbeddedPostgres
 from gateway.db.queries import composed
 
@@ -89,6 +89,11 @@ def workflow_store(pool: Pool) -> WorkflowStore:
 @pytest.fixture
 def learning_store(pool: Pool) -> LearningStore:
     return LearningStore(pool)
+
+
+@pytest.fixture
+def capability_store(pool: Pool) -> CapabilityStore:
+    return CapabilityStore(pool)
 
 
 def with_database(url: str, name: str) -> str:

@@ -1,9 +1,11 @@
 """Postgres: the embedded server, migrations, the pool, named SQL queries and the stores over them.
 
 Other layers need only `open_database` (and the `Database` it yields); `migrate`, `open_pool`, `ToolStore`,
-`WorkflowStore` and `LearningStore` are here for tools and tests that assemble the pieces themselves.
+`WorkflowStore`, `LearningStore` and `CapabilityStore` are here for tools and tests that assemble the pieces
+themselves.
 """
 
+from gateway.db.capabilities import CapabilityStore
 from gateway.db.database import Database, open_database
 from gateway.db.learning import LearningStore
 from gateway.db.memory import IntentMemory
@@ -13,6 +15,6 @@ from gateway.db.tools import ToolStore
 from gateway.db.workflows import WorkflowStore
 
 __all__ = [
-    "Database", "IntentMemory", "LearningStore", "Pool", "ToolStore", "WorkflowStore", "migrate", "open_database",
-    "open_pool",
+    "CapabilityStore", "Database", "IntentMemory", "LearningStore", "Pool", "ToolStore", "WorkflowStore", "migrate",
+    "open_database", "open_pool",
 ]

@@ -16,6 +16,7 @@ from pathlib import Path
 import anyio
 from psycopg.rows import scalar_row
 
+from gateway.db.capabilities import CapabilityStore
 from gateway.db.embedded import KILL_TIMEOUT_S, STOP_TIMEOUT_S, EmbeddedPostgres
 from gateway.db.learning import LearningStore
 from gateway.db.memory import IntentMemory
@@ -45,6 +46,7 @@ class Database:
     workflows: WorkflowStore
     learning: LearningStore
     memory: IntentMemory
+    capabilities: CapabilityStore
     _server: EmbeddedPostgres | None = field(default=None, repr=False)
 
     async def size_bytes(self) -> int:
@@ -111,6 +113,7 @@ async def _pooled(url: str, *, location: str, server: EmbeddedPostgres | None) -
             workflows=WorkflowStore(pool),
             learning=LearningStore(pool),
             memory=IntentMemory(pool),
+            capabilities=CapabilityStore(pool),
             _server=server,
         )
     finally:

@@ -1,0 +1,274 @@
+"""Capability persistence in Postgres: `CapabilityStore` keeps the workflows that ran well, and their names.
+
+A capability is a ``workflow_pattern`` (code, intent embedding, statistics) named by a ``capability_records``
+row (FQDN ``org.project.namespace.action.hash``, display name ``namespace:action``). `record` counts a run with
+one ``INSERT ... ON CONFLICT DO UPDATE``: of concurrent first successful runs exactly one inserts the pattern
+and creates its capability; a failed run counts only for a known pattern. `rename` and `merge` keep the old
+names resolving as aliases; `merge` also moves the capability's edges in ``tool_dependency`` (graph node
+``capability:<id>``). Each change runs in one transaction; every psycopg error surfaces as a `DatabaseError`
+via `translated`, a request that cannot be met as an `InvalidRequestError`.
+"""
+
+from __future__ import annotations
+
+import builtins
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import psycopg
+from psycopg.rows import class_row, kwargs_row, scalar_row
+from psycopg.types.json import Jsonb
+
+from gateway.db.pool import Pool, translated
+from gateway.db.queries import query as named_query
+from gateway.db.tools import Vector
+from gateway.errors import InvalidRequestError
+from gateway.models import JsonObject
+
+FQDN_HASH_CHARS = 4
+"""Characters of the pattern hash in a capability's FQDN (seed-data-architecture.md section 1.5)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CapabilityRow:
+    """A capability: its names, its pattern's statistics and definition."""
+
+    id: uuid.UUID
+    org: str
+    project: str
+    namespace: str
+    action: str
+    hash: str
+    fqdn: str
+    display_name: str
+    pattern_id: uuid.UUID
+    pattern_hash: str
+    usage_count: int
+    success_count: int
+    success_rate: float
+    avg_duration_ms: int
+    tools: list[str]
+    document: Any
+    parameters_schema: JsonObject | None
+    cache_config: JsonObject
+    description: str | None
+    tags: list[str]
+    created_at: datetime
+    updated_at: datetime | None
+
+    @property
+    def node_id(self) -> str:
+        """The capability's node in the learned graph."""
+        return node_id(self.id)
+
+
+def node_id(capability_id: uuid.UUID) -> str:
+    """``capability:<capability_records.id>``, never the pattern's id."""
+    return f"capability:{capability_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Counted:
+    pattern_id: uuid.UUID
+    inserted: bool
+
+
+Connection = psycopg.AsyncConnection[Any]
+
+
+class CapabilityStore:
+    """Capabilities over the pool: record runs, resolve and list names, rename, merge, search, cache results."""
+
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
+
+    async def record(
+        self, *, pattern_hash: str, document: Any, tools: Sequence[str], parameters_schema: JsonObject | None,
+        embedding: Vector, success: bool, duration_ms: float, namespace: str, action: str, cacheable: bool,
+        org: str = "local", project: str = "default",
+    ) -> CapabilityRow | None:  # fmt: skip
+        """Count one run of the workflow `pattern_hash`; its capability, or None for a failed unknown one.
+
+        A first successful run creates the pattern and its capability ``namespace:action``."""
+        params = {
+            "pattern_hash": pattern_hash, "dag_structure": Jsonb(_dag_structure(document, tools)),
+            "embedding": _vector(embedding), "parameters_schema": _json(parameters_schema),
+            "cacheable": cacheable, "successes": int(success), "ms": duration_ms,
+        }  # fmt: skip
+        name = {"org": org, "project": project, "namespace": namespace, "action": action,
+                "hash": pattern_hash[:FQDN_HASH_CHARS]}  # fmt: skip
+        async with translated(f"recording a run of workflow {pattern_hash[:12]!r}"), self._pool.connection() as conn:
+            async with conn.transaction():
+                cursor = conn.cursor(row_factory=class_row(_Counted))
+                await cursor.execute(named_query("upsert_pattern_run" if success else "count_pattern_run"), params)
+                counted = await cursor.fetchone()
+                if counted is None:
+                    return None
+                if counted.inserted:
+                    await conn.execute(named_query("insert_capability"), {**name, "pattern_id": counted.pattern_id})
+                return await _one(conn, "capability_by_pattern", {"pattern_id": counted.pattern_id})
+
+    async def get(self, ref: str) -> CapabilityRow | None:
+        """The capability `ref` names: a UUID, an FQDN, a display name ``namespace:action``, or an old name."""
+        async with translated(f"resolving capability {ref!r}"), self._pool.connection() as conn:
+            return await _one(conn, "resolve_capability", {"id": _uuid(ref), "ref": ref})
+
+    async def list(
+        self, *, like: str | None = None, unnamed_only: bool = False, limit: int = 50, offset: int = 0
+    ) -> tuple[builtins.list[CapabilityRow], int]:
+        """A page of capabilities by display name, and how many match in all. `like` is a LIKE pattern over the
+        display name (``\\`` escapes); `unnamed_only` keeps those still named ``exec_<hash>``."""
+        params = {"like": like, "unnamed_only": unnamed_only, "limit": limit, "offset": offset}
+        async with translated("listing capabilities"), self._pool.connection() as conn:
+            cursor = conn.cursor(row_factory=class_row(CapabilityRow))
+            rows = await (await cursor.execute(named_query("list_capabilities"), params)).fetchall()
+            counter = conn.cursor(row_factory=scalar_row)
+            total = await (await counter.execute(named_query("count_capabilities"), params)).fetchone()
+        return rows, int(total or 0)
+
+    async def rename(
+        self, capability_id: uuid.UUID, *, namespace: str, action: str, description: str | None = None,
+        tags: Sequence[str] | None = None, embedding: Vector | None = None,
+    ) -> CapabilityRow:  # fmt: skip
+        """Name the capability ``namespace:action``; its old display name and FQDN keep resolving. None keeps the
+        description, tags or intent embedding. `InvalidRequestError` when the name is taken."""
+        async with translated(f"renaming capability {capability_id}"), self._pool.connection() as conn:
+            async with conn.transaction():
+                old = await _locked(conn, [capability_id], field="capability_id")
+                current = old[capability_id]
+                names = {"org": current.org, "project": current.project, "namespace": namespace, "action": action}
+                await conn.execute(named_query("lock_display_name"), {**names, "name": f"{namespace}:{action}"})
+                taken = conn.cursor(row_factory=scalar_row)
+                if await (await taken.execute(named_query("name_taken"), {**names, "id": capability_id})).fetchone():
+                    raise InvalidRequestError(f"a capability named {namespace}:{action} exists", field="action")
+                await _add_aliases(conn, capability_id, current)
+                await conn.execute(named_query("rename_record"), {
+                    "id": capability_id, "namespace": namespace, "action": action,
+                    "tags": None if tags is None else list(tags)})  # fmt: skip
+                await conn.execute(named_query("describe_pattern"), {
+                    "pattern_id": current.pattern_id, "name": f"{namespace}:{action}", "description": description,
+                    "embedding": None if embedding is None else _vector(embedding)})  # fmt: skip
+                return await _required(conn, capability_id)
+
+    async def merge(self, source_id: uuid.UUID, target_id: uuid.UUID, *, prefer_source_code: bool) -> CapabilityRow:
+        """Fold the capability `source_id` into `target_id`, which must use the same tools: counts add up, the
+        newer definition stays (the source's if `prefer_source_code`), the source's names and graph edges move
+        to the target, the source is deleted. All or nothing; `InvalidRequestError` when refused."""
+        if source_id == target_id:
+            raise InvalidRequestError("a capability cannot be merged into itself", field="target_id")
+        async with translated(f"merging capability {source_id} into {target_id}"), self._pool.connection() as conn:
+            async with conn.transaction():
+                rows = await _locked(conn, [source_id, target_id], field="source_id")
+                source, target = rows[source_id], rows[target_id]
+                if set(source.tools) != set(target.tools):
+                    message = f"{source.display_name} and {target.display_name} use different tools"
+                    raise InvalidRequestError(message, field="target_id")
+                await conn.execute(named_query("merge_counts"), _merged_counts(source, target))
+                await conn.execute(named_query("move_aliases"), {"source": source_id, "target": target_id})
+                await _add_aliases(conn, target_id, source)
+                await conn.execute(named_query("move_capability_edges"),
+                                   {"source": node_id(source_id), "target": node_id(target_id)})  # fmt: skip
+                await conn.execute(named_query("delete_pattern"), {"pattern_id": source.pattern_id})
+                kept = source if prefer_source_code or source.created_at > target.created_at else target
+                await conn.execute(named_query("redefine_pattern"), {
+                    "pattern_id": target.pattern_id, "pattern_hash": kept.pattern_hash,
+                    "dag_structure": Jsonb(_dag_structure(kept.document, kept.tools)),
+                    "parameters_schema": _json(kept.parameters_schema)})  # fmt: skip
+                await conn.execute(named_query("touch_record"), {"id": target_id})
+                await conn.execute(named_query("invalidate_cache"), {"id": target_id})
+                return await _required(conn, target_id)
+
+    async def search(self, embedding: Vector, *, limit: int) -> builtins.list[tuple[CapabilityRow, float]]:
+        """``(capability, cosine similarity)`` of the capabilities whose intent is nearest, best first."""
+        if limit <= 0:
+            return []
+        params = {"query": _vector(embedding), "limit": limit}
+        async with translated("searching capabilities by intent"), self._pool.connection() as conn:
+            cursor = conn.cursor(row_factory=kwargs_row(_hit))
+            return await (await cursor.execute(named_query("search_capabilities"), params)).fetchall()
+
+    async def cached(self, capability_id: uuid.UUID, params_hash: str) -> Any | None:
+        """The unexpired cached result of the capability for these parameters, or None."""
+        params = {"id": capability_id, "params_hash": params_hash}
+        async with translated(f"reading the cache of capability {capability_id}"), self._pool.connection() as conn:
+            cursor = conn.cursor(row_factory=scalar_row)
+            return await (await cursor.execute(named_query("cached_result"), params)).fetchone()
+
+    async def store_cache(self, capability_id: uuid.UUID, params_hash: str, result: Any, ttl_ms: int) -> None:
+        """Cache `result` (JSON) of the capability for these parameters, for `ttl_ms` milliseconds."""
+        params = {"id": capability_id, "params_hash": params_hash, "result": Jsonb(result), "ttl_ms": ttl_ms}
+        async with translated(f"caching a result of capability {capability_id}"), self._pool.connection() as conn:
+            await conn.execute(named_query("store_cached_result"), params)
+
+    async def invalidate(self, capability_id: uuid.UUID) -> None:
+        """Forget every cached result of the capability."""
+        async with translated(f"invalidating the cache of capability {capability_id}"), self._pool.connection() as c:
+            await c.execute(named_query("invalidate_cache"), {"id": capability_id})
+
+
+async def _one(conn: Connection, name: str, params: dict[str, Any]) -> CapabilityRow | None:
+    cursor = conn.cursor(row_factory=class_row(CapabilityRow))
+    return await (await cursor.execute(named_query(name), params)).fetchone()
+
+
+async def _required(conn: Connection, capability_id: uuid.UUID) -> CapabilityRow:
+    row = await _one(conn, "capability_by_id", {"id": capability_id})
+    if row is None:  # only if deleted concurrently, between the lock and here: cannot happen under the lock
+        raise InvalidRequestError(f"no capability {capability_id}", field="capability_id")
+    return row
+
+
+async def _locked(conn: Connection, ids: Sequence[uuid.UUID], *, field: str) -> dict[uuid.UUID, CapabilityRow]:
+    """The capabilities `ids`, locked (records and patterns) until the transaction ends; each must exist."""
+    await conn.execute(named_query("lock_capabilities"), {"ids": list(ids)})
+    rows: dict[uuid.UUID, CapabilityRow] = {}
+    for capability_id in ids:
+        row = await _one(conn, "capability_by_id", {"id": capability_id})
+        if row is None:
+            raise InvalidRequestError(f"no capability {capability_id}", field=field)
+        rows[capability_id] = row
+    return rows
+
+
+async def _add_aliases(conn: Connection, owner: uuid.UUID, named: CapabilityRow) -> None:
+    """`named`'s display name and FQDN keep resolving, to `owner`."""
+    async with conn.cursor() as cursor:
+        await cursor.executemany(named_query("add_alias"), [
+            {"alias": named.display_name, "id": owner}, {"alias": named.fqdn, "id": owner}])  # fmt: skip
+
+
+def _merged_counts(source: CapabilityRow, target: CapabilityRow) -> dict[str, Any]:
+    usage = source.usage_count + target.usage_count
+    total_ms = source.avg_duration_ms * source.usage_count + target.avg_duration_ms * target.usage_count
+    return {
+        "pattern_id": target.pattern_id, "pattern_ids": [source.pattern_id, target.pattern_id],
+        "usage_count": usage, "success_count": source.success_count + target.success_count,
+        "avg_duration_ms": round(total_ms / usage) if usage else 0,
+    }  # fmt: skip
+
+
+def _hit(*, similarity: float, **fields: Any) -> tuple[CapabilityRow, float]:
+    return CapabilityRow(**fields), float(similarity)
+
+
+def _dag_structure(document: Any, tools: Sequence[str]) -> JsonObject:
+    return {"type": "dag", "document": document, "tools_used": list(tools)}
+
+
+def _vector(embedding: Vector) -> np.ndarray[Any, np.dtype[np.float32]]:
+    return np.asarray(embedding, dtype=np.float32)
+
+
+def _json(value: JsonObject | None) -> Jsonb | None:
+    return None if value is None else Jsonb(value)
+
+
+def _uuid(ref: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(ref)
+    except ValueError:
+        return None
