@@ -32,7 +32,9 @@ from gateway.embed import load_embedder
 from gateway.errors import DatabaseError, GatewayError, ServerUnavailableError
 from gateway.models import ServerState, ServerStatus, ToolDef, ToolOutput
 from gateway.server import NameTable
+from gateway.server import capability_tools as caps
 from gateway.services import Indexer, SearchResult, SearchService
+from gateway.services.capabilities import CapabilityService
 from gateway.services.learning import LearningService
 from gateway.services.planner import Planner
 from gateway.services.suggest import Suggestion
@@ -65,6 +67,7 @@ class Runtime:
         self._workflows: WorkflowService | None = None
         self._learning: LearningService | None = None
         self._planner: Planner | None = None
+        self._capabilities: CapabilityService | None = None
         self._listed: dict[str, Sequence[ToolDef]] = {}
         self._stored: dict[str, list[ToolDef]] = {}
         self._limiter = anyio.CapacityLimiter(CPU_THREADS)
@@ -186,6 +189,8 @@ class Runtime:
         await self._load_stored(db)
         await self._search.set_tools(self.known_tools().values())
         self._learning = learning
+        self._capabilities = CapabilityService(store=db.capabilities, edges=db.learning, embedder=embedder,
+                                               limiter=self._limiter)
         self._workflows = WorkflowService(
             store=db.workflows, executor=self._executor(db), tools=self.known_tools, task_group=self._tg,
             on_finished=self._learn,
@@ -237,9 +242,29 @@ class Runtime:
             logger.exception("indexing the tools of %s failed", server)
 
     async def _learn(self, state: WorkflowState) -> None:
-        assert self._learning is not None and self._planner is not None
+        assert self._learning is not None and self._planner is not None and self._capabilities is not None
         await self._learning.learn(state)
         await self._planner.observe(state)
+        await self._capabilities.register(state, self.known_tools())
+
+    async def capabilities(self, action: str, arguments: dict[str, Any]) -> types.CallToolResult:
+        await self._wait_ready()
+        assert self._capabilities is not None
+        service = self._capabilities
+        if action == caps.CAP_LIST:
+            offset = int(arguments.get("offset", 0))
+            rows, total = await service.list(pattern=arguments.get("pattern"), offset=offset,
+                                             unnamed_only=bool(arguments.get("unnamed_only", False)),
+                                             limit=int(arguments.get("limit", 50)))
+            return caps.list_result(rows, total, offset)
+        if action == caps.CAP_RENAME:
+            row = await service.rename(arguments["name"], namespace=arguments.get("namespace"),
+                                       action=arguments.get("action"), description=arguments.get("description"),
+                                       tags=arguments.get("tags"))
+            return caps.one_result("renamed to", row)
+        row = await service.merge(arguments["source"], arguments["target"],
+                                  prefer_source_code=bool(arguments.get("prefer_source_code", False)))
+        return caps.one_result("merged into", row)
 
     async def _on_status(self, status: ServerStatus) -> None:
         if self._db is not None and self._tg is not None:

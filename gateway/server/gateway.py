@@ -20,6 +20,7 @@ import gateway
 from gateway.dag.state import WorkflowState
 from gateway.errors import GatewayError
 from gateway.models import ToolDef
+from gateway.server import capability_tools as caps
 from gateway.server import meta
 from gateway.server import workflow_tools as wf
 from gateway.server.names import NameTable
@@ -63,6 +64,10 @@ class GatewayBackend(Protocol):
         """Input schema by tool id, for suggested tasks."""
         ...
 
+    async def capabilities(self, action: str, arguments: dict[str, Any]) -> types.CallToolResult:
+        """Run a cap_* meta-tool with its checked arguments."""
+        ...
+
     async def resolve(self, name: str) -> tuple[str, str] | None:
         """``(server, tool)`` for an exposed name, waiting (bounded) while servers are still starting."""
         ...
@@ -85,7 +90,7 @@ def build_server(backend: GatewayBackend) -> Server[Any]:
     async def list_tools(
         ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
-        tools = [search_tool, *workflow_tools]
+        tools = [search_tool, *workflow_tools, *caps.TOOLS]
         if backend.expose_all:
             tools.extend(_exposed(backend, await backend.listed_tools(ctx.session)))
         return types.ListToolsResult(tools=tools)
@@ -97,6 +102,8 @@ def build_server(backend: GatewayBackend) -> Server[Any]:
             return await _guarded(_execute(backend, params.arguments))
         if params.name == wf.WORKFLOW:
             return await _guarded(_control(backend, params.arguments))
+        if params.name in (caps.CAP_LIST, caps.CAP_RENAME, caps.CAP_MERGE):
+            return await _guarded(_capabilities(backend, params.name, params.arguments))
         route = backend.names.resolve(params.name) or await backend.resolve(params.name)
         if route is None:
             raise MCPError(
@@ -140,6 +147,10 @@ async def _control(backend: GatewayBackend, arguments: dict[str, Any] | None) ->
         args["workflow_id"], args["action"], approved=args.get("approved"), tasks=args.get("tasks")
     )
     return wf.workflow_result(state)
+
+
+async def _capabilities(backend: GatewayBackend, name: str, arguments: dict[str, Any] | None) -> types.CallToolResult:
+    return await backend.capabilities(name, meta.check_arguments(name, arguments))
 
 
 async def _guarded(call: Any) -> types.CallToolResult:

@@ -1,0 +1,83 @@
+"""The capability meta-tools, `cap_list`, `cap_rename` and `cap_merge`: schemas and how their answers read."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import mcp_types as types
+
+from gateway.server import meta
+
+CAP_LIST = "cap_list"
+CAP_RENAME = "cap_rename"
+CAP_MERGE = "cap_merge"
+
+CAP_LIST_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "pattern": {"type": "string", "description": "Glob over namespace:action, e.g. 'notes:*'."},
+        "unnamed_only": {"type": "boolean", "default": False, "description": "Only those still named exec_..."},
+        "limit": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
+        "offset": {"type": "integer", "minimum": 0, "default": 0},
+    },
+    "additionalProperties": False,
+}
+CAP_RENAME_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "minLength": 1, "description": "Current namespace:action, FQDN or id."},
+        "namespace": {"type": "string", "description": "^[a-z][a-z0-9]*$, at most 20 characters."},
+        "action": {"type": "string", "description": "^[a-zA-Z][a-zA-Z0-9_]*$, at most 50, not exec_..."},
+        "description": {"type": "string"},
+        "tags": {"type": "array", "items": {"type": "string"}},
+    },
+    "required": ["name"],
+    "additionalProperties": False,
+}
+CAP_MERGE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "source": {"type": "string", "minLength": 1, "description": "The capability folded in and deleted."},
+        "target": {"type": "string", "minLength": 1, "description": "The capability that stays."},
+        "prefer_source_code": {"type": "boolean", "default": False},
+    },
+    "required": ["source", "target"],
+    "additionalProperties": False,
+}
+
+TOOLS = [
+    types.Tool(name=CAP_LIST, input_schema=CAP_LIST_SCHEMA, annotations=types.ToolAnnotations(read_only_hint=True),
+               description="List the capabilities learned from workflows (named, parameterised procedures)."),
+    types.Tool(name=CAP_RENAME, input_schema=CAP_RENAME_SCHEMA,
+               description="Give a learned capability a real name; its old name keeps working."),
+    types.Tool(name=CAP_MERGE, input_schema=CAP_MERGE_SCHEMA,
+               description="Merge two capabilities that use the same tools: counts add up, the source is deleted."),
+]
+
+for _tool in TOOLS:
+    meta.register(_tool.name, _tool.input_schema)
+
+
+def capability_json(row: Any) -> dict[str, Any]:
+    return {
+        "id": str(row.id), "name": row.display_name, "fqdn": row.fqdn, "tools": list(row.tools),
+        "usage_count": row.usage_count, "success_count": row.success_count,
+        "success_rate": round(row.success_rate, 4), "avg_duration_ms": row.avg_duration_ms,
+        "parameters_schema": row.parameters_schema, "description": row.description, "tags": list(row.tags),
+    }
+
+
+def list_result(rows: Sequence[Any], total: int, offset: int) -> types.CallToolResult:
+    items = [capability_json(r) for r in rows]
+    lines = [f"{total} capabilities" + (f" (showing {offset + 1}-{offset + len(items)})" if items else "")]
+    lines += [f"- {c['name']} [{', '.join(c['tools'])}] used {c['usage_count']}x, "
+              f"{c['success_rate']:.0%} ok" for c in items]
+    return types.CallToolResult(content=[types.TextContent(text="\n".join(lines))],
+                                structured_content={"total": total, "offset": offset, "capabilities": items})
+
+
+def one_result(verb: str, row: Any) -> types.CallToolResult:
+    item = capability_json(row)
+    text = f"{verb} {item['name']} ({item['fqdn']}): used {item['usage_count']}x, {item['success_rate']:.0%} ok"
+    return types.CallToolResult(content=[types.TextContent(text=text)], structured_content=item)

@@ -1,0 +1,121 @@
+"""Capabilities learned from workflows: register each finished run, list, rename and merge them.
+
+A workflow's canonical form (tasks renamed in topological order, literal arguments lifted into parameters)
+is hashed; the first successful run of a form creates a capability named ``<first server>:exec_<hash8>``,
+later runs update its counts, and `contains` edges link it to its tools in the learned graph.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+import anyio
+import anyio.to_thread
+
+from gateway.capabilities import (
+    canonicalize,
+    check_action,
+    check_namespace,
+    default_action,
+    glob_to_like,
+    namespace_for,
+)
+from gateway.dag.state import RunStatus, WorkflowState
+from gateway.errors import InvalidRequestError
+from gateway.graph import EDGE_TYPE_WEIGHT, PROMOTE_AFTER, SOURCE_FACTOR
+from gateway.models import JsonObject, ToolDef
+from gateway.ports import Embedder, Vector
+
+MAX_LIST = 500
+
+
+class CapabilityPort(Protocol):
+    async def record(
+        self, *, pattern_hash: str, document: Any, tools: Sequence[str], parameters_schema: JsonObject | None,
+        embedding: Vector, success: bool, duration_ms: float, namespace: str, action: str, cacheable: bool,
+        org: str = ..., project: str = ...,
+    ) -> Any: ...
+
+    async def get(self, ref: str) -> Any: ...
+
+    async def list(self, *, like: str | None = ..., unnamed_only: bool = ..., limit: int = ...,
+                   offset: int = ...) -> tuple[list[Any], int]: ...
+
+    async def rename(self, capability_id: uuid.UUID, *, namespace: str, action: str, description: str | None = ...,
+                     tags: Sequence[str] | None = ..., embedding: Vector | None = ...) -> Any: ...
+
+    async def merge(self, source_id: uuid.UUID, target_id: uuid.UUID, *, prefer_source_code: bool) -> Any: ...
+
+
+class EdgePort(Protocol):
+    async def record_run(self, *, edges: Sequence[tuple[str, str, str]], tools: Sequence[tuple[str, bool, float]],
+                         promote_after: int, weights: dict[str, float], factors: dict[str, float]) -> None: ...
+
+
+class CapabilityService:
+    """Registers workflows as capabilities and manages them."""
+
+    def __init__(self, *, store: CapabilityPort, edges: EdgePort, embedder: Embedder,
+                 limiter: anyio.CapacityLimiter) -> None:
+        self._store = store
+        self._edges = edges
+        self._embedder = embedder
+        self._limiter = limiter
+
+    async def register(self, state: WorkflowState, tools: Mapping[str, ToolDef]) -> Any:
+        """Count a finished run of a multi-task workflow; its capability (None for a failed unknown one)."""
+        if not state.status.final or len(state.dag.tasks) < 2 or state.status is RunStatus.ABORTED:
+            return None
+        canonical = canonicalize(state.dag, {t: (d.input_schema if d else None) for t, d in _defs(state, tools)})
+        text = state.dag.intent or " | ".join(tools[t].embed_text for t in canonical.tools if t in tools)
+        vector = (await anyio.to_thread.run_sync(self._embedder.embed, [text or "workflow"], limiter=self._limiter))[0]
+        first_server = canonical.tools[0].split(":", 1)[0] if canonical.tools else "tools"
+        row = await self._store.record(
+            pattern_hash=canonical.hash, document=canonical.document, tools=list(canonical.tools),
+            parameters_schema=canonical.parameters_schema, embedding=vector,
+            success=state.status is RunStatus.COMPLETED, duration_ms=state.wall_ms,
+            namespace=namespace_for(first_server), action=default_action(canonical.hash),
+            cacheable=all((tools[t].annotations or {}).get("readOnlyHint") for t in canonical.tools if t in tools),
+        )
+        if row is not None and row.usage_count == 1:
+            contains = [(row.node_id, tool, "contains") for tool in canonical.tools]
+            await self._edges.record_run(edges=contains, tools=(), promote_after=PROMOTE_AFTER,
+                                         weights=dict(EDGE_TYPE_WEIGHT), factors=dict(SOURCE_FACTOR))
+        return row
+
+    async def list(self, *, pattern: str | None, unnamed_only: bool, limit: int, offset: int) -> tuple[list[Any], int]:
+        """A page of capabilities whose ``namespace:action`` matches the glob `pattern`, and the total."""
+        like = glob_to_like(pattern) if pattern else None
+        return await self._store.list(like=like, unnamed_only=unnamed_only, limit=min(limit, MAX_LIST), offset=offset)
+
+    async def rename(self, name: str, *, namespace: str | None, action: str | None,
+                     description: str | None, tags: Sequence[str] | None) -> Any:
+        """Give a capability a real name (checked by the naming rules); the old name keeps resolving."""
+        row = await self._resolve(name, field="name")
+        new_namespace, new_action = namespace or row.namespace, action or row.action
+        check_namespace(new_namespace)
+        if action is not None:
+            check_action(new_action)
+        vector = None
+        if description:
+            vector = (await anyio.to_thread.run_sync(self._embedder.embed, [description], limiter=self._limiter))[0]
+        return await self._store.rename(row.id, namespace=new_namespace, action=new_action,
+                                        description=description, tags=tags, embedding=vector)
+
+    async def merge(self, source: str, target: str, *, prefer_source_code: bool) -> Any:
+        """Fold `source` into `target` (same tools only), all or nothing."""
+        source_row = await self._resolve(source, field="source")
+        target_row = await self._resolve(target, field="target")
+        return await self._store.merge(source_row.id, target_row.id, prefer_source_code=prefer_source_code)
+
+    async def _resolve(self, ref: str, *, field: str) -> Any:
+        row = await self._store.get(ref)
+        if row is None:
+            raise InvalidRequestError(f"no capability {ref!r} (use cap_list to see them)", field=field)
+        return row
+
+
+def _defs(state: WorkflowState, tools: Mapping[str, ToolDef]) -> list[tuple[str, ToolDef | None]]:
+    return [(t.tool, tools.get(t.tool)) for t in state.dag.tasks]
