@@ -12,7 +12,7 @@ import contextlib
 import dataclasses
 import logging
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import anyio
@@ -70,6 +70,9 @@ class Runtime:
         self._capabilities: CapabilityService | None = None
         self._listed: dict[str, Sequence[ToolDef]] = {}
         self._stored: dict[str, list[ToolDef]] = {}
+        self._known: dict[str, ToolDef] = {}
+        self._schemas: dict[str, dict[str, Any]] = {}
+        self._settled = False
         self._limiter = anyio.CapacityLimiter(CPU_THREADS)
         self._tg: anyio.abc.TaskGroup | None = None
         self._sessions: weakref.WeakSet[Any] = weakref.WeakSet()
@@ -130,14 +133,20 @@ class Runtime:
     def active_servers(self) -> frozenset[str]:
         return frozenset(s.name for s in self._config.servers if not s.disabled)
 
-    def listed_schemas(self) -> dict[str, dict[str, Any]]:
-        return {tool_id: tool.input_schema for tool_id, tool in self.known_tools().items()}
+    def listed_schemas(self) -> Mapping[str, dict[str, Any]]:
+        """Input schema by tool id (read-only; rebuilt when a server's tools change)."""
+        return self._schemas
 
-    def known_tools(self) -> dict[str, ToolDef]:
-        """Every tool by id: as its server listed it this run, else as the index stored it."""
+    def known_tools(self) -> Mapping[str, ToolDef]:
+        """Every tool by id: as its server listed it this run, else as the index stored it (read-only)."""
+        return self._known
+
+    def _refresh_known(self) -> None:
+        """Rebuild the tool maps once per change of a server's tools, not once per lookup on the call path."""
         by_id = {t.tool_id: t for tools in self._stored.values() for t in tools}
         by_id.update({t.tool_id: t for tools in self._listed.values() for t in tools})
-        return by_id
+        self._known = by_id
+        self._schemas = {tool_id: tool.input_schema for tool_id, tool in by_id.items()}
 
     async def execute_dag(self, document: dict[str, Any]) -> WorkflowState:
         await self._wait_ready()
@@ -153,8 +162,10 @@ class Runtime:
 
     async def _call_for_dag(self, tool_id: str, arguments: dict[str, Any], timeout_s: float) -> ToolOutput:
         server, _, tool = tool_id.partition(":")
-        with contextlib.suppress(ServerUnavailableError):  # a DAG sent at start-up waits for its servers first
-            await self.supervisor.wait_settled(ROUTE_WAIT_S)
+        if not self._settled:  # a DAG sent at start-up waits for its servers first, once
+            with contextlib.suppress(ServerUnavailableError):
+                await self.supervisor.wait_settled(ROUTE_WAIT_S)
+                self._settled = True
         return to_output(await self.supervisor.call_tool(server, tool, arguments, timeout_s=timeout_s))
 
     async def _checkpoint(self, state: WorkflowState) -> None:
@@ -166,8 +177,7 @@ class Runtime:
             return needs_approval(self.known_tools().get(task.tool), self._config.approval)
 
         def schema_of(tool_id: str) -> dict[str, Any] | None:
-            tool = self.known_tools().get(tool_id)
-            return tool.input_schema if tool else None
+            return self._schemas.get(tool_id)
 
         return Executor(call=self._call_for_dag, checkpoint=self._checkpoint, events=db.workflows.record_events,
                         needs_approval=approval, schema_of=schema_of)
@@ -192,7 +202,7 @@ class Runtime:
         self._capabilities = CapabilityService(store=db.capabilities, edges=db.learning, embedder=embedder,
                                                limiter=self._limiter)
         self._workflows = WorkflowService(
-            store=db.workflows, executor=self._executor(db), tools=self.known_tools, task_group=self._tg,
+            store=db.workflows, executor=self._executor(db), schemas=self.listed_schemas, task_group=self._tg,
             on_finished=self._learn,
         )
         self._ready.set()
@@ -215,6 +225,7 @@ class Runtime:
         for server, tools in self._stored.items():
             if server not in self._listed:
                 self.names.set_server(server, [t.name for t in tools])
+        self._refresh_known()
 
     async def _embed_stored(self) -> None:
         assert self._indexer is not None
@@ -227,6 +238,7 @@ class Runtime:
         changed = self._listed.get(server, self._stored.get(server)) != list(tools)
         self._listed[server] = list(tools)
         self.names.set_server(server, [t.name for t in tools])
+        self._refresh_known()
         if changed and self.expose_all and self._tg is not None:
             for session in list(self._sessions):
                 self._tg.start_soon(_notify_tools_changed, session)

@@ -5,8 +5,8 @@
 and ``template`` edges keep their source) and a call of each tool in ``tool_usage``. Each upsert is a single
 ``INSERT ... ON CONFLICT DO UPDATE``, so concurrent runs lose no sighting; keys go in sorted order, so two runs
 lock shared rows in the same order and cannot deadlock. Adaptive thresholds (with their window of outcomes)
-and configuration round-trip; metrics and errors are appended. `search_lexical` ranks tools by full-text match
-of their (word-split) name and description. Every psycopg error surfaces as a `DatabaseError` via `translated`.
+and configuration round-trip; metrics and errors are appended. Every psycopg error surfaces as a
+`DatabaseError` via `translated`.
 """
 
 from __future__ import annotations
@@ -164,18 +164,6 @@ class LearningStore:
         params = {"error_type": error_type, "message": message, "stack": stack, "context": _json(context)}
         async with translated(f"logging a {error_type!r} error"), self._pool.connection() as conn:
             await conn.execute(named_query("insert_error"), params)
-
-    async def search_lexical(self, query: str, *, limit: int, server: str | None = None) -> list[tuple[str, float]]:
-        """``(tool_id, ts_rank_cd score)`` of the tools whose name or description holds any word of `query`
-        (camelCase and snake_case names split into words, English stemming), best first; of `server` only
-        if given. A query of stop words only matches nothing."""
-        if not query.strip() or limit <= 0:
-            return []
-        params = {"query": query, "limit": limit, "server": server}
-        async with translated("searching the tool index by words"), self._pool.connection() as conn:
-            cursor = conn.cursor(row_factory=class_row(_Hit))
-            hits = await (await cursor.execute(named_query("search_lexical"), params)).fetchall()
-        return [(hit.tool_id, hit.score) for hit in hits]
 
 
 def _edge_params(

@@ -26,6 +26,7 @@ from gateway.db import Database, IntentMemory, open_database
 from gateway.embed import load_embedder
 from gateway.evaluation.data import EvalQuery, EvalTool
 from gateway.evaluation.metrics import averaged, f1, latency, retrieval_row
+from gateway.graph import reaches
 from gateway.models import ToolDef
 from gateway.ports import Embedder
 from gateway.services import Indexer, SearchService
@@ -138,23 +139,12 @@ def _weights(inputs: EvalInputs) -> RankWeights:
 def _acyclic(pairs: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
     """The pairs in order, leaving out self-loops and any pair that would close a cycle (a few tasks have one)."""
     kept: list[tuple[str, str]] = []
+    after: dict[str, set[str]] = {}
     for a, b in pairs:
-        if a != b and not _reaches(kept, b, a) and (a, b) not in kept:
+        if a != b and (a, b) not in kept and not reaches(after, b, a):
             kept.append((a, b))
+            after.setdefault(a, set()).add(b)
     return kept
-
-
-def _reaches(pairs: Sequence[tuple[str, str]], start: str, goal: str) -> bool:
-    frontier, seen = [start], {start}
-    while frontier:
-        node = frontier.pop()
-        if node == goal:
-            return True
-        for a, b in pairs:
-            if a == node and b not in seen:
-                seen.add(b)
-                frontier.append(b)
-    return False
 
 
 def _tool_def(tool: EvalTool) -> ToolDef:

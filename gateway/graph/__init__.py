@@ -6,6 +6,7 @@ off the event loop.
 """
 
 from gateway.graph.learning import workflow_edges
+from gateway.graph.paths import reaches
 from gateway.graph.scoring import adaptive_alpha, candidate_multiplier, path_confidence
 from gateway.graph.snapshot import ToolGraph, build_graph
 from gateway.graph.weights import (
@@ -31,5 +32,6 @@ __all__ = [
     "edge_weight",
     "path_confidence",
     "promoted",
+    "reaches",
     "workflow_edges",
 ]

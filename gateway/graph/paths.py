@@ -9,6 +9,8 @@ the goal's predecessors, which keeps a query near a millisecond on graphs of ten
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable, Mapping
+
 import numpy as np
 import numpy.typing as npt
 from scipy import sparse
@@ -82,3 +84,17 @@ def _row(matrix: sparse.csr_array, node: int) -> npt.NDArray[np.int32]:
     """The column indices of `node`'s row: its neighbours."""
     indices: npt.NDArray[np.int32] = matrix.indices[matrix.indptr[node] : matrix.indptr[node + 1]]
     return indices
+
+
+def reaches(after: Mapping[str, Iterable[str]], start: str, goal: str, avoid: Collection[str] = ()) -> bool:
+    """Whether `goal` can be reached from `start` following `after` (successors by node), never through `avoid`."""
+    frontier, seen = [start], {start, *avoid}
+    while frontier:
+        node = frontier.pop()
+        if node == goal:
+            return True
+        for nxt in after.get(node, ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                frontier.append(nxt)
+    return False

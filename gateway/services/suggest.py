@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from gateway.graph import ToolGraph, adaptive_alpha, path_confidence
+from gateway.graph import ToolGraph, adaptive_alpha, path_confidence, reaches
 from gateway.services.ranking import Ranked
 
 NO_SUGGESTION_BELOW = 0.60
@@ -148,14 +148,7 @@ def _reduce(edges: set[tuple[str, str]]) -> set[tuple[str, str]]:
     after: dict[str, set[str]] = {}
     for a, b in edges:
         after.setdefault(a, set()).add(b)
-    return {(a, c) for a, c in edges if not any(_reaches(after, b, c, {a}) for b in after.get(a, ()) if b != c)}
-
-
-def _reaches(after: dict[str, set[str]], start: str, goal: str, seen: set[str]) -> bool:
-    if start == goal:
-        return True
-    seen = seen | {start}
-    return any(_reaches(after, n, goal, seen) for n in after.get(start, ()) if n not in seen)
+    return {(a, c) for a, c in edges if not any(reaches(after, b, c, avoid={a}) for b in after.get(a, ()) if b != c)}
 
 
 def _chain(chosen: Sequence[str]) -> list[tuple[str, str]]:

@@ -25,6 +25,7 @@ from gateway.ports import WorkflowStore
 logger = logging.getLogger(__name__)
 
 ACTIONS = ("continue", "abort", "replan", "status")
+_LIVE_LIMIT = 1000
 
 
 class WorkflowService:
@@ -35,13 +36,13 @@ class WorkflowService:
         *,
         store: WorkflowStore,
         executor: Executor,
-        tools: Callable[[], Mapping[str, ToolDef]],
+        schemas: Callable[[], Mapping[str, dict[str, Any] | None]],
         task_group: anyio.abc.TaskGroup,
         on_finished: Callable[[WorkflowState], Awaitable[None]] | None = None,
     ) -> None:
         self._store = store
         self._executor = executor
-        self._tools = tools
+        self._schemas = schemas
         self._tg = task_group
         self._on_finished = on_finished
         self._live: dict[str, WorkflowState] = {}
@@ -108,8 +109,7 @@ class WorkflowService:
         state = state.evolve(dag=dag)
         await self._store.save_dag(state.workflow_id, to_document(dag), intent=dag.intent, owner=state.owner)
         await self._store.save_checkpoint(state.workflow_id, state.next_layer, state.to_json())
-        self._live[state.workflow_id] = state
-        return state
+        return self._keep(state)
 
     async def _advance(self, state: WorkflowState, *, approved: bool | None) -> WorkflowState:
         self._live[state.workflow_id] = state
@@ -117,7 +117,6 @@ class WorkflowService:
         return await self._finish(state) if state.status.final else self._keep(state)
 
     async def _finish(self, state: WorkflowState) -> WorkflowState:
-        self._live.pop(state.workflow_id, None)
         failed = [r for r in state.results.values() if r.status is not TaskStatus.OK]
         error = "; ".join(f"{r.id}: {r.error}" for r in failed)[:2000] or None
         try:
@@ -129,7 +128,7 @@ class WorkflowService:
             logger.exception("recording workflow %s failed", state.workflow_id)
         if persisted(state.dag) and state.status is RunStatus.ABORTED:
             await self._store.save_checkpoint(state.workflow_id, state.next_layer, state.to_json())
-        self._remember_final(state)
+        self._keep(state)
         if self._on_finished is not None:
             self._tg.start_soon(self._learn, state)
         return state
@@ -142,15 +141,13 @@ class WorkflowService:
             logger.exception("learning from workflow %s failed", state.workflow_id)
 
     def _keep(self, state: WorkflowState) -> WorkflowState:
+        """Keep the latest state in memory; past `_LIVE_LIMIT` the oldest final ones go (their checkpoint stays)."""
         self._live[state.workflow_id] = state
-        return state
-
-    def _remember_final(self, state: WorkflowState) -> None:
-        """Final states stay answerable by `status` through their last checkpoint; keep a few in memory too."""
-        self._live[state.workflow_id] = state
-        if len(self._live) > 1000:
-            for key in [k for k, v in self._live.items() if v.status.final][:100]:
+        if len(self._live) > _LIVE_LIMIT:
+            for key in [k for k, v in self._live.items() if v.status.final][: _LIVE_LIMIT // 10]:
                 del self._live[key]
+                self._locks.pop(key, None)
+        return state
 
     async def _load(self, workflow_id: str) -> WorkflowState:
         if (state := self._live.get(workflow_id)) is not None:
@@ -162,9 +159,6 @@ class WorkflowService:
 
     def _lock(self, workflow_id: str) -> anyio.Lock:
         return self._locks.setdefault(workflow_id, anyio.Lock())
-
-    def _schemas(self) -> dict[str, dict[str, Any] | None]:
-        return {tool_id: tool.input_schema for tool_id, tool in self._tools().items()}
 
 
 def _aborted(state: WorkflowState) -> WorkflowState:

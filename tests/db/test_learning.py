@@ -48,7 +48,7 @@ def edge(src: str, dst: str, edge_type: str, count: int, confidence: float, sour
     return EdgeRow(src, dst, edge_type, count, round(confidence, 5), source)
 
 
-async def test_0003_applies_after_0002_and_indexes_the_words_of_tools_listed_before_it(
+async def test_0003_applies_after_0002_over_tools_listed_before_it(
     database_url: str, tmp_path: Path
 ) -> None:
     earlier = tmp_path / "m"
@@ -60,7 +60,7 @@ async def test_0003_applies_after_0002_and_indexes_the_words_of_tools_listed_bef
     try:
         await ToolStore(pool).sync_server("books", [ToolDef(server="books", name="calculateNetIncome")])
         assert (await migrate(database_url))[0] == "0003_learning"
-        assert await LearningStore(pool).search_lexical("income", limit=5) == [("books:calculateNetIncome", 1.0)]
+        assert await ToolStore(pool).count_by_server() == {"books": (1, 0)}
     finally:
         await pool.close()
     for table in ("tool_dependency", "tool_usage", "adaptive_config", "adaptive_thresholds", "metrics", "error_log"):
@@ -188,32 +188,3 @@ async def test_metrics_and_errors_are_stored(learning_store: LearningStore, data
         {"error_type": "GraphRAG", "message": "pagerank diverged", "stack": "Traceback ...", "context": {"nodes": 3}},
         {"error_type": "Sandbox", "message": "timeout", "stack": None, "context": None},
     ]
-
-
-async def test_lexical_search_finds_a_camel_case_name_by_its_words_and_ranks_fuller_matches_first(
-    learning_store: LearningStore, tool_store: ToolStore
-) -> None:
-    await tool_store.sync_server("books", [
-        ToolDef(server="books", name="calculateNetIncome", description="Revenue minus expenses."),
-        ToolDef(server="books", name="incomeTaxReport"),
-        ToolDef(server="books", name="list_accounts", description="Every ledger account."),
-    ])  # fmt: skip
-    await tool_store.sync_server("web", [ToolDef(server="web", name="HTTPServer", description="Net services.")])
-    hits = await learning_store.search_lexical("what is the net income", limit=10)
-    assert [tool for tool, _ in hits] == ["books:calculateNetIncome", "books:incomeTaxReport", "web:HTTPServer"]
-    assert hits[0][1] > hits[1][1] > hits[2][1] > 0  # both words, one word in the name, one in the description
-    assert await learning_store.search_lexical("net income", limit=1) == [hits[0]]
-    assert [tool for tool, _ in await learning_store.search_lexical("http server", limit=10)] == ["web:HTTPServer"]
-    assert [tool for tool, _ in await learning_store.search_lexical("ledgers", limit=10)] == ["books:list_accounts"]
-
-
-async def test_lexical_search_filters_by_server_and_matches_nothing_for_stop_words(
-    learning_store: LearningStore, tool_store: ToolStore
-) -> None:
-    await tool_store.sync_server("books", [ToolDef(server="books", name="calculateNetIncome")])
-    await tool_store.sync_server("hr", [ToolDef(server="hr", name="net_salary")])
-    assert [tool for tool, _ in await learning_store.search_lexical("net", limit=10, server="hr")] == ["hr:net_salary"]
-    assert await learning_store.search_lexical("what is the", limit=10) == []
-    assert await learning_store.search_lexical("  ", limit=10) == []
-    operators = await learning_store.search_lexical("O'Reilly & sons | !net <->", limit=10)  # words, not syntax
-    assert [tool for tool, _ in operators] == ["books:calculateNetIncome", "hr:net_salary"]

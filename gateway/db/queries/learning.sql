@@ -1,5 +1,4 @@
--- Learning persistence: tool_dependency, tool_usage, adaptive_config, adaptive_thresholds, metrics, error_log,
--- and lexical search over tool_schema.search_text (migrations/0003_learning.sql).
+-- Learning persistence: tool_dependency, tool_usage, adaptive_config, adaptive_thresholds, metrics, error_log.
 
 -- name: upsert_edge
 -- One sighting of an edge, atomic under concurrency (the conflicting row is locked, then updated).
@@ -78,16 +77,3 @@ INSERT INTO metrics (metric_name, value, metadata) VALUES (%(name)s, %(value)s, 
 -- name: insert_error
 INSERT INTO error_log (error_type, message, stack, context)
 VALUES (%(error_type)s, %(message)s, %(stack)s, %(context)s);
-
--- name: search_lexical
--- GIN over search_text; search_query ORs the query's words (migrations/0003_learning.sql). The CTE computes
--- the tsquery once, also under a generic plan, where a call per row would redo its regexps for every match.
--- The filter is fast; ts_rank_cd costs a few microseconds per matching row (~17 ms when 3,500 of 10,000
--- tools match).
-WITH q AS MATERIALIZED (SELECT search_query(%(query)s::text) AS tsq)
-SELECT s.tool_id, ts_rank_cd(s.search_text, q.tsq)::float8 AS score
-FROM q CROSS JOIN tool_schema s
-WHERE s.search_text @@ q.tsq
-  AND (%(server)s::text IS NULL OR s.server_id = %(server)s::text)
-ORDER BY score DESC, s.tool_id
-LIMIT %(limit)s::int;
