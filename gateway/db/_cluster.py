@@ -123,9 +123,11 @@ def _grant_access(pgdata: Path, user: SystemUser) -> None:
     """Let `user` traverse to the data directory and the binaries (chmod o+rx on the ancestors)."""
     pgdata.mkdir(mode=0o700, exist_ok=True)
     pg_utils.ensure_prefix_permissions(pgdata)
+    # The binaries may sit under a folder only root can enter (a 0700 checkout or venv): open the way every
+    # time, a few chmods, not only when the executables themselves lack the bit.
+    pg_utils.ensure_prefix_permissions(POSTGRES_BIN_PATH)
     postgres = POSTGRES_BIN_PATH / "postgres"
     if not postgres.stat().st_mode & stat.S_IXOTH:
-        pg_utils.ensure_prefix_permissions(POSTGRES_BIN_PATH)
         readable = stat.S_IRGRP | stat.S_IROTH
         pg_utils.ensure_folder_permissions(POSTGRES_BIN_PATH, readable | stat.S_IXGRP | stat.S_IXOTH)
         pg_utils.ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", readable)
