@@ -117,6 +117,12 @@ class CapabilityStore:
         async with translated(f"resolving capability {ref!r}"), self._pool.connection() as conn:
             return await _one(conn, "resolve_capability", {"id": _uuid(ref), "ref": ref})
 
+    async def aliases(self, capability_id: uuid.UUID) -> builtins.list[str]:
+        """The old display names and FQDNs that still resolve to the capability, sorted."""
+        async with translated(f"reading the old names of capability {capability_id}"), self._pool.connection() as c:
+            cursor = c.cursor(row_factory=scalar_row)
+            return await (await cursor.execute(named_query("capability_aliases"), {"id": capability_id})).fetchall()
+
     async def list(
         self, *, like: str | None = None, unnamed_only: bool = False, limit: int = 50, offset: int = 0
     ) -> tuple[builtins.list[CapabilityRow], int]:

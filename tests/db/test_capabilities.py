@@ -148,6 +148,19 @@ async def test_a_renamed_capability_keeps_its_old_names_as_aliases(capability_st
     assert hit.id == old.id and similarity == pytest.approx(1.0)
 
 
+async def test_the_aliases_of_a_capability_are_its_old_names_and_follow_a_merge(
+    capability_store: CapabilityStore,
+) -> None:
+    first = await recorded(capability_store, "a")
+    other = await recorded(capability_store, "b")
+    assert await capability_store.aliases(first.id) == []
+    await capability_store.rename(first.id, namespace="fs", action="read_json")
+    assert await capability_store.aliases(first.id) == sorted([first.display_name, first.fqdn])
+    await capability_store.merge(first.id, other.id, prefer_source_code=False)
+    assert await capability_store.aliases(other.id) == sorted(
+        [first.display_name, first.fqdn, "fs:read_json", f"local.default.fs.read_json.{first.hash}"])
+
+
 async def test_a_rename_to_a_taken_name_is_refused_and_changes_nothing(capability_store: CapabilityStore) -> None:
     first = await recorded(capability_store, "a")
     second = await recorded(capability_store, "b")

@@ -82,6 +82,10 @@ SELECT EXISTS (
       AND id <> %(id)s
 );
 
+-- name: capability_aliases
+-- The old names (display names and FQDNs) that still resolve to the capability.
+SELECT alias FROM capability_alias WHERE capability_id = %(id)s ORDER BY alias;
+
 -- name: add_alias
 -- The newest owner of a name keeps it.
 INSERT INTO capability_alias (alias, capability_id) VALUES (%(alias)s, %(id)s)
