@@ -1,4 +1,4 @@
-"""The command line: argv and environment -> `Settings`, then one of serve, index, search, status.
+"""The command line: argv and environment -> `Settings`, then one of serve, index, search, status, eval, caps.
 
 Only this module and `config` read the environment. Logs go to stderr; stdout belongs to the MCP wire under
 `serve`, and to the tables of the other commands.
@@ -61,6 +61,8 @@ async def _dispatch(args: argparse.Namespace, settings: Settings, environ: Any) 
 async def _command(args: argparse.Namespace, settings: Settings, environ: Any) -> int:
     from gateway import app, commands
 
+    if args.command == "caps":
+        return await _caps(args, settings)
     config = _config(settings, environ, required=args.command in ("serve", "index"))
     if args.command == "serve":
         assert config is not None
@@ -77,6 +79,22 @@ async def _command(args: argparse.Namespace, settings: Settings, environ: Any) -
     if args.command == "search":
         return await commands.search(settings, args.query, limit=args.limit, server=args.server)
     return await commands.status(settings, config)
+
+
+async def _caps(args: argparse.Namespace, settings: Settings) -> int:
+    """`caps list|show|rename|merge`: no servers file, only the database."""
+    from gateway import caps_commands as caps
+
+    if args.caps_command == "list":
+        return await caps.list_capabilities(settings, pattern=args.pattern, unnamed_only=args.unnamed_only,
+                                            limit=args.limit, offset=args.offset, as_json=args.json)
+    if args.caps_command == "show":
+        return await caps.show(settings, args.ref, as_json=args.json)
+    if args.caps_command == "rename":
+        return await caps.rename(settings, args.ref, namespace=args.namespace, action=args.action,
+                                 description=args.description, tags=args.tags, as_json=args.json)
+    return await caps.merge(settings, args.source, args.target, prefer_source_code=args.prefer_source_code,
+                            as_json=args.json)
 
 
 def _config(settings: Settings, environ: Any, *, required: bool) -> GatewayConfig | None:
@@ -115,7 +133,47 @@ def _parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--signals", choices=["hybrid", "dense", "bm25"], default="hybrid",
                             help="baseline arms: meaning only (dense) or words only (bm25), nothing learned")
     evaluation.add_argument("--json", action="store_true", help="one JSON object on the last line of stdout")
+    _add_caps(sub, common)
     return parser
+
+
+def _add_caps(sub: Any, common: argparse.ArgumentParser) -> None:
+    """`caps` and its own subcommands; each takes the common options, so they may follow the subcommand."""
+    caps = sub.add_parser("caps", help="list, show, rename, merge the capabilities learned from workflows")
+    verbs = caps.add_subparsers(dest="caps_command", required=True)
+    listing = verbs.add_parser("list", parents=[common], help="the capabilities, by name")
+    listing.add_argument("--pattern", help="glob over namespace:action, e.g. 'notes:*'")
+    listing.add_argument("--unnamed-only", action="store_true", help="only those still named exec_...")
+    listing.add_argument("--limit", type=_at_least(1), default=50, help="at most this many (up to 500)")
+    listing.add_argument("--offset", type=_at_least(0), default=0, help="skip this many")
+    show = verbs.add_parser("show", parents=[common], help="one capability in full, with its DAG")
+    show.add_argument("ref", help="namespace:action, FQDN, id, or an old name")
+    rename = verbs.add_parser("rename", parents=[common], help="give a capability a real name")
+    rename.add_argument("ref", help="namespace:action, FQDN, id, or an old name")
+    rename.add_argument("--namespace", help="^[a-z][a-z0-9]*$, at most 20 characters")
+    rename.add_argument("--action", help="^[a-zA-Z][a-zA-Z0-9_]*$, at most 50, not exec_...")
+    rename.add_argument("--description", help="what it does (re-embeds its intent: loads the model)")
+    rename.add_argument("--tags", type=_tags, help="comma-separated; '' clears them")
+    merge = verbs.add_parser("merge", parents=[common], help="fold SOURCE into TARGET (same tools only)")
+    merge.add_argument("source", help="the capability folded in and deleted")
+    merge.add_argument("target", help="the capability that stays")
+    merge.add_argument("--prefer-source-code", action="store_true", help="keep SOURCE's DAG even if older")
+    for verb in (listing, show, rename, merge):
+        verb.add_argument("--json", action="store_true", help="one JSON object on the last line of stdout")
+
+
+def _at_least(minimum: int) -> Any:
+    def integer(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {value}")
+        return value
+
+    return integer
+
+
+def _tags(text: str) -> list[str]:
+    return [tag.strip() for tag in text.split(",") if tag.strip()]
 
 
 def _configure_logging(level: str) -> None:

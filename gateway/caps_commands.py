@@ -1,0 +1,164 @@
+"""The `caps` commands: list, show, rename and merge the learned capabilities from the shell.
+
+They mirror the meta-tools ``cap_list``, ``cap_rename`` and ``cap_merge``: the same `CapabilityService`, the
+same JSON items (``--json`` prints one object on the last line of stdout). Like ``status`` they share the
+embedded Postgres of a running ``serve``. The embedding model is loaded only if the service asks for a vector,
+which only a rename with a new description does.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import numpy as np
+from numpy.typing import NDArray
+from rich.console import Console
+from rich.json import JSON
+from rich.table import Table
+from rich.text import Text
+
+from gateway.config import Settings
+from gateway.db import Database, open_database
+from gateway.db.capabilities import CapabilityRow
+from gateway.embed import load_embedder
+from gateway.errors import InvalidRequestError
+from gateway.ports import Embedder
+from gateway.server.capability_tools import capability_json
+from gateway.services.capabilities import CapabilityService
+
+DESCRIPTION_WIDTH = 60
+
+
+async def list_capabilities(settings: Settings, *, pattern: str | None, unnamed_only: bool, limit: int,
+                            offset: int, as_json: bool) -> int:
+    """`caps list`: a page of capabilities as a table and an "N of TOTAL" line, or as JSON like `cap_list`."""
+    async with _opened(settings) as (_, service):
+        rows, total = await service.list(pattern=pattern, unnamed_only=unnamed_only, limit=limit, offset=offset)
+    if as_json:
+        _write_json({"total": total, "offset": offset, "capabilities": [capability_json(r) for r in rows]})
+        return 0
+    table = Table("name", "usage", "success", "tools", "description")
+    table.columns[0].no_wrap = True
+    for row in rows:
+        table.add_row(Text(row.display_name), str(row.usage_count), f"{row.success_rate:.0%}",
+                      Text(", ".join(row.tools)), Text(_short(row.description)))
+    console = Console()
+    console.print(table)
+    console.print(f"{len(rows)} of {total} capabilities" + (f" (from #{offset + 1})" if offset else ""),
+                  markup=False)
+    return 0
+
+
+async def show(settings: Settings, ref: str, *, as_json: bool) -> int:
+    """`caps show REF`: one capability in full, its DAG document and the old names that still resolve to it."""
+    async with _opened(settings) as (db, _):
+        row = await db.capabilities.get(ref)
+        if row is None:
+            raise InvalidRequestError(f"no capability {ref!r} (see `pml-gateway caps list`)", field="ref")
+        aliases = [a for a in await db.capabilities.aliases(row.id) if a not in (row.display_name, row.fqdn)]
+    item = _full_json(row, aliases)
+    if as_json:
+        _write_json(item)
+        return 0
+    console = Console()
+    console.print(_details(item), markup=False)
+    for title in ("parameters_schema", "cache_config", "document"):
+        console.print(Text(f"{title}:", style="bold"))
+        console.print(JSON.from_data(item[title], indent=2))
+    return 0
+
+
+async def rename(settings: Settings, ref: str, *, namespace: str | None, action: str | None,
+                 description: str | None, tags: Sequence[str] | None, as_json: bool) -> int:
+    """`caps rename REF`: a new ``namespace:action``, description or tags; the old name keeps resolving."""
+    if namespace is None and action is None and description is None and tags is None:
+        raise InvalidRequestError("nothing to change: pass --namespace, --action, --description or --tags")
+    async with _opened(settings) as (_, service):
+        row = await service.rename(ref, namespace=namespace, action=action, description=description, tags=tags)
+    return _changed("renamed to", row, as_json=as_json)
+
+
+async def merge(settings: Settings, source: str, target: str, *, prefer_source_code: bool, as_json: bool) -> int:
+    """`caps merge SOURCE TARGET`: fold SOURCE into TARGET (same tools only); counts add up, SOURCE goes."""
+    async with _opened(settings) as (_, service):
+        row = await service.merge(source, target, prefer_source_code=prefer_source_code)
+    return _changed("merged into", row, as_json=as_json)
+
+
+@asynccontextmanager
+async def _opened(settings: Settings) -> AsyncIterator[tuple[Database, CapabilityService]]:
+    async with open_database(url=settings.database_url, pgdata=settings.pgdata, share_running=True) as db:
+        yield db, CapabilityService(store=db.capabilities, edges=db.learning, embedder=_OnDemandEmbedder(
+            settings.model_dir), limiter=anyio.CapacityLimiter(1))
+
+
+class _OnDemandEmbedder:
+    """The embedding model, loaded on first use: list, show, merge and most renames never embed anything, and
+    loading the model costs about a second. The service calls `embed` in a worker thread, so the load runs
+    there too."""
+
+    def __init__(self, model_dir: Path | None) -> None:
+        self._model_dir = model_dir
+        self._loaded: Embedder | None = None
+
+    @property
+    def model_id(self) -> str:
+        return self._model().model_id
+
+    @property
+    def dimensions(self) -> int:
+        return self._model().dimensions
+
+    def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        return self._model().embed(texts)
+
+    def _model(self) -> Embedder:
+        if self._loaded is None:
+            self._loaded = load_embedder(self._model_dir)
+        return self._loaded
+
+
+def _changed(verb: str, row: CapabilityRow, *, as_json: bool) -> int:
+    item = capability_json(row)
+    if as_json:
+        _write_json(item)
+    else:
+        Console().print(f"{verb} {item['name']} ({item['fqdn']}): used {item['usage_count']}x, "
+                        f"{item['success_rate']:.0%} ok", markup=False)
+    return 0
+
+
+def _full_json(row: CapabilityRow, aliases: Sequence[str]) -> dict[str, Any]:
+    """`cap_list`'s item, plus what only `show` prints."""
+    return {**capability_json(row), "pattern_hash": row.pattern_hash, "cache_config": row.cache_config,
+            "document": row.document, "aliases": list(aliases), "created_at": row.created_at.isoformat(),
+            "updated_at": row.updated_at.isoformat() if row.updated_at else None}
+
+
+def _details(item: dict[str, Any]) -> Table:
+    grid = Table.grid(padding=(0, 2))
+    fields = [("name", item["name"]), ("id", item["id"]), ("fqdn", item["fqdn"]),
+              ("tools", ", ".join(item["tools"])),
+              ("usage", f"{item['usage_count']} runs, {item['success_count']} succeeded"),
+              ("success rate", f"{item['success_rate']:.1%}"), ("avg duration", f"{item['avg_duration_ms']} ms"),
+              ("description", item["description"] or ""), ("tags", ", ".join(item["tags"])),
+              ("aliases", ", ".join(item["aliases"]) or "none"), ("created", item["created_at"]),
+              ("updated", item["updated_at"] or "never")]
+    for key, value in fields:
+        grid.add_row(Text(key, style="bold"), Text(str(value)))
+    return grid
+
+
+def _short(description: str | None) -> str:
+    text = " ".join((description or "").split())
+    return text if len(text) <= DESCRIPTION_WIDTH else text[: DESCRIPTION_WIDTH - 1] + "…"
+
+
+def _write_json(value: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(value) + "\n")
