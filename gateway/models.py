@@ -97,6 +97,8 @@ class ToolOutput:
     is_error: bool
     text: str
     structured: Any | None = None
+    cached: bool = False
+    """Answered from a capability's result cache rather than by running it."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import uuid
 import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -21,7 +22,7 @@ import anyio.to_thread
 import mcp_types as types
 
 from gateway.config import GatewayConfig, Settings
-from gateway.dag import Task
+from gateway.dag import Dag, Task
 from gateway.dag.executor import Executor
 from gateway.dag.state import WorkflowState
 from gateway.db import Database, open_database
@@ -34,7 +35,8 @@ from gateway.models import ServerState, ServerStatus, ToolDef, ToolOutput
 from gateway.server import NameTable
 from gateway.server import capability_tools as caps
 from gateway.services import Indexer, SearchResult, SearchService
-from gateway.services.capabilities import CapabilityService
+from gateway.services.capabilities import CapabilityMatch, CapabilityService
+from gateway.services.capability_calls import CapabilityCalls
 from gateway.services.learning import LearningService
 from gateway.services.planner import Planner
 from gateway.services.suggest import Suggestion
@@ -49,6 +51,8 @@ LIST_WAIT_S = 5.0
 NOTIFY_TIMEOUT_S = 5.0
 STOP_RECORD_TIMEOUT_S = 2.0
 CPU_THREADS = 2
+CAPABILITY_HITS = 3
+"""Capabilities a search returns beside its tools, at most."""
 
 
 class Runtime:
@@ -68,6 +72,8 @@ class Runtime:
         self._learning: LearningService | None = None
         self._planner: Planner | None = None
         self._capabilities: CapabilityService | None = None
+        self._calls: CapabilityCalls | None = None
+        self._sub_executor: Executor | None = None
         self._listed: dict[str, Sequence[ToolDef]] = {}
         self._stored: dict[str, list[ToolDef]] = {}
         self._known: dict[str, ToolDef] = {}
@@ -100,9 +106,22 @@ class Runtime:
         include_related: bool = False,
     ) -> SearchResult:
         await self._wait_ready()
-        assert self._search is not None
-        return await self._search.search(query, limit=limit, server=server, context=context,
-                                         include_related=include_related)
+        assert self._search is not None and self._capabilities is not None
+        result = await self._search.search(query, limit=limit, server=server, context=context,
+                                           include_related=include_related)
+        vector = await self._search.embed_query(query)
+        matches = await self._capabilities.match(vector, limit=min(limit, CAPABILITY_HITS), server=server)
+        return dataclasses.replace(result, capabilities=matches)
+
+    async def suggest_capability(self, intent: str) -> tuple[CapabilityMatch, list[CapabilityMatch]] | None:
+        """The learned capability that serves `intent` when its score passes the adaptive suggestion threshold,
+        with the runners-up."""
+        await self._wait_ready()
+        assert self._search is not None and self._capabilities is not None and self._planner is not None
+        matches = await self._capabilities.match(await self._search.embed_query(intent), limit=CAPABILITY_HITS)
+        if not matches or matches[0].score < self._planner.thresholds.suggestion:
+            return None
+        return matches[0], matches[1:]
 
     async def suggest(self, intent: str) -> tuple[Suggestion, bool]:
         """A suggested DAG for `intent`, and whether it passes the adaptive suggestion threshold."""
@@ -161,6 +180,8 @@ class Runtime:
         return await self._workflows.control(workflow_id, action, approved=approved, tasks=tasks)
 
     async def _call_for_dag(self, tool_id: str, arguments: dict[str, Any], timeout_s: float) -> ToolOutput:
+        if tool_id not in self._known and self._calls is not None:
+            return await self._calls.call(tool_id, arguments, timeout_s)
         server, _, tool = tool_id.partition(":")
         if not self._settled:  # a DAG sent at start-up waits for its servers first, once
             with contextlib.suppress(ServerUnavailableError):
@@ -172,15 +193,31 @@ class Runtime:
         if self._db is not None and persisted(state.dag):
             await self._db.workflows.save_checkpoint(state.workflow_id, state.next_layer, state.to_json())
 
+    async def _run_sub_dag(self, dag: Dag) -> WorkflowState:
+        """Run a capability's DAG to its end, without checkpoints (its calling task is the unit of resumption)."""
+        assert self._sub_executor is not None
+        return await self._sub_executor.advance(WorkflowState(workflow_id=f"cap_{uuid.uuid4().hex[:16]}", dag=dag))
+
+    def _needs_approval(self, tool_id: str) -> bool:
+        """A destructive or listed tool, or a capability that calls one."""
+        known = self.known_tools()
+        if tool_id in known or self._calls is None or (row := self._calls.known(tool_id)) is None:
+            return needs_approval(known.get(tool_id), self._config.approval)
+        return any(needs_approval(known.get(t), self._config.approval) for t in row.tools)
+
+    def _schema_of(self, tool_id: str) -> dict[str, Any] | None:
+        if (schema := self._schemas.get(tool_id)) is not None or self._calls is None:
+            return schema
+        row = self._calls.known(tool_id)
+        return row.parameters_schema if row is not None else None
+
     def _executor(self, db: Database) -> Executor:
         def approval(task: Task) -> bool:
-            return needs_approval(self.known_tools().get(task.tool), self._config.approval)
+            return self._needs_approval(task.tool)
 
-        def schema_of(tool_id: str) -> dict[str, Any] | None:
-            return self._schemas.get(tool_id)
-
+        self._sub_executor = Executor(call=self._call_for_dag, checkpoint=_nothing, schema_of=self._schema_of)
         return Executor(call=self._call_for_dag, checkpoint=self._checkpoint, events=db.workflows.record_events,
-                        needs_approval=approval, schema_of=schema_of)
+                        needs_approval=approval, schema_of=self._schema_of)
 
     async def _open_index(self, db: Database) -> None:
         embedder = await anyio.to_thread.run_sync(load_embedder, self._settings.model_dir)
@@ -200,10 +237,11 @@ class Runtime:
         await self._search.set_tools(self.known_tools().values())
         self._learning = learning
         self._capabilities = CapabilityService(store=db.capabilities, edges=db.learning, embedder=embedder,
-                                               limiter=self._limiter)
+                                               limiter=self._limiter, tool_usage=learning.usage)
+        self._calls = CapabilityCalls(store=db.capabilities, schemas=self.listed_schemas, run_dag=self._run_sub_dag)
         self._workflows = WorkflowService(
             store=db.workflows, executor=self._executor(db), schemas=self.listed_schemas, task_group=self._tg,
-            on_finished=self._learn,
+            on_finished=self._learn, resolve=self._calls.schemas_for,
         )
         self._ready.set()
         logger.info("index ready (%s, model %s)", db.location, embedder.model_id)
@@ -330,6 +368,10 @@ class _StoredThresholds:
         await self._db.learning.save_threshold(ThresholdRow(
             context_hash=context, context_keys={"context": context}, suggestion_threshold=thresholds.suggestion,
             success_rate=rate, sample_count=thresholds.samples, outcomes=list(thresholds.outcomes)))
+
+
+async def _nothing(state: WorkflowState) -> None:
+    """A capability's sub-workflow keeps no checkpoints."""
 
 
 async def _notify_tools_changed(session: Any) -> None:

@@ -182,32 +182,35 @@ async def _run_task(
 ) -> None:
     async with run.limiter:
         begin = started[task.id] = time.perf_counter()
-        status, output, error = await _attempt(run, task, outputs)
+        status, output, error, cached = await _attempt(run, task, outputs)
         duration = (time.perf_counter() - begin) * 1000
         done[task.id] = TaskResult(
-            id=task.id, status=status, layer=run.layer, output=output, error=error, duration_ms=duration
+            id=task.id, status=status, layer=run.layer, output=output, error=error, duration_ms=duration,
+            cached=cached,
         )
 
 
-async def _attempt(run: LayerRun, task: Task, outputs: Mapping[str, Any]) -> tuple[TaskStatus, Any, str | None]:
-    """Substitute, check and call: the task's status, output value and error message."""
+async def _attempt(
+    run: LayerRun, task: Task, outputs: Mapping[str, Any]
+) -> tuple[TaskStatus, Any, str | None, bool]:
+    """Substitute, check and call: the task's status, output value, error message and whether it was cached."""
     try:
         arguments = resolve_arguments(task, outputs)
         check_resolved(task, arguments, run.schema_of(task.tool))
         with anyio.fail_after(run.timeout_s + TIMEOUT_GRACE_S):
             answer = await run.call(task.tool, arguments, run.timeout_s)
     except (OutputReferenceError, DagValidationError) as exc:
-        return TaskStatus.ERROR, None, str(exc)
+        return TaskStatus.ERROR, None, str(exc), False
     except CallTimeoutError as exc:
-        return TaskStatus.TIMEOUT, None, str(exc)
+        return TaskStatus.TIMEOUT, None, str(exc), False
     except DownstreamError as exc:
-        return TaskStatus.ERROR, None, str(exc)
+        return TaskStatus.ERROR, None, str(exc), False
     except TimeoutError:
-        return TaskStatus.TIMEOUT, None, f"{task.tool} did not answer within {run.timeout_s:g} s"
+        return TaskStatus.TIMEOUT, None, f"{task.tool} did not answer within {run.timeout_s:g} s", False
     except Exception as exc:
         # The run goes on; a bug in the injected call must still show up with its traceback.
         logger.exception("task %r (%s) failed unexpectedly", task.id, task.tool)
-        return TaskStatus.ERROR, None, f"internal error: {type(exc).__name__}: {exc}"
+        return TaskStatus.ERROR, None, f"internal error: {type(exc).__name__}: {exc}", False
     if answer.is_error:
-        return TaskStatus.ERROR, None, answer.text or f"{task.tool} reported an error without a message"
-    return TaskStatus.OK, output_value(answer.structured, answer.text), None
+        return TaskStatus.ERROR, None, answer.text or f"{task.tool} reported an error without a message", False
+    return TaskStatus.OK, output_value(answer.structured, answer.text), None, answer.cached

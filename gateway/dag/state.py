@@ -47,15 +47,18 @@ class TaskResult:
     output: Any = None
     error: str | None = None
     duration_ms: float = 0.0
+    cached: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "status": self.status.value, "layer": self.layer, "output": self.output,
-                "error": self.error, "duration_ms": round(self.duration_ms, 3)}
+        doc = {"id": self.id, "status": self.status.value, "layer": self.layer, "output": self.output,
+               "error": self.error, "duration_ms": round(self.duration_ms, 3)}
+        return {**doc, "cached": True} if self.cached else doc
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> TaskResult:
         return cls(id=doc["id"], status=TaskStatus(doc["status"]), layer=int(doc["layer"]), output=doc.get("output"),
-                   error=doc.get("error"), duration_ms=float(doc.get("duration_ms", 0.0)))
+                   error=doc.get("error"), duration_ms=float(doc.get("duration_ms", 0.0)),
+                   cached=bool(doc.get("cached", False)))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -112,6 +112,12 @@ class CapabilityStore:
                     await conn.execute(named_query("insert_capability"), {**name, "pattern_id": counted.pattern_id})
                 return await _one(conn, "capability_by_pattern", {"pattern_id": counted.pattern_id})
 
+    async def count_run(self, pattern_hash: str, *, success: bool, duration_ms: float) -> None:
+        """Count one call of a known capability (run as a task) in its pattern's statistics."""
+        params = {"pattern_hash": pattern_hash, "successes": int(success), "ms": duration_ms}
+        async with translated(f"counting a run of workflow {pattern_hash[:12]!r}"), self._pool.connection() as conn:
+            await conn.execute(named_query("count_pattern_run"), params)
+
     async def get(self, ref: str) -> CapabilityRow | None:
         """The capability `ref` names: a UUID, an FQDN, a display name ``namespace:action``, or an old name."""
         async with translated(f"resolving capability {ref!r}"), self._pool.connection() as conn:

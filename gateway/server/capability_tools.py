@@ -68,6 +68,45 @@ def capability_json(row: Any) -> dict[str, Any]:
     }
 
 
+def search_entry(match: Any) -> dict[str, Any]:
+    """A capability among `search_tools` results (`match` is a `CapabilityMatch`): called as an execute_dag task."""
+    row = match.row
+    return {
+        "kind": "capability", "tool_id": row.display_name, "server": row.namespace, "name": row.action,
+        "call_as": row.display_name, "description": describe(row),
+        "input_schema": row.parameters_schema or {"type": "object"}, "score": round(match.score, 4),
+        "semantic": round(match.similarity, 4), "reliability": round(match.reliability, 4),
+        "tools": list(row.tools), "usage_count": row.usage_count, "fqdn": row.fqdn,
+    }  # fmt: skip
+
+
+def describe(row: Any) -> str:
+    """The capability's description, else what it does in terms of its tools."""
+    return str(row.description or f"learned workflow over {', '.join(row.tools)} (used {row.usage_count}x)")
+
+
+def defaults(row: Any) -> dict[str, Any]:
+    """The observed value of each parameter: arguments that repeat the capability's last known run."""
+    properties = (row.parameters_schema or {}).get("properties") or {}
+    return {name: spec["default"] for name, spec in properties.items() if isinstance(spec, dict) and "default" in spec}
+
+
+def suggestion_result(match: Any, others: Sequence[Any]) -> types.CallToolResult:
+    """`execute_dag {intent}` answered by a learned capability: a one-task DAG calling it."""
+    row = match.row
+    task = {"id": "t1", "tool": row.display_name, "depends_on": [], "arguments": defaults(row),
+            "input_schema": row.parameters_schema or {"type": "object"}}
+    payload = {
+        "suggested_dag": {"tasks": [task]}, "confidence": round(match.score, 4), "above_threshold": True,
+        "warnings": [], "alternatives": [m.row.display_name for m in others],
+        "capability": {**capability_json(row), "similarity": round(match.similarity, 4),
+                       "reliability": round(match.reliability, 4)},
+    }  # fmt: skip
+    text = (f"learned capability {row.display_name} (confidence {match.score:.2f}, used {row.usage_count}x, "
+            f"{row.success_rate:.0%} ok): {describe(row)}; run it as one execute_dag task with its arguments")
+    return types.CallToolResult(content=[types.TextContent(text=text)], structured_content=payload)
+
+
 def list_result(rows: Sequence[Any], total: int, offset: int) -> types.CallToolResult:
     items = [capability_json(r) for r in rows]
     lines = [f"{total} capabilities" + (f" (showing {offset + 1}-{offset + len(items)})" if items else "")]

@@ -48,6 +48,10 @@ class GatewayBackend(Protocol):
 
     async def suggest(self, intent: str) -> tuple[Suggestion, bool]: ...
 
+    async def suggest_capability(self, intent: str) -> tuple[Any, list[Any]] | None:
+        """A learned capability (`CapabilityMatch`) whose score passes the suggestion threshold, and runners-up."""
+        ...
+
     async def call_tool(self, server: str, tool: str, arguments: dict[str, Any] | None) -> types.CallToolResult: ...
 
     async def listed_tools(self, session: Any) -> Sequence[ToolDef]:
@@ -127,7 +131,8 @@ async def _search(backend: GatewayBackend, arguments: dict[str, Any] | None) -> 
     result = await backend.search(args["query"], limit=int(args.get("limit", 5)), server=args.get("server"),
                                   context=tuple(args.get("context_tools", ())), include_related=related)
     call_as = {h.tool_id: backend.names.name_of(h.server, h.name) for h in result.hits}
-    payload = meta.search_payload(result, call_as, related=related)
+    payload = meta.search_payload(result, call_as, related=related,
+                                  capabilities=[caps.search_entry(m) for m in result.capabilities])
     return types.CallToolResult(
         content=[types.TextContent(text=meta.search_text(payload))], structured_content=payload
     )
@@ -136,6 +141,8 @@ async def _search(backend: GatewayBackend, arguments: dict[str, Any] | None) -> 
 async def _execute(backend: GatewayBackend, arguments: dict[str, Any] | None) -> types.CallToolResult:
     document = dict(arguments or {})
     if "tasks" not in document and isinstance(document.get("intent"), str) and document["intent"].strip():
+        if (found := await backend.suggest_capability(document["intent"])) is not None:
+            return caps.suggestion_result(*found)
         suggestion, above = await backend.suggest(document["intent"])
         return wf.suggestion_result(suggestion, above, backend.listed_schemas())
     return wf.workflow_result(await backend.execute_dag(document))

@@ -7,7 +7,7 @@ error a client gets names the field and what was expected.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -88,24 +88,29 @@ def _describe(tool: str, error: ValidationError) -> str:
     return f"{tool}: argument '{field}': {error.message}"
 
 
-def search_payload(result: SearchResult, call_as: Mapping[str, str], *, related: bool = False) -> dict[str, Any]:
-    """The structured content of a `search_tools` answer."""
+def search_payload(
+    result: SearchResult, call_as: Mapping[str, str], *, related: bool = False,
+    capabilities: Sequence[dict[str, Any]] = (),
+) -> dict[str, Any]:  # fmt: skip
+    """The structured content of a `search_tools` answer: tools and capabilities (`kind`), best score first."""
+    tools = [
+        {
+            "kind": "tool",
+            "tool_id": h.tool_id,
+            "server": h.server,
+            "name": h.name,
+            "call_as": call_as.get(h.tool_id, h.tool_id),
+            "description": h.description,
+            "input_schema": h.input_schema,
+            "score": round(h.score, 4),
+            "semantic": round(h.semantic, 4),
+            **({"related": {"before": list(h.before), "after": list(h.after)}} if related else {}),
+        }
+        for h in result.hits
+    ]
     return {
         "query": result.query,
-        "results": [
-            {
-                "tool_id": h.tool_id,
-                "server": h.server,
-                "name": h.name,
-                "call_as": call_as.get(h.tool_id, h.tool_id),
-                "description": h.description,
-                "input_schema": h.input_schema,
-                "score": round(h.score, 4),
-                "semantic": round(h.semantic, 4),
-                **({"related": {"before": list(h.before), "after": list(h.after)}} if related else {}),
-            }
-            for h in result.hits
-        ],
+        "results": sorted([*tools, *capabilities], key=lambda r: -r["score"]),
         "unavailable_servers": [
             {"server": s.name, "state": s.state.value, "reason": s.reason} for s in result.unavailable
         ],
@@ -114,12 +119,13 @@ def search_payload(result: SearchResult, call_as: Mapping[str, str], *, related:
 
 def search_text(payload: Mapping[str, Any]) -> str:
     """A compact text rendering: one line per tool with its arguments, then the servers that are down."""
-    lines = [f"{len(payload['results'])} tools for: {payload['query']}"]
+    lines = [f"{len(payload['results'])} results for: {payload['query']}"]
     for i, hit in enumerate(payload["results"], 1):
         props = hit["input_schema"].get("properties", {}) if isinstance(hit["input_schema"], dict) else {}
         required = set(hit["input_schema"].get("required", [])) if isinstance(hit["input_schema"], dict) else set()
         args = ", ".join(f"{k}{'' if k in required else '?'}" for k in props)
-        lines.append(f"{i}. {hit['call_as']}({args})  [{hit['score']:.2f}] {hit['description'][:160]}")
+        kind = "capability (an execute_dag task) " if hit["kind"] == "capability" else ""
+        lines.append(f"{i}. {kind}{hit['call_as']}({args})  [{hit['score']:.2f}] {hit['description'][:160]}")
     for down in payload["unavailable_servers"]:
         lines.append(f"! server {down['server']} is {down['state']}: {down['reason'] or 'no reason given'}")
     return "\n".join(lines)

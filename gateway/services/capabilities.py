@@ -1,14 +1,17 @@
-"""Capabilities learned from workflows: register each finished run, list, rename and merge them.
+"""Capabilities learned from workflows: register each finished run, match them to an intent, list, rename, merge.
 
 A workflow's canonical form (tasks renamed in topological order, literal arguments lifted into parameters)
 is hashed; the first successful run of a form creates a capability named ``<first server>:exec_<hash8>``,
-later runs update its counts, and `contains` edges link it to its tools in the learned graph.
+later runs update its counts, and `contains` edges link it to its tools in the learned graph. A capability
+matches an intent by the similarity of their embeddings times its reliability: the lowest success rate among
+the capability, its tools and the capabilities it calls; one below `RELIABILITY_FLOOR` is never offered.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import anyio
@@ -29,6 +32,26 @@ from gateway.models import JsonObject, ToolDef
 from gateway.ports import Embedder, Vector
 
 MAX_LIST = 500
+RELIABILITY_FLOOR = 0.5
+"""A capability whose transitive success rate is below this is hidden from search and suggestion."""
+MATCH_POOL = 20
+"""How many nearest capabilities are read before the reliability floor and the server filter apply."""
+MIN_TOOL_CALLS = 3
+"""Calls of a tool before its own success rate counts in a capability's reliability."""
+_NESTING = 3
+
+
+@dataclass(frozen=True, slots=True)
+class CapabilityMatch:
+    """A capability offered for a query: its row, the intent similarity and its transitive reliability."""
+
+    row: Any
+    similarity: float
+    reliability: float
+
+    @property
+    def score(self) -> float:
+        return self.similarity * self.reliability
 
 
 class CapabilityPort(Protocol):
@@ -48,6 +71,8 @@ class CapabilityPort(Protocol):
 
     async def merge(self, source_id: uuid.UUID, target_id: uuid.UUID, *, prefer_source_code: bool) -> Any: ...
 
+    async def search(self, embedding: Vector, *, limit: int) -> Sequence[tuple[Any, float]]: ...
+
 
 class EdgePort(Protocol):
     async def record_run(self, *, edges: Sequence[tuple[str, str, str]], tools: Sequence[tuple[str, bool, float]],
@@ -58,11 +83,13 @@ class CapabilityService:
     """Registers workflows as capabilities and manages them."""
 
     def __init__(self, *, store: CapabilityPort, edges: EdgePort, embedder: Embedder,
-                 limiter: anyio.CapacityLimiter) -> None:
+                 limiter: anyio.CapacityLimiter, tool_usage: Callable[[str], tuple[int, int]] = lambda t: (0, 0),
+                 ) -> None:  # fmt: skip
         self._store = store
         self._edges = edges
         self._embedder = embedder
         self._limiter = limiter
+        self._tool_usage = tool_usage
 
     async def register(self, state: WorkflowState, tools: Mapping[str, ToolDef]) -> Any:
         """Count a finished run of a multi-task workflow; its capability (None for a failed unknown one)."""
@@ -77,13 +104,35 @@ class CapabilityService:
             parameters_schema=canonical.parameters_schema, embedding=vector,
             success=state.status is RunStatus.COMPLETED, duration_ms=state.wall_ms,
             namespace=namespace_for(first_server), action=default_action(canonical.hash),
-            cacheable=all((tools[t].annotations or {}).get("readOnlyHint") for t in canonical.tools if t in tools),
+            cacheable=all(t in tools and (tools[t].annotations or {}).get("readOnlyHint") for t in canonical.tools),
         )
         if row is not None and row.usage_count == 1:
             contains = [(row.node_id, tool, "contains") for tool in canonical.tools]
             await self._edges.record_run(edges=contains, tools=(), promote_after=PROMOTE_AFTER,
                                          weights=dict(EDGE_TYPE_WEIGHT), factors=dict(SOURCE_FACTOR))
         return row
+
+    async def match(self, query: Vector, *, limit: int, server: str | None = None) -> list[CapabilityMatch]:
+        """The capabilities best matching the embedded `query` (only those of `server`'s tools when given)."""
+        matches = []
+        for row, similarity in await self._store.search(query, limit=max(MATCH_POOL, limit)):
+            if server is not None and not all(t.startswith(f"{server}:") for t in row.tools):
+                continue
+            reliability = await self._reliability(row, depth=0)
+            if reliability >= RELIABILITY_FLOOR:
+                matches.append(CapabilityMatch(row, max(similarity, 0.0), reliability))
+        return sorted(matches, key=lambda m: -m.score)[:limit]
+
+    async def _reliability(self, row: Any, *, depth: int) -> float:
+        """The lowest success rate among `row`, its tools (once called enough) and the capabilities it calls."""
+        rates = [float(row.success_rate)]
+        for tool in row.tools:
+            calls, successes = self._tool_usage(tool)
+            if calls >= MIN_TOOL_CALLS:
+                rates.append(successes / calls)
+            elif calls == 0 and depth < _NESTING and (inner := await self._store.get(tool)) is not None:
+                rates.append(await self._reliability(inner, depth=depth + 1))
+        return min(rates)
 
     async def list(self, *, pattern: str | None, unnamed_only: bool, limit: int, offset: int) -> tuple[list[Any], int]:
         """A page of capabilities whose ``namespace:action`` matches the glob `pattern`, and the total."""

@@ -72,6 +72,10 @@ class LearningService:
     def graph(self) -> ToolGraph:
         return self._graph
 
+    def usage(self, tool_id: str) -> tuple[int, int]:
+        """``(calls, successes)`` of a tool as of the last graph rebuild."""
+        return self._usage.get(tool_id, (0, 0))
+
     def reliability(self, tool_id: str) -> float:
         calls, successes = self._usage.get(tool_id, (0, 0))
         return reliability_factor(calls, successes)

@@ -12,7 +12,7 @@ import dataclasses
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import anyio
 import anyio.to_thread
@@ -47,6 +47,8 @@ class SearchResult:
     hits: list[SearchHit]
     unavailable: list[ServerStatus]
     ranked: list[Ranked] = dataclasses.field(default_factory=list)
+    capabilities: list[Any] = dataclasses.field(default_factory=list)
+    """Learned capabilities matching the query (`services.capabilities.CapabilityMatch`), best first."""
 
 
 class SearchService:

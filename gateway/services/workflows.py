@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import anyio
@@ -39,10 +39,12 @@ class WorkflowService:
         schemas: Callable[[], Mapping[str, dict[str, Any] | None]],
         task_group: anyio.abc.TaskGroup,
         on_finished: Callable[[WorkflowState], Awaitable[None]] | None = None,
+        resolve: Callable[[Iterable[str]], Awaitable[Mapping[str, Any]]] | None = None,
     ) -> None:
         self._store = store
         self._executor = executor
         self._schemas = schemas
+        self._resolve = resolve
         self._tg = task_group
         self._on_finished = on_finished
         self._live: dict[str, WorkflowState] = {}
@@ -50,7 +52,7 @@ class WorkflowService:
 
     async def execute(self, document: Any, *, owner: str | None = None) -> WorkflowState:
         """Validate and run a DAG until it finishes or pauses."""
-        dag = parse_dag(document, tool_schemas=self._schemas())
+        dag = parse_dag(document, tool_schemas=await self._schemas_for(document))
         state = WorkflowState(workflow_id=f"wf_{uuid.uuid4().hex[:16]}", dag=dag, owner=owner)
         if persisted(dag):
             await self._store.save_dag(state.workflow_id, to_document(dag), intent=dag.intent, owner=owner)
@@ -105,7 +107,9 @@ class WorkflowService:
         if tasks is None:
             raise InvalidRequestError("replan needs `tasks`: the tasks to add or replace", field="tasks")
         finished = {r.id for r in state.results.values()}
-        dag = replan(state.dag, finished, tasks, tool_schemas=self._schemas())
+        kept = [{"tool": t.tool} for t in state.dag.tasks]
+        schemas = await self._schemas_for({"tasks": kept + (tasks if isinstance(tasks, list) else [])})
+        dag = replan(state.dag, finished, tasks, tool_schemas=schemas)
         state = state.evolve(dag=dag)
         await self._store.save_dag(state.workflow_id, to_document(dag), intent=dag.intent, owner=state.owner)
         await self._store.save_checkpoint(state.workflow_id, state.next_layer, state.to_json())
@@ -159,6 +163,23 @@ class WorkflowService:
 
     def _lock(self, workflow_id: str) -> anyio.Lock:
         return self._locks.setdefault(workflow_id, anyio.Lock())
+
+    async def _schemas_for(self, document: Any) -> Mapping[str, Any]:
+        """The known tools' schemas, plus those of the other names the document's tasks call that `resolve`
+        knows (capabilities)."""
+        known = self._schemas()
+        names = [name for name in _called(document) if name not in known]
+        if not names or self._resolve is None:
+            return known
+        return {**known, **await self._resolve(names)}
+
+
+def _called(document: Any) -> list[str]:
+    """The `tool` strings of a raw document's tasks (whatever else is wrong with it is `parse_dag`'s to say)."""
+    tasks = document.get("tasks") if isinstance(document, dict) else None
+    if not isinstance(tasks, list):
+        return []
+    return [t["tool"] for t in tasks if isinstance(t, dict) and isinstance(t.get("tool"), str)]
 
 
 def _aborted(state: WorkflowState) -> WorkflowState:

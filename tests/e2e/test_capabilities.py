@@ -67,3 +67,72 @@ async def _until_usage(client: Client, usage: int) -> dict[str, Any]:
             if listed["total"] and listed["capabilities"][0]["usage_count"] >= usage:
                 return listed
             await anyio.sleep(0.1)
+
+
+async def test_a_learned_capability_is_found_suggested_and_called_with_new_arguments(
+    indexed: Path, database_url: str  # noqa: F811
+) -> None:
+    intent = "shout a word twice"
+    async with gateway_client(indexed, "--database-url", database_url) as client:
+        learned = await run_dag(client, [echo("a", "one"), echo("b", "$OUTPUT[a].result!", "a")], intent=intent)
+        assert learned["status"] == "completed"
+        name = (await _until_usage(client, 1))["capabilities"][0]["name"]
+        found = (await client.call_tool("search_tools", {"query": intent})).structured_content
+        suggested = (await client.call_tool("execute_dag", {"intent": intent})).structured_content
+        called = await run_dag(client, [{"id": "x", "tool": name, "arguments": {"p_t1_text": "fresh"}}])
+        wrong = await client.call_tool("execute_dag", {"tasks": [{"id": "x", "tool": name, "arguments": {"nope": 1}}]})
+        listed = await _until_usage(client, 2)
+    capability = next(r for r in found["results"] if r["kind"] == "capability")
+    assert capability["call_as"] == name and capability["tools"] == ["faulty:echo"]
+    assert capability["semantic"] > 0.99 and {r["kind"] for r in found["results"]} == {"tool", "capability"}
+    assert suggested["capability"]["name"] == name
+    assert suggested["suggested_dag"]["tasks"][0] | {"input_schema": None} == {
+        "id": "t1", "tool": name, "depends_on": [], "arguments": {"p_t1_text": "one"}, "input_schema": None}
+    assert called["status"] == "completed" and called["tasks"]["x"]["output"] == {"result": "fresh!"}
+    assert wrong.is_error and "nope" in text_of(wrong)
+    assert listed["capabilities"][0]["usage_count"] == 2
+
+
+async def _single(client: Client, tool: str, arguments: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return await run_dag(client, [{"id": "x", "tool": tool, "arguments": arguments}], **extra)
+
+
+async def _approved(client: Client, tasks: list[dict[str, Any]]) -> dict[str, Any]:
+    paused = await run_dag(client, tasks)
+    assert paused["status"] == "approval_required", paused
+    done = await client.call_tool("workflow", {"workflow_id": paused["workflow_id"], "action": "continue",
+                                               "approved": True})
+    assert done.structured_content is not None
+    return done.structured_content
+
+
+async def test_a_read_only_capability_answers_from_cache_and_a_destructive_one_always_runs(
+    indexed: Path, database_url: str  # noqa: F811
+) -> None:
+    write = {"id": "w", "tool": "notes:write_note", "arguments": {"title": "t", "text": "x"}}
+    delete = {"id": "d", "tool": "notes:delete_note", "arguments": {"title": "t"}, "depends_on": ["w"]}
+    async with gateway_client(indexed, "--database-url", database_url) as client:
+        assert (await run_dag(client, [echo("a", "x"), echo("b", "$OUTPUT[a].result", "a")]))["status"] == "completed"
+        assert (await _approved(client, [write, delete]))["status"] == "completed"
+        with anyio.fail_after(20):
+            while (await client.call_tool("cap_list", {})).structured_content["total"] < 2:
+                await anyio.sleep(0.1)
+        names = {frozenset(c["tools"]): c["name"]
+                 for c in (await client.call_tool("cap_list", {})).structured_content["capabilities"]}
+        echo_name, notes_name = names[frozenset({"faulty:echo"})], names[frozenset(
+            {"notes:write_note", "notes:delete_note"})]
+        before = (await _single(client, "faulty:count_calls", {}))["tasks"]["x"]["output"]
+        first = await _single(client, echo_name, {"p_t1_text": "same"})
+        second = await _single(client, echo_name, {"p_t1_text": "same"})
+        after = (await _single(client, "faulty:count_calls", {}))["tasks"]["x"]["output"]
+        runs = []
+        for _ in range(2):
+            await _single(client, "notes:write_note", {"title": "t", "text": "again"})
+            arguments = {"p_t1_title": "t", "p_t1_text": "x", "p_t2_title": "t"}
+            runs.append(await _approved(client, [{"id": "x", "tool": notes_name, "arguments": arguments}]))
+            notes = (await _single(client, "notes:list_notes", {}))["tasks"]["x"]["output"]
+            assert notes == {"result": []}, notes
+    assert "cached" not in first["tasks"]["x"] and second["tasks"]["x"]["cached"] is True
+    assert first["tasks"]["x"]["output"] == second["tasks"]["x"]["output"] == {"result": "same"}
+    assert after["result"] - before["result"] == 3  # two echoes for the first call, none for the cached one
+    assert all(r["status"] == "completed" and "cached" not in r["tasks"]["x"] for r in runs)

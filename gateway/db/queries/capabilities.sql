@@ -16,7 +16,7 @@ ON CONFLICT (pattern_hash) DO UPDATE SET
 RETURNING pattern_id, (xmax = 0) AS inserted;
 
 -- name: count_pattern_run
--- A failed run counts only for a known pattern.
+-- A run of a known pattern only: a failed workflow (which creates no capability), or a capability called as a task.
 UPDATE workflow_pattern SET
     usage_count = usage_count + 1,
     success_count = success_count + %(successes)s::int,

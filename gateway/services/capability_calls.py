@@ -1,0 +1,180 @@
+"""Capabilities called as tasks: resolve the name, answer from the result cache or run the DAG as a sub-workflow.
+
+A task whose `tool` names a capability (display name ``namespace:action``, FQDN, id, or an old name) runs the
+capability's canonical DAG with the task's arguments as its parameters (checked against its parameters schema
+when the workflow is validated, and once more when its references are substituted). The sub-workflow runs
+without checkpoints of its own, under the calling task's timeout; its answer is the output of its last layer
+(the one task's output, or ``{task id: output}`` when the last layer has several). Every run counts in the
+capability's statistics. A cacheable capability (all its tools read-only) answers a repeated call with the same
+parameters from its cache within the TTL, marked `cached`; nothing else is ever served from cache.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, Protocol
+
+from gateway.capabilities import document_hash, instantiate
+from gateway.dag import Dag, parse_dag
+from gateway.dag.state import RunStatus, TaskStatus, WorkflowState
+from gateway.errors import DagValidationError, GatewayError
+from gateway.models import ToolOutput
+
+logger = logging.getLogger(__name__)
+
+MAX_DEPTH = 4
+"""How deep capabilities may call capabilities (a merge could otherwise make one call itself)."""
+ANY_OBJECT: dict[str, Any] = {"type": "object"}
+
+_depth: contextvars.ContextVar[int] = contextvars.ContextVar("capability_depth", default=0)
+
+
+class CapabilityRecord(Protocol):
+    """What a call needs of a stored capability (`db.capabilities.CapabilityRow` has it)."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def display_name(self) -> str: ...
+    @property
+    def pattern_hash(self) -> str: ...
+    @property
+    def tools(self) -> list[str]: ...
+    @property
+    def document(self) -> Any: ...
+    @property
+    def parameters_schema(self) -> dict[str, Any] | None: ...
+    @property
+    def cache_config(self) -> dict[str, Any]: ...
+
+
+class CallStore(Protocol):
+    async def get(self, ref: str) -> Any: ...
+
+    async def count_run(self, pattern_hash: str, *, success: bool, duration_ms: float) -> None: ...
+
+    async def cached(self, capability_id: uuid.UUID, params_hash: str) -> Any | None: ...
+
+    async def store_cache(self, capability_id: uuid.UUID, params_hash: str, result: Any, ttl_ms: int) -> None: ...
+
+
+RunDag = Callable[[Dag], Awaitable[WorkflowState]]
+
+
+class CapabilityCalls:
+    """Resolves capability names for workflows and runs capabilities as tasks.
+
+    `schemas` gives the known tools' input schemas (for validating the sub-workflow); `run_dag` runs a DAG to
+    its end. Rows resolved by `schemas_for` are remembered by the name they were asked under, so that the
+    synchronous checks of a run (approval, argument schemas) can see them.
+    """
+
+    def __init__(self, *, store: CallStore, schemas: Callable[[], Mapping[str, Any]], run_dag: RunDag) -> None:
+        self._store = store
+        self._schemas = schemas
+        self._run_dag = run_dag
+        self._rows: dict[str, CapabilityRecord] = {}
+
+    def known(self, name: str) -> CapabilityRecord | None:
+        """The capability `name` resolved to when a workflow naming it was last validated."""
+        return self._rows.get(name)
+
+    async def schemas_for(self, names: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The parameters schema of each name in `names` that resolves to a capability (others are left out)."""
+        found: dict[str, dict[str, Any]] = {}
+        for name in dict.fromkeys(names):
+            row = await self._store.get(name)
+            if row is None:
+                self._rows.pop(name, None)
+                continue
+            self._rows[name] = row
+            found[name] = row.parameters_schema or ANY_OBJECT
+        return found
+
+    async def call(self, name: str, arguments: Mapping[str, Any], timeout_s: float) -> ToolOutput:
+        """Run the capability `name` with `arguments` as its parameters (a failure is an error output)."""
+        row = await self._store.get(name)
+        if row is None:
+            return _error(f"{name!r} is neither a known tool nor a capability (was its server or capability removed?)")
+        if _depth.get() >= MAX_DEPTH:
+            return _error(f"capability {row.display_name} nests capabilities deeper than {MAX_DEPTH}")
+        params_hash = document_hash({"parameters": dict(arguments)})
+        if _cacheable(row) and (hit := await self._cached(row, params_hash)) is not None:
+            return hit
+        begin = time.perf_counter()
+        output = await self._run(row, arguments, timeout_s)
+        await self._count(row, success=not output.is_error, duration_ms=(time.perf_counter() - begin) * 1000)
+        if _cacheable(row) and not output.is_error:
+            await self._keep(row, params_hash, output)
+        return output
+
+    async def _run(self, row: CapabilityRecord, arguments: Mapping[str, Any], timeout_s: float) -> ToolOutput:
+        try:
+            dag = await self._sub_dag(row, arguments, timeout_s)
+        except (ValueError, DagValidationError) as exc:
+            return _error(f"capability {row.display_name} cannot run with these arguments: {exc}")
+        token = _depth.set(_depth.get() + 1)
+        try:
+            state = await self._run_dag(dag)
+        finally:
+            _depth.reset(token)
+        return _answer(row, state)
+
+    async def _sub_dag(self, row: CapabilityRecord, arguments: Mapping[str, Any], timeout_s: float) -> Dag:
+        document = instantiate(row.document, arguments, parameters_schema=row.parameters_schema)
+        document["options"] = {"timeout_ms": max(1, round(timeout_s * 1000))}
+        schemas = dict(self._schemas())
+        inner = [t["tool"] for t in document["tasks"] if t["tool"] not in schemas]
+        schemas.update(await self.schemas_for(inner))
+        return parse_dag(document, tool_schemas=schemas)
+
+    async def _cached(self, row: CapabilityRecord, params_hash: str) -> ToolOutput | None:
+        try:
+            value = await self._store.cached(row.id, params_hash)
+        except GatewayError:
+            logger.warning("reading the cache of %s failed; running it", row.display_name, exc_info=True)
+            return None
+        if value is None:
+            return None
+        return ToolOutput(is_error=False, text=_text(value["output"]), structured=value["output"], cached=True)
+
+    async def _keep(self, row: CapabilityRecord, params_hash: str, output: ToolOutput) -> None:
+        ttl_ms = int(row.cache_config.get("ttl_ms", 0))
+        try:
+            await self._store.store_cache(row.id, params_hash, {"output": output.structured}, ttl_ms)
+        except GatewayError:
+            logger.warning("caching a result of %s failed", row.display_name, exc_info=True)
+
+    async def _count(self, row: CapabilityRecord, *, success: bool, duration_ms: float) -> None:
+        try:
+            await self._store.count_run(row.pattern_hash, success=success, duration_ms=duration_ms)
+        except GatewayError:
+            logger.warning("counting a run of %s failed", row.display_name, exc_info=True)
+
+
+def _cacheable(row: CapabilityRecord) -> bool:
+    return bool(row.cache_config.get("cacheable")) and int(row.cache_config.get("ttl_ms", 0)) > 0
+
+
+def _answer(row: CapabilityRecord, state: WorkflowState) -> ToolOutput:
+    """The last layer's output, or an error naming the tasks that failed."""
+    if state.status is not RunStatus.COMPLETED:
+        failed = [f"{r.id} ({state.dag.task(r.id).tool}): {r.error}" for r in state.results.values()
+                  if r.status is not TaskStatus.OK]
+        return _error(f"capability {row.display_name} {state.status.value}: " + "; ".join(failed))
+    last = state.dag.layers[-1]
+    value = state.results[last[0]].output if len(last) == 1 else {i: state.results[i].output for i in last}
+    return ToolOutput(is_error=False, text=_text(value), structured=value)
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _error(message: str) -> ToolOutput:
+    return ToolOutput(is_error=True, text=message)

@@ -1,0 +1,65 @@
+"""Capabilities match a query by intent similarity times their transitive reliability, over the real store."""
+
+from __future__ import annotations
+
+import anyio
+import numpy as np
+import pytest
+
+from gateway.db import CapabilityStore
+from gateway.services.capabilities import RELIABILITY_FLOOR, CapabilityService
+from tests.db.test_capabilities import embedding, recorded
+
+pytestmark = pytest.mark.anyio
+
+
+class _NoEmbedder:
+    model_id = "none"
+    dimensions = 384
+
+    def embed(self, texts: object) -> np.ndarray:  # pragma: no cover - match takes a vector
+        raise AssertionError("match must not embed")
+
+
+def service(store: CapabilityStore, usage: dict[str, tuple[int, int]]) -> CapabilityService:
+    return CapabilityService(store=store, edges=None, embedder=_NoEmbedder(),  # type: ignore[arg-type]
+                             limiter=anyio.CapacityLimiter(1), tool_usage=lambda t: usage.get(t, (0, 0)))
+
+
+async def test_the_nearest_reliable_capability_comes_first_with_similarity_times_reliability(
+    capability_store: CapabilityStore,
+) -> None:
+    near = await recorded(capability_store, "near", axis=0)
+    for success in (True, True, False):
+        await recorded(capability_store, "near", success=success, axis=0)
+    far = await recorded(capability_store, "far", axis=1, tools=["git:log"])
+    query = embedding(0) * 0.6 + embedding(1) * 0.8  # far is nearer, but near is more reliable: 0.8 x 1 > 0.6 x 0.75
+    matches = await service(capability_store, {}).match(query, limit=5)
+    assert [(m.row.id, round(m.similarity, 3), m.reliability) for m in matches] == [
+        (far.id, 0.8, 1.0), (near.id, 0.6, 0.75)]
+    assert matches[1].score == pytest.approx(0.45, abs=1e-3)
+
+
+async def test_a_capability_over_an_unreliable_tool_is_hidden_and_a_server_filter_keeps_its_own(
+    capability_store: CapabilityStore,
+) -> None:
+    await recorded(capability_store, "flaky", axis=0, tools=["fs:read_file", "json:parse"])
+    steady = await recorded(capability_store, "steady", axis=0, tools=["git:log"])
+    usage = {"json:parse": (10, 4)}  # a 40% success rate, under the floor
+    assert 0.4 < RELIABILITY_FLOOR
+    matches = await service(capability_store, usage).match(embedding(0), limit=5)
+    assert [m.row.id for m in matches] == [steady.id]
+    by_git = await service(capability_store, {}).match(embedding(0), limit=5, server="git")
+    assert [m.row.id for m in by_git] == [steady.id]  # the other one also uses json:parse, not only fs
+    assert await service(capability_store, {}).match(embedding(0), limit=5, server="fs") == []
+
+
+async def test_a_capability_calling_an_unreliable_capability_inherits_its_rate(
+    capability_store: CapabilityStore,
+) -> None:
+    inner = await recorded(capability_store, "inner", axis=1, tools=["git:log"])
+    for _ in range(3):
+        await recorded(capability_store, "inner", success=False, axis=1)
+    outer = await recorded(capability_store, "outer", axis=0, tools=[inner.display_name, "fs:read_file"])
+    matches = await service(capability_store, {}).match(embedding(0), limit=5)
+    assert outer.id not in [m.row.id for m in matches]
