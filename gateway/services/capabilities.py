@@ -162,7 +162,7 @@ class CapabilityService:
     async def _resolve(self, ref: str, *, field: str) -> Any:
         row = await self._store.get(ref)
         if row is None:
-            raise InvalidRequestError(f"no capability {ref!r} (use cap_list to see them)", field=field)
+            raise InvalidRequestError(f"no capability {ref!r} (see cap_list, or `pml-gateway caps list`)", field=field)
         return row
 
 

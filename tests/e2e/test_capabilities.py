@@ -136,3 +136,20 @@ async def test_a_read_only_capability_answers_from_cache_and_a_destructive_one_a
     assert first["tasks"]["x"]["output"] == second["tasks"]["x"]["output"] == {"result": "same"}
     assert after["result"] - before["result"] == 3  # two echoes for the first call, none for the cached one
     assert all(r["status"] == "completed" and "cached" not in r["tasks"]["x"] for r in runs)
+
+
+async def test_concurrent_first_runs_of_one_workflow_make_exactly_one_capability(
+    indexed: Path, database_url: str  # noqa: F811
+) -> None:
+    async with gateway_client(indexed, "--database-url", database_url) as client:
+        statuses: list[str] = []
+
+        async def once(text: str) -> None:
+            statuses.append((await run_dag(client, [echo("a", text), echo("b", "$OUTPUT[a].result", "a")]))["status"])
+
+        async with anyio.create_task_group() as tg:
+            for i in range(5):
+                tg.start_soon(once, f"run {i}")
+        listed = await _until_usage(client, 5)
+    assert statuses == ["completed"] * 5
+    assert listed["total"] == 1 and listed["capabilities"][0]["usage_count"] == 5
