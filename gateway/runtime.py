@@ -26,6 +26,7 @@ from gateway.dag import Dag, Task
 from gateway.dag.executor import Executor
 from gateway.dag.state import WorkflowState
 from gateway.db import Database, open_database
+from gateway.db.capabilities import node_id
 from gateway.db.learning import ThresholdRow
 from gateway.downstream import Supervisor
 from gateway.downstream.outputs import to_output
@@ -293,9 +294,11 @@ class Runtime:
 
     async def _learn(self, state: WorkflowState) -> None:
         assert self._learning is not None and self._planner is not None and self._capabilities is not None
-        await self._learning.learn(state)
+        assert self._calls is not None
+        await self._learning.learn(self._calls.with_stable_names(state, lambda row: node_id(row.id)))
         await self._planner.observe(state)
-        await self._capabilities.register(state, self.known_tools())
+        await self._capabilities.register(self._calls.with_stable_names(state, lambda row: str(row.id)),
+                                          self.known_tools())
 
     async def capabilities(self, action: str, arguments: dict[str, Any]) -> types.CallToolResult:
         await self._wait_ready()

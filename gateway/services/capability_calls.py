@@ -12,6 +12,7 @@ parameters from its cache within the TTL, marked `cached`; nothing else is ever 
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import json
 import logging
 import time
@@ -83,6 +84,15 @@ class CapabilityCalls:
     def known(self, name: str) -> CapabilityRecord | None:
         """The capability `name` resolved to when a workflow naming it was last validated."""
         return self._rows.get(name)
+
+    def with_stable_names(self, state: WorkflowState, name: Callable[[CapabilityRecord], str]) -> WorkflowState:
+        """`state` with each capability task's tool replaced by `name(capability)` (e.g. its id or graph node),
+        so that what is learned from it does not depend on which of the capability's names the caller used."""
+        renamed = {t.tool: name(row) for t in state.dag.tasks if (row := self._rows.get(t.tool)) is not None}
+        if not renamed:
+            return state
+        tasks = tuple(dataclasses.replace(t, tool=renamed.get(t.tool, t.tool)) for t in state.dag.tasks)
+        return state.evolve(dag=dataclasses.replace(state.dag, tasks=tasks))
 
     async def schemas_for(self, names: Iterable[str]) -> dict[str, dict[str, Any]]:
         """The parameters schema of each name in `names` that resolves to a capability (others are left out)."""

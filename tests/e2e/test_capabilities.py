@@ -153,3 +153,23 @@ async def test_concurrent_first_runs_of_one_workflow_make_exactly_one_capability
         listed = await _until_usage(client, 5)
     assert statuses == ["completed"] * 5
     assert listed["total"] == 1 and listed["capabilities"][0]["usage_count"] == 5
+
+
+async def test_a_workflow_calling_a_capability_becomes_a_capability_that_nests_it_by_id(
+    indexed: Path, database_url: str  # noqa: F811
+) -> None:
+    async with gateway_client(indexed, "--database-url", database_url) as client:
+        assert (await run_dag(client, [echo("a", "x"), echo("b", "$OUTPUT[a].result+", "a")]))["status"] == "completed"
+        inner = (await _until_usage(client, 1))["capabilities"][0]
+        outer_dag = [{"id": "c", "tool": inner["name"], "arguments": {"p_t1_text": "in"}},
+                     echo("d", "$OUTPUT[c].result!", "c")]
+        first = await run_dag(client, outer_dag)
+        with anyio.fail_after(20):
+            while (listed := (await client.call_tool("cap_list", {})).structured_content)["total"] < 2:
+                await anyio.sleep(0.1)
+        outer = next(c for c in listed["capabilities"] if c["id"] != inner["id"])
+        called = await _single(client, outer["name"], {"p_t1_p_t1_text": "new"})
+    assert first["status"] == "completed" and first["tasks"]["d"]["output"] == {"result": "in+!"}
+    assert sorted(outer["tools"]) == sorted([inner["id"], "faulty:echo"])
+    assert called["status"] == "completed", called
+    assert called["tasks"]["x"]["output"] == {"result": "new+!"}
