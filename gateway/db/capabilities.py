@@ -89,11 +89,13 @@ class CapabilityStore:
     async def record(
         self, *, pattern_hash: str, document: Any, tools: Sequence[str], parameters_schema: JsonObject | None,
         embedding: Vector, success: bool, duration_ms: float, namespace: str, action: str, cacheable: bool,
-        org: str = "local", project: str = "default",
+        org: str = "local", project: str = "default", intent_key: str | None = None,
     ) -> CapabilityRow | None:  # fmt: skip
         """Count one run of the workflow `pattern_hash`; its capability, or None for a failed unknown one.
 
-        A first successful run creates the pattern and its capability ``namespace:action``."""
+        A first successful run creates the pattern and its capability ``namespace:action``. A successful run
+        keeps its intent (`embedding`, under `intent_key`, by default one per pattern: the same key again counts
+        that intent again)."""
         params = {
             "pattern_hash": pattern_hash, "dag_structure": Jsonb(_dag_structure(document, tools)),
             "embedding": _vector(embedding), "parameters_schema": _json(parameters_schema),
@@ -110,6 +112,10 @@ class CapabilityStore:
                     return None
                 if counted.inserted:
                     await conn.execute(named_query("insert_capability"), {**name, "pattern_id": counted.pattern_id})
+                if success:
+                    await conn.execute(named_query("add_intent"), {
+                        "pattern_id": counted.pattern_id, "intent_key": intent_key or f"pattern:{pattern_hash}",
+                        "embedding": params["embedding"]})
                 return await _one(conn, "capability_by_pattern", {"pattern_id": counted.pattern_id})
 
     async def count_run(self, pattern_hash: str, *, success: bool, duration_ms: float) -> None:
@@ -164,6 +170,9 @@ class CapabilityStore:
                 await conn.execute(named_query("describe_pattern"), {
                     "pattern_id": current.pattern_id, "name": f"{namespace}:{action}", "description": description,
                     "embedding": None if embedding is None else _vector(embedding)})  # fmt: skip
+                if embedding is not None:
+                    await conn.execute(named_query("add_intent"), {
+                        "pattern_id": current.pattern_id, "intent_key": "description", "embedding": _vector(embedding)})
                 return await _required(conn, capability_id)
 
     async def merge(self, source_id: uuid.UUID, target_id: uuid.UUID, *, prefer_source_code: bool) -> CapabilityRow:
@@ -180,6 +189,8 @@ class CapabilityStore:
                     message = f"{source.display_name} and {target.display_name} use different tools"
                     raise InvalidRequestError(message, field="target_id")
                 await conn.execute(named_query("merge_counts"), _merged_counts(source, target))
+                await conn.execute(named_query("move_intents"), {"source": source.pattern_id,
+                                                                 "target": target.pattern_id})
                 await conn.execute(named_query("move_aliases"), {"source": source_id, "target": target_id})
                 await _add_aliases(conn, target_id, source)
                 await conn.execute(named_query("move_capability_edges"),
@@ -195,7 +206,8 @@ class CapabilityStore:
                 return await _required(conn, target_id)
 
     async def search(self, embedding: Vector, *, limit: int) -> builtins.list[tuple[CapabilityRow, float]]:
-        """``(capability, cosine similarity)`` of the capabilities whose intent is nearest, best first."""
+        """``(capability, cosine similarity)`` for each of the `limit` intents nearest `embedding`, nearest first
+        (a capability comes once per intent of it among them)."""
         if limit <= 0:
             return []
         params = {"query": _vector(embedding), "limit": limit}

@@ -239,3 +239,11 @@ async def test_search_ranks_capabilities_by_intent_similarity(capability_store: 
     hits = await capability_store.search(query, limit=2)
     assert [row.id for row, _ in hits] == [near.id, far.id] and hits[0][1] > hits[1][1]
     assert [row.id for row, _ in await capability_store.search(query, limit=1)] == [near.id]
+
+
+async def test_after_a_merge_the_sources_intents_find_the_target(capability_store: CapabilityStore) -> None:
+    source = await recorded(capability_store, "source", axis=3)
+    target = await recorded(capability_store, "target", axis=4)
+    await capability_store.merge(source.id, target.id, prefer_source_code=False)
+    hits = await capability_store.search(embedding(3), limit=5)
+    assert [(row.id, round(similarity, 3)) for row, similarity in hits] == [(target.id, 1.0), (target.id, 0.0)]

@@ -33,11 +33,30 @@ async def test_the_nearest_reliable_capability_comes_first_with_similarity_times
     for success in (True, True, False):
         await recorded(capability_store, "near", success=success, axis=0)
     far = await recorded(capability_store, "far", axis=1, tools=["git:log"])
-    query = embedding(0) * 0.6 + embedding(1) * 0.8  # far is nearer, but near is more reliable: 0.8 x 1 > 0.6 x 0.75
+    query = embedding(0) * 0.6 + embedding(1) * 0.8
     matches = await service(capability_store, {}).match(query, limit=5)
     assert [(m.row.id, round(m.similarity, 3), m.reliability) for m in matches] == [
         (far.id, 0.8, 1.0), (near.id, 0.6, 0.75)]
-    assert matches[1].score == pytest.approx(0.45, abs=1e-3)
+    support = 0.6**4 / (0.6**4 + 0.8**4)
+    assert matches[1].support == pytest.approx(support, abs=1e-3)
+    assert matches[1].score == pytest.approx(0.6 * support**0.5 * 0.75, abs=1e-3)
+    assert matches[0].score == pytest.approx(0.8 * (1 - support) ** 0.5, abs=1e-3)
+
+
+async def test_every_intent_a_capability_served_matches_it_and_the_nearest_ones_vote(
+    capability_store: CapabilityStore,
+) -> None:
+    asked_twice = await recorded(capability_store, "two intents", axis=0)
+    await capability_store.record(
+        pattern_hash=asked_twice.pattern_hash, document=asked_twice.document, tools=asked_twice.tools,
+        parameters_schema={"type": "object"}, embedding=embedding(2), success=True, duration_ms=1.0,
+        namespace="code", action="x", cacheable=False, intent_key="second")  # fmt: skip
+    other = await recorded(capability_store, "one intent", axis=1, tools=["git:log"])
+    by_second = await service(capability_store, {}).match(embedding(2), limit=5)
+    assert by_second[0].row.id == asked_twice.id and by_second[0].similarity == pytest.approx(1.0, abs=1e-4)
+    between = (embedding(0) + embedding(1) + embedding(2)) / 3**0.5  # as near each of the three intents
+    votes = {m.row.id: m.support for m in await service(capability_store, {}).match(between, limit=5)}
+    assert votes[asked_twice.id] == pytest.approx(2 / 3, abs=1e-3) and votes[other.id] == pytest.approx(1 / 3, abs=1e-3)
 
 
 async def test_a_capability_over_an_unreliable_tool_is_hidden_and_a_server_filter_keeps_its_own(

@@ -152,16 +152,28 @@ ON CONFLICT (from_tool_id, to_tool_id, edge_type) DO UPDATE SET
     source = greatest(tool_dependency.source, EXCLUDED.source);
 
 -- name: search_capabilities
--- The nearest patterns by the HNSW index first, then their capabilities.
+-- The intents nearest the query by the HNSW index, each with its capability (a capability comes once per
+-- intent of it among the nearest).
 WITH nearest AS (
-    SELECT pattern_id, intent_embedding <=> %(query)s::vector AS distance
-    FROM workflow_pattern
-    ORDER BY intent_embedding <=> %(query)s::vector
+    SELECT pattern_id, embedding <=> %(query)s::vector AS distance
+    FROM capability_intent
+    ORDER BY embedding <=> %(query)s::vector
     LIMIT %(limit)s::int
 )
 SELECT v.*, 1 - n.distance AS similarity
 FROM nearest n JOIN capability_view v ON v.pattern_id = n.pattern_id
 ORDER BY n.distance, v.id;
+
+-- name: add_intent
+INSERT INTO capability_intent (pattern_id, intent_key, embedding)
+VALUES (%(pattern_id)s, %(intent_key)s, %(embedding)s)
+ON CONFLICT (pattern_id, intent_key) DO UPDATE SET uses = capability_intent.uses + 1, embedding = EXCLUDED.embedding;
+
+-- name: move_intents
+-- Before the source pattern is deleted (which deletes its own rows).
+INSERT INTO capability_intent (pattern_id, intent_key, embedding, uses)
+SELECT %(target)s, intent_key, embedding, uses FROM capability_intent WHERE pattern_id = %(source)s
+ON CONFLICT (pattern_id, intent_key) DO UPDATE SET uses = capability_intent.uses + EXCLUDED.uses;
 
 -- name: cached_result
 SELECT result FROM capability_cache
