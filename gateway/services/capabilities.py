@@ -146,7 +146,7 @@ class CapabilityService:
             calls, successes = self._tool_usage(tool)
             if calls >= MIN_TOOL_CALLS:
                 rates.append(successes / calls)
-            elif calls == 0 and depth < _NESTING and (inner := await self._store.get(tool)) is not None:
+            elif depth < _NESTING and _capability_id(tool) and (inner := await self._store.get(tool)) is not None:
                 rates.append(await self._reliability(inner, depth=depth + 1))
         return min(rates)
 
@@ -180,6 +180,15 @@ class CapabilityService:
         if row is None:
             raise InvalidRequestError(f"no capability {ref!r} (see cap_list, or `pml-gateway caps list`)", field=field)
         return row
+
+
+def _capability_id(name: str) -> bool:
+    """Whether a tool of a capability is another capability (learned workflows name those by id)."""
+    try:
+        uuid.UUID(name)
+    except ValueError:
+        return False
+    return True
 
 
 def _defs(state: WorkflowState, tools: Mapping[str, ToolDef]) -> list[tuple[str, ToolDef | None]]:

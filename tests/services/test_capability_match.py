@@ -79,6 +79,6 @@ async def test_a_capability_calling_an_unreliable_capability_inherits_its_rate(
     inner = await recorded(capability_store, "inner", axis=1, tools=["git:log"])
     for _ in range(3):
         await recorded(capability_store, "inner", success=False, axis=1)
-    outer = await recorded(capability_store, "outer", axis=0, tools=[inner.display_name, "fs:read_file"])
+    outer = await recorded(capability_store, "outer", axis=0, tools=[str(inner.id), "fs:read_file"])
     matches = await service(capability_store, {}).match(embedding(0), limit=5)
     assert outer.id not in [m.row.id for m in matches]
