@@ -15,7 +15,7 @@ from gateway.dag.state import RunStatus, WorkflowState
 from gateway.errors import GatewayError
 from gateway.services import thresholds as th
 from gateway.services.search import Recall, SearchService
-from gateway.services.suggest import Suggestion, recalled, suggest
+from gateway.services.suggest import CONSENSUS_K, Suggestion, recalled, suggest
 
 logger = logging.getLogger(__name__)
 
@@ -51,8 +51,8 @@ class Planner:
         found = None
         if self._memory is not None and self._use_graph:
             vector = await self._search.embed_query(intent)
-            memories = await self._memory.recall(vector, model_id=self._search.model_id, limit=10)
-            found = recalled(memories, result.ranked)
+            memories = await self._memory.recall(vector, model_id=self._search.model_id, limit=CONSENSUS_K)
+            found = recalled(memories, result.ranked, intent=intent)
         suggestion = found or suggest(result.ranked, self._search.current_graph(), use_graph=self._use_graph)
         self._remember(intent, suggestion)
         return suggestion

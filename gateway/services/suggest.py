@@ -10,11 +10,14 @@ weights moving from 0.55/0.30/0.15 at alpha 0.5 to 0.85/0.05/0.10 at alpha 1.
 from __future__ import annotations
 
 import itertools
+import math
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from gateway.graph import ToolGraph, adaptive_alpha, path_confidence, reaches
+from gateway.services.lexical import words
 from gateway.services.ranking import Ranked
 
 NO_SUGGESTION_BELOW = 0.60
@@ -26,8 +29,14 @@ RECALL_MIN = 0.55
 """How near (cosine) a past intent must be for its workflow to be proposed again."""
 RECALL_K = 10
 """How many of the nearest past intents vote."""
-VOTE_MIN = 0.3
-"""The share of the votes a tool or an edge needs to be proposed."""
+CONSENSUS_K = 20
+"""How many of the nearest past intents weigh in on the workflow proposed again."""
+CONSENSUS_TEMPERATURE = 0.1
+"""How sharply belief in a past intent falls with its closeness (0.1 closer: e times the belief)."""
+ORDER_WEIGHT = 1.0
+"""Weight of the shared wording, half by half, in a past intent's closeness."""
+NAME_WEIGHT = 0.2
+"""Weight of the share of the workflow's tool names that the intent says, in a past intent's closeness."""
 SEMANTIC_FULL = 0.45
 """A cosine similarity from which a match counts as fully meaningful (MiniLM scores relevant tools 0.3-0.7)."""
 
@@ -61,6 +70,8 @@ class Recollection(Protocol):
     """A past intent near the query, with the tools and edges of the workflow that served it."""
 
     @property
+    def intent(self) -> str: ...
+    @property
     def tools(self) -> tuple[str, ...]: ...
     @property
     def edges(self) -> tuple[tuple[str, str], ...]: ...
@@ -79,34 +90,80 @@ def tool_votes(memories: Sequence[Recollection]) -> dict[str, float]:
     return votes
 
 
-def recalled(memories: Sequence[Recollection], ranked: Sequence[Ranked]) -> Suggestion | None:
-    """The consensus of the workflows that served the nearest past intents, when one is near enough.
+def recalled(memories: Sequence[Recollection], ranked: Sequence[Ranked], *, intent: str = "") -> Suggestion | None:
+    """The workflow, among those that served the nearest past intents, that best agrees with all of them.
 
-    The `RECALL_K` nearest vote with the fourth power of their similarity (the nearest dominate); a tool, or a
-    data-flow edge between chosen tools, is proposed when it gathers `VOTE_MIN` of the votes. None when the
-    nearest past intent is below `RECALL_MIN`. Measured on UltraTool, voting element by element beat
-    proposing the single most-voted workflow as a whole (node F1 0.80 vs 0.79, edge F1 0.52 vs 0.50).
+    Each of the `CONSENSUS_K` nearest is believed in proportion to ``exp(closeness / CONSENSUS_TEMPERATURE)``
+    (`_closeness`: the cosine, plus how much `intent` shares its wording half by half, plus how much it names
+    the workflow's tools); the workflow proposed is the one with the highest expected node F1 + edge F1 against
+    the others under that belief, so it stays a whole, coherent workflow. None when the nearest past intent is
+    below `RECALL_MIN`. Measured on UltraTool (500 queries, history 2,527), this beat voting tool by tool and
+    edge by edge (node F1 0.800 -> 0.816, edge F1 0.520 -> 0.547, exact 0.25 -> 0.43).
     """
-    nearest = sorted(memories, key=lambda m: -m.similarity)[:RECALL_K]
+    nearest = sorted(memories, key=lambda m: -m.similarity)[:CONSENSUS_K]
     if not nearest or nearest[0].similarity < RECALL_MIN:
         return None
-    total = sum(m.similarity**4 for m in nearest)
-    tool_votes: dict[str, float] = {}
-    edge_votes: dict[tuple[str, str], float] = {}
-    for memory in nearest:
-        weight = memory.similarity**4 / total
-        for tool in set(memory.tools):
-            tool_votes[tool] = tool_votes.get(tool, 0.0) + weight
-        for edge in set(memory.edges):
-            edge_votes[edge] = edge_votes.get(edge, 0.0) + weight
-    tools = {t for t, v in tool_votes.items() if v >= VOTE_MIN} or {max(tool_votes, key=tool_votes.__getitem__)}
-    edges = sorted(e for e, v in edge_votes.items() if v >= VOTE_MIN and e[0] in tools and e[1] in tools)
+    belief = _belief(nearest, intent)
+    workflows = [(frozenset(m.tools), frozenset(m.edges)) for m in nearest]
+    tools, edges = max(dict.fromkeys(workflows), key=lambda w: _expected_f1(w, workflows, belief))
     order = {r.tool_id: i for i, r in enumerate(ranked)}
     chosen = sorted(tools, key=lambda t: (order.get(t, len(order)), t))
+    pairs = sorted(edges)
     confidence = min(0.99, 0.5 + 0.5 * nearest[0].similarity)
-    return Suggestion(tools=_ordered(chosen, edges), edges=edges, confidence=round(confidence, 4),
+    return Suggestion(tools=_ordered(chosen, pairs), edges=pairs, confidence=round(confidence, 4),
                       warnings=[f"low confidence ({confidence:.2f})"] if confidence < WARN_BELOW else [],
                       alternatives=[r.tool_id for r in ranked if r.tool_id not in tools][:5])
+
+
+def _belief(nearest: Sequence[Recollection], intent: str) -> list[float]:
+    """How much each past intent is trusted to speak for `intent` (a softmax, summing to 1)."""
+    said = words(intent)
+    closeness = [_closeness(m, said) for m in nearest]
+    top = max(closeness)
+    weights = [math.exp((c - top) / CONSENSUS_TEMPERATURE) for c in closeness]
+    total = sum(weights)
+    return [w / total for w in weights]
+
+
+def _closeness(memory: Recollection, said: Sequence[str]) -> float:
+    """Cosine, plus shared wording of the first and second halves (the order of the steps), plus tools named."""
+    if not said:
+        return memory.similarity
+    halves = statistics.fmean(_jaccard(a, b) for a, b in zip(_halves(said), _halves(words(memory.intent)),
+                                                                  strict=True))
+    spoken = set(said)
+    named = statistics.fmean([_share(words(_name(tool)), spoken) for tool in set(memory.tools)] or [0.0])
+    return memory.similarity + ORDER_WEIGHT * halves + NAME_WEIGHT * named
+
+
+def _halves(text: Sequence[str]) -> tuple[set[str], set[str]]:
+    middle = len(text) // 2
+    return set(text[:middle]), set(text[middle:])
+
+
+def _jaccard(a: set[str], b: set[str]) -> float:
+    return len(a & b) / len(a | b) if a or b else 0.0
+
+
+def _share(part: Sequence[str], whole: set[str]) -> float:
+    return sum(1 for w in set(part) if w in whole) / len(set(part)) if part else 0.0
+
+
+def _name(tool_id: str) -> str:
+    return tool_id.split(":", 1)[-1]
+
+
+Workflow = tuple[frozenset[str], frozenset[tuple[str, str]]]
+
+
+def _expected_f1(candidate: Workflow, workflows: Sequence[Workflow], belief: Sequence[float]) -> float:
+    return sum(b * (_f1(candidate[0], w[0]) + _f1(candidate[1], w[1])) for w, b in zip(workflows, belief, strict=True))
+
+
+def _f1(a: frozenset[Any], b: frozenset[Any]) -> float:
+    if not a and not b:
+        return 1.0
+    return 2 * len(a & b) / (len(a) + len(b))
 
 
 def _members(ranked: Sequence[Ranked], graph: ToolGraph | None) -> list[str]:

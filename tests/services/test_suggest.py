@@ -16,6 +16,7 @@ from gateway.graph import Edge, build_graph, path_confidence
 from gateway.models import ToolDef
 from gateway.services import Indexer, SearchService
 from gateway.services.learning import LearningService
+from gateway.services.planner import Planner
 from gateway.services.ranking import Ranked
 from gateway.services.suggest import recalled, suggest
 
@@ -38,6 +39,7 @@ class Memory:
     tools: tuple[str, ...]
     edges: tuple[tuple[str, str], ...]
     similarity: float
+    intent: str = ""
 
 
 @dataclass
@@ -96,7 +98,7 @@ async def test_a_learned_workflow_is_suggested_back_for_its_intent_and_a_paraphr
 
     ranked = (await stack.search.search(intent, limit=10)).ranked
     vector = await stack.search.embed_query(intent)
-    found = recalled(await stack.memory.recall(vector, model_id=stack.search.model_id, limit=10), ranked)
+    found = recalled(await stack.memory.recall(vector, model_id=stack.search.model_id, limit=20), ranked, intent=intent)
 
     assert found is not None
     assert found.tools == [FETCH, CONVERT, MAIL]
@@ -200,3 +202,60 @@ def test_the_nearest_past_intents_outvote_a_distant_one() -> None:
     assert found.edges == [("s:a", "s:b")]
     assert found.confidence == 0.95
     assert found.alternatives == ["s:z"]
+
+
+def test_the_workflow_most_past_intents_agree_with_is_proposed_whole_without_a_two_way_edge() -> None:
+    memories = [
+        Memory(tools=("s:a", "s:b"), edges=(("s:a", "s:b"),), similarity=0.9),
+        Memory(tools=("s:a", "s:b"), edges=(("s:b", "s:a"),), similarity=0.9),
+        Memory(tools=("s:a", "s:b", "s:c"), edges=(("s:a", "s:b"), ("s:b", "s:c")), similarity=0.88),
+    ]
+
+    found = recalled(memories, [])
+
+    # Beliefs e^0 : e^0 : e^-0.2 (temperature 0.1); a -> b agrees with two of them, b -> a with one.
+    assert found is not None
+    assert (found.tools, found.edges) == (["s:a", "s:b"], [("s:a", "s:b")])
+
+
+def test_the_order_in_which_the_intent_says_its_steps_picks_the_direction() -> None:
+    memories = [
+        Memory(tools=("s:pay", "s:ship"), edges=(("s:pay", "s:ship"),), similarity=0.8,
+               intent="pay the invoice today then ship the parcel"),
+        Memory(tools=("s:pay", "s:ship"), edges=(("s:ship", "s:pay"),), similarity=0.8,
+               intent="ship the parcel today then pay the invoice"),
+    ]
+
+    shipped_first = recalled(memories, [], intent="ship my parcel first, then pay the invoice")
+    paid_first = recalled(memories, [], intent="pay my invoice first, then ship the parcel")
+
+    assert shipped_first is not None and paid_first is not None
+    assert (shipped_first.tools, shipped_first.edges) == (["s:ship", "s:pay"], [("s:ship", "s:pay")])
+    assert (paid_first.tools, paid_first.edges) == (["s:pay", "s:ship"], [("s:pay", "s:ship")])
+
+
+def test_a_workflow_whose_tools_the_intent_names_outweighs_an_equally_near_one() -> None:
+    said = "notify the team about the outage"
+    memories = [
+        Memory(tools=("chat:send_sms",), edges=(), similarity=0.8, intent=said),
+        Memory(tools=("chat:send_email",), edges=(), similarity=0.8, intent=said),
+    ]
+
+    by_sms = recalled(memories, [], intent="send an sms to the team about the outage")
+    by_mail = recalled(memories, [], intent="send an email to the team about the outage")
+
+    assert by_sms is not None and by_mail is not None
+    assert by_sms.tools == ["chat:send_sms"]
+    assert by_mail.tools == ["chat:send_email"]
+
+
+async def test_the_planner_recalls_the_learned_workflow_for_a_paraphrase(stack: Stack) -> None:
+    await stack.learning.learn(report_workflow())
+    await stack.learning.refresh()
+    planner = Planner(search=stack.search, memory=stack.memory)
+
+    suggestion = await planner.suggest("get the report, turn it into a PDF and mail it")
+
+    assert suggestion.tools == [FETCH, CONVERT, MAIL]
+    assert suggestion.edges == sorted([(FETCH, CONVERT), (CONVERT, MAIL)])
+    assert planner.above_threshold(suggestion)
