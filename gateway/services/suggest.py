@@ -100,7 +100,7 @@ def recalled(memories: Sequence[Recollection], ranked: Sequence[Ranked], *, inte
     below `RECALL_MIN`. Measured on UltraTool (500 queries, history 2,527), this beat voting tool by tool and
     edge by edge (node F1 0.800 -> 0.816, edge F1 0.520 -> 0.547, exact 0.25 -> 0.43).
     """
-    nearest = sorted(memories, key=lambda m: -m.similarity)[:CONSENSUS_K]
+    nearest = sorted((m for m in memories if m.tools), key=lambda m: -m.similarity)[:CONSENSUS_K]
     if not nearest or nearest[0].similarity < RECALL_MIN:
         return None
     belief = _belief(nearest, intent)
@@ -132,7 +132,7 @@ def _closeness(memory: Recollection, said: Sequence[str]) -> float:
     halves = statistics.fmean(_jaccard(a, b) for a, b in zip(_halves(said), _halves(words(memory.intent)),
                                                                   strict=True))
     spoken = set(said)
-    named = statistics.fmean([_share(words(_name(tool)), spoken) for tool in set(memory.tools)] or [0.0])
+    named = statistics.fmean(_share(words(_name(tool)), spoken) for tool in set(memory.tools))
     return memory.similarity + ORDER_WEIGHT * halves + NAME_WEIGHT * named
 
 

@@ -180,10 +180,11 @@ def test_nothing_ranked_gives_an_empty_suggestion() -> None:
     assert not suggestion.confident
 
 
-def test_past_intents_below_the_recall_threshold_are_not_proposed() -> None:
+def test_past_intents_below_the_recall_threshold_or_without_tools_are_not_proposed() -> None:
     memories = [Memory(tools=("s:a", "s:b"), edges=(("s:a", "s:b"),), similarity=0.54)]
 
     assert recalled(memories, []) is None
+    assert recalled([Memory(tools=(), edges=(), similarity=0.9), *memories], []) is None
     assert recalled([], []) is None
 
 
