@@ -23,6 +23,7 @@ from gateway.db.memory import IntentMemory
 from gateway.db.migrate import migrate
 from gateway.db.pool import CLOSE_TIMEOUT_S, Pool, mask_password, open_pool, translated
 from gateway.db.queries import query
+from gateway.db.retention import RetentionStore
 from gateway.db.tools import ToolStore
 from gateway.db.workflows import WorkflowStore
 from gateway.errors import DataDirLockedError
@@ -47,6 +48,7 @@ class Database:
     learning: LearningStore
     memory: IntentMemory
     capabilities: CapabilityStore
+    retention: RetentionStore
     _server: EmbeddedPostgres | None = field(default=None, repr=False)
 
     async def size_bytes(self) -> int:
@@ -114,6 +116,7 @@ async def _pooled(url: str, *, location: str, server: EmbeddedPostgres | None) -
             learning=LearningStore(pool),
             memory=IntentMemory(pool),
             capabilities=CapabilityStore(pool),
+            retention=RetentionStore(pool),
             _server=server,
         )
     finally:
