@@ -63,6 +63,10 @@ async def _command(args: argparse.Namespace, settings: Settings, environ: Any) -
 
     if args.command == "caps":
         return await _caps(args, settings)
+    if args.command == "prune":
+        from gateway import prune_commands
+
+        return await prune_commands.prune(settings)
     config = _config(settings, environ, required=args.command in ("serve", "index"))
     if args.command == "serve":
         assert config is not None
@@ -123,6 +127,7 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--limit", type=int, default=5)
     search.add_argument("--server", help="only tools of this server")
     sub.add_parser("status", parents=[common], help="database, servers, tool counts, embedding model")
+    sub.add_parser("prune", parents=[common], help="delete what the retention policies no longer keep, now")
     evaluation = sub.add_parser("eval", parents=[common], help="measure retrieval or DAG suggestion on public data")
     evaluation.add_argument("kind", choices=["retrieval", "dag"])
     evaluation.add_argument("--tools", required=True, type=Path, help="tools.jsonl")
