@@ -67,6 +67,10 @@ async def _command(args: argparse.Namespace, settings: Settings, environ: Any) -
         from gateway import prune_commands
 
         return await prune_commands.prune(settings)
+    if args.command == "graph":
+        from gateway import graph_commands
+
+        return await graph_commands.graph(settings, out=args.out, png=args.png)
     config = _config(settings, environ, required=args.command in ("serve", "index"))
     if args.command == "serve":
         assert config is not None
@@ -138,6 +142,9 @@ def _parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--signals", choices=["hybrid", "dense", "bm25"], default="hybrid",
                             help="baseline arms: meaning only (dense) or words only (bm25), nothing learned")
     evaluation.add_argument("--json", action="store_true", help="one JSON object on the last line of stdout")
+    drawing = sub.add_parser("graph", parents=[common], help="the learned graph as a self-contained HTML page")
+    drawing.add_argument("--out", required=True, type=Path, help="the HTML page to write")
+    drawing.add_argument("--png", type=Path, help="also a static PNG image (needs matplotlib)")
     _add_caps(sub, common)
     return parser
 

@@ -1,0 +1,77 @@
+"""The `graph` command: the learned graph as a self-contained HTML page, and optionally as a PNG image.
+
+The graph is built exactly as the server builds it (`LearningService.refresh` over the stored edges); capability
+nodes (``capability:<id>``) are labelled with their display name. Like ``status`` it shares the embedded
+Postgres of a running ``serve``. One line on stdout says what was written.
+"""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+import anyio
+import anyio.to_thread
+
+from gateway.config import Settings
+from gateway.db import CapabilityStore, open_database
+from gateway.errors import InvalidRequestError
+from gateway.graph import ToolGraph
+from gateway.graph.image import png_available, render_png
+from gateway.graph.view import CAPABILITY_PREFIX, GraphView, graph_view, render_html
+from gateway.services.learning import LearningService
+
+MISSING_MATPLOTLIB = "--png needs matplotlib, which is not installed (pip install matplotlib); the HTML page does not"
+
+
+async def graph(settings: Settings, *, out: Path, png: Path | None) -> int:
+    """`graph --out PAGE.html [--png IMAGE.png]`: write the page (and the image); exit 2 if --png cannot be drawn."""
+    if png is not None and not png_available():
+        sys.stderr.write(f"pml-gateway: {MISSING_MATPLOTLIB}\n")
+        return 2
+    async with open_database(url=settings.database_url, pgdata=settings.pgdata, share_running=True) as db:
+        learned = await LearningService(store=db.learning, limiter=anyio.CapacityLimiter(1)).refresh()
+        labels = await _capability_labels(db.capabilities, learned.nodes)
+    view = await anyio.to_thread.run_sync(graph_view, learned, labels)
+    await _write(out, render_html(view).encode("utf-8"), option="--out")
+    written = [str(out)]
+    if png is not None:
+        await _write(png, await anyio.to_thread.run_sync(render_png, view), option="--png")
+        written.append(str(png))
+    sys.stdout.write(f"{_counts(learned, view)}: wrote {' and '.join(written)}\n")
+    return 0
+
+
+async def _capability_labels(store: CapabilityStore, nodes: Sequence[str]) -> dict[str, str]:
+    """Each capability node's display name; a node whose capability is gone (or malformed) keeps its id."""
+    labels: dict[str, str] = {}
+    for node in nodes:
+        capability_id = _capability_id(node)
+        row = await store.get(capability_id) if capability_id else None
+        if row is not None:
+            labels[node] = row.display_name
+    return labels
+
+
+def _capability_id(node: str) -> str | None:
+    """The UUID of a ``capability:<id>`` node, None for a tool (or a name that is not a UUID)."""
+    if not node.startswith(CAPABILITY_PREFIX):
+        return None
+    try:
+        return str(uuid.UUID(node.removeprefix(CAPABILITY_PREFIX)))
+    except ValueError:
+        return None
+
+
+async def _write(path: Path, content: bytes, *, option: str) -> None:
+    """Write the file; an OS error (no such folder, no permission) becomes a message naming the option."""
+    try:
+        await anyio.Path(path).write_bytes(content)
+    except OSError as exc:
+        raise InvalidRequestError(f"cannot write {path}: {exc.strerror or exc}", field=option) from exc
+
+
+def _counts(learned: ToolGraph, view: GraphView) -> str:
+    return f"{len(learned.nodes)} nodes, {len(view.edges)} edges, {len(view.communities)} communities"
