@@ -54,6 +54,10 @@ STOP_RECORD_TIMEOUT_S = 2.0
 CPU_THREADS = 2
 CAPABILITY_HITS = 3
 """Capabilities a search returns beside its tools, at most."""
+PRUNE_DELAY_S = 60.0
+"""The first retention prune waits this long after the index opens (start-up work goes first)."""
+PRUNE_INTERVAL_S = 6 * 3600.0
+"""Then the retention policies are applied again this often."""
 
 
 class Runtime:
@@ -248,6 +252,7 @@ class Runtime:
         logger.info("index ready (%s, model %s)", db.location, embedder.model_id)
         self._tg.start_soon(self._embed_stored)
         self._tg.start_soon(self._workflows.resume_unfinished)
+        self._tg.start_soon(self._prune_periodically, db)
         for server, tools in list(self._listed.items()):
             self._tg.start_soon(self._sync, server, tools)
 
@@ -272,6 +277,18 @@ class Runtime:
             await self._indexer.embed_pending()
         except GatewayError:
             logger.exception("embedding the stored tools failed")
+
+    async def _prune_periodically(self, db: Database) -> None:
+        """Apply the retention policies `PRUNE_DELAY_S` after start, then every `PRUNE_INTERVAL_S`; a failed
+        round is logged and the next one comes all the same."""
+        await anyio.sleep(PRUNE_DELAY_S)
+        while True:
+            try:
+                deleted = await db.retention.prune()
+                logger.info("pruned: %s", ", ".join(f"{table} {count}" for table, count in deleted.items()))
+            except GatewayError:
+                logger.exception("pruning the database failed")
+            await anyio.sleep(PRUNE_INTERVAL_S)
 
     async def _on_tools(self, server: str, tools: Sequence[ToolDef]) -> None:
         changed = self._listed.get(server, self._stored.get(server)) != list(tools)
