@@ -6,6 +6,7 @@ import itertools
 import json
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -166,10 +167,58 @@ def test_the_png_is_an_image_of_the_same_view() -> None:
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 1000
 
 
+FAKE_DOM = """
+const fs = require("fs");
+const page = fs.readFileSync(process.argv[2], "utf8");
+const data = JSON.parse(page.match(/id="graph-data">([\\s\\S]*?)<\\/script>/)[1]);
+function element() {
+  const classes = new Set(), listeners = {};
+  return { classes, value: "", checked: false, textContent: "", viewBox: { baseVal: { x: 0, y: 0 } },
+           classList: { toggle(name, on) { if (on) { classes.add(name); } else { classes.delete(name); } } },
+           addEventListener(type, listener) { listeners[type] = listener; },
+           fire(type, event) { listeners[type](event); } };
+}
+const nodes = data.nodes.map(element), edges = data.edges.map(element);
+const ids = { "graph-data": { textContent: JSON.stringify(data) }, graph: element(), search: element(),
+              filter: element(), matches: element() };
+global.document = { getElementById: (id) => ids[id],
+                    querySelectorAll: (selector) => (selector.includes(".node") ? nodes : edges) };
+global.window = element();
+eval(page.match(/<script>([\\s\\S]*?)<\\/script>/)[1]);
+ids.search.value = process.argv[3];
+ids.search.fire("input");
+ids.filter.checked = true;
+ids.filter.fire("change");
+console.log(JSON.stringify({
+  matches: ids.matches.textContent, filtering: ids.graph.classes.has("filtering"),
+  matched: data.nodes.filter((n, i) => nodes[i].classes.has("match")).map((n) => n.id),
+  dimmed: data.nodes.filter((n, i) => nodes[i].classes.has("dim")).map((n) => n.id),
+  lit: data.edges.filter((e, i) => !edges[i].classes.has("dim")).map((e) => [e.source, e.target]),
+}));
+"""
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="no node binary on PATH to run the page's script")
+def test_the_search_script_highlights_names_containing_the_text_whatever_the_case(tmp_path: Path) -> None:
+    page, script = tmp_path / "graph.html", tmp_path / "fake_dom.js"
+    page.write_text(render_html(graph_view(two_cliques(), {CAPABILITY: "FS:Backup"})), encoding="utf-8")
+    script.write_text(FAKE_DOM, encoding="utf-8")
+    node = shutil.which("node")
+    assert node is not None
+
+    done = subprocess.run([node, str(script), str(page), "fs:"], capture_output=True, text=True, timeout=60,
+                          check=False)
+
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)
+    assert sorted(found["matched"]) == sorted([CAPABILITY, "fs:list", "fs:read", "fs:write"])
+    assert sorted(found["dimmed"]) == ["time:now", "web:fetch", "web:parse", "web:post"]
+    assert found["matches"] == "4 matches" and found["filtering"]
+    assert ["fs:read", "web:fetch"] not in found["lit"] and [CAPABILITY, "fs:read"] in found["lit"]
+
+
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="no chromium binary on PATH for a headless check")
 def test_a_headless_browser_renders_the_page_offline(tmp_path: Path) -> None:
-    import subprocess
-
     page = tmp_path / "graph.html"
     page.write_text(render_html(graph_view(two_cliques(), {CAPABILITY: "fs:backup"})), encoding="utf-8")
     chromium = shutil.which("chromium")
