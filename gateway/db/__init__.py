@@ -1,8 +1,8 @@
 """Postgres: the embedded server, migrations, the pool, named SQL queries and the stores over them.
 
 Other layers need only `open_database` (and the `Database` it yields); `migrate`, `open_pool`, `ToolStore`,
-`WorkflowStore`, `LearningStore`, `CapabilityStore` and `RetentionStore` (with its `Retention` policy) are here
-for tools and tests that assemble the pieces themselves.
+`WorkflowStore`, `LearningStore`, `CapabilityStore`, `RetentionStore` (with its `Retention` policy) and `UserStore`
+are here for tools and tests that assemble the pieces themselves.
 """
 
 from gateway.db.capabilities import CapabilityStore
@@ -13,9 +13,10 @@ from gateway.db.migrate import migrate
 from gateway.db.pool import Pool, open_pool
 from gateway.db.retention import Retention, RetentionStore
 from gateway.db.tools import ToolStore
+from gateway.db.users import KeyRecord, UserRow, UserStore
 from gateway.db.workflows import WorkflowStore
 
 __all__ = [
-    "CapabilityStore", "Database", "IntentMemory", "LearningStore", "Pool", "Retention", "RetentionStore", "ToolStore",
-    "WorkflowStore", "migrate", "open_database", "open_pool",
+    "CapabilityStore", "Database", "IntentMemory", "KeyRecord", "LearningStore", "Pool", "Retention", "RetentionStore",
+    "ToolStore", "UserRow", "UserStore", "WorkflowStore", "migrate", "open_database", "open_pool",
 ]

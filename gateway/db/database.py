@@ -25,6 +25,7 @@ from gateway.db.pool import CLOSE_TIMEOUT_S, Pool, mask_password, open_pool, tra
 from gateway.db.queries import query
 from gateway.db.retention import RetentionStore
 from gateway.db.tools import ToolStore
+from gateway.db.users import UserStore
 from gateway.db.workflows import WorkflowStore
 from gateway.errors import DataDirLockedError
 
@@ -49,6 +50,7 @@ class Database:
     memory: IntentMemory
     capabilities: CapabilityStore
     retention: RetentionStore
+    users: UserStore
     _server: EmbeddedPostgres | None = field(default=None, repr=False)
 
     async def size_bytes(self) -> int:
@@ -117,6 +119,7 @@ async def _pooled(url: str, *, location: str, server: EmbeddedPostgres | None) -
             memory=IntentMemory(pool),
             capabilities=CapabilityStore(pool),
             retention=RetentionStore(pool),
+            users=UserStore(pool),
             _server=server,
         )
     finally:

@@ -4,13 +4,15 @@
 ``tool_dependency`` (an edge turns from ``inferred`` to ``observed`` after `PROMOTE_AFTER` sightings; ``user``
 and ``template`` edges keep their source) and a call of each tool in ``tool_usage``. Each upsert is a single
 ``INSERT ... ON CONFLICT DO UPDATE``, so concurrent runs lose no sighting; keys go in sorted order, so two runs
-lock shared rows in the same order and cannot deadlock. Adaptive thresholds (with their window of outcomes)
-and configuration round-trip; metrics and errors are appended. Every psycopg error surfaces as a
-`DatabaseError` via `translated`.
+lock shared rows in the same order and cannot deadlock. The same transaction notifies ``pml_learned`` with the
+store's `origin`, so other gateways on the database rebuild their graph (`gateway.db.notify`). Adaptive
+thresholds (with their window of outcomes) and configuration round-trip; metrics and errors are appended.
+Every psycopg error surfaces as a `DatabaseError` via `translated`.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,16 +81,19 @@ class _Hit:
 class LearningStore:
     """The learned graph, tool reliability, adaptive thresholds and config, metrics and errors, over the pool."""
 
-    def __init__(self, pool: Pool) -> None:
+    def __init__(self, pool: Pool, *, origin: str | None = None) -> None:
         self._pool = pool
+        self.origin = origin or uuid.uuid4().hex
+        """Who recorded a run, as its notice says: unique to this store unless given."""
 
     async def record_run(
         self, *, edges: Sequence[tuple[str, str, str]], tools: Sequence[tuple[str, bool, float]],
         promote_after: int = PROMOTE_AFTER, weights: Mapping[str, float], factors: Mapping[str, float],
     ) -> None:  # fmt: skip
         """Record one run atomically: a sighting of each ``(from, to, edge_type)`` edge, a call of each
-        ``(tool_id, success, duration_ms)`` tool. An edge's confidence becomes ``weights[edge_type] x
-        factors[source]`` (kept as it was for a source that `factors` lacks, such as ``user``).
+        ``(tool_id, success, duration_ms)`` tool; other gateways are notified on commit. An edge's confidence
+        becomes ``weights[edge_type] x factors[source]`` (kept as it was for a source that `factors` lacks, such
+        as ``user``).
 
         `ValueError` when `weights` lacks an edge's type or `factors` lacks ``inferred`` or ``observed``.
         """
@@ -105,6 +110,7 @@ class LearningStore:
                     await cursor.executemany(named_query("upsert_edge"), edge_params)
                 if tool_params:
                     await cursor.executemany(named_query("upsert_tool_usage"), tool_params)
+                await cursor.execute(named_query("notify_learned"), {"origin": self.origin})
 
     async def edges(self) -> list[EdgeRow]:
         """Every edge of the learned graph, ordered by (from, to, edge type)."""

@@ -2,6 +2,8 @@
 
 Edges are counted in Postgres (one transaction per workflow, so concurrent gateways lose no update); the
 in-memory graph is an immutable snapshot swapped in after a debounced rebuild, so a search never waits for it.
+A rebuild follows this gateway's own learning, another gateway's on the same database (`changed_elsewhere`,
+called on its notice), and in any case every `REFRESH_EVERY_S`, in case a notice was missed.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ logger = logging.getLogger(__name__)
 
 DEBOUNCE_S = 0.25
 """Bursts of finished workflows within this window cause one rebuild."""
+REFRESH_EVERY_S = 60.0
+"""The graph is rebuilt this often even when nothing was heard of (a notice from another gateway may be lost)."""
 
 
 class _EdgeRow(Protocol):
@@ -92,6 +96,10 @@ class LearningService:
         await self._remember(state)
         self._dirty.set()
 
+    def changed_elsewhere(self) -> None:
+        """Another gateway on the database has learned something: rebuild the graph soon (debounced)."""
+        self._dirty.set()
+
     async def _remember(self, state: WorkflowState) -> None:
         """Keep the intent with the tools and data-flow edges that served it (for DAG suggestion)."""
         intent = (state.dag.intent or "").strip()
@@ -114,11 +122,13 @@ class LearningService:
         return self._graph
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Load the graph, then rebuild it after each burst of learning; runs until cancelled."""
+        """Load the graph, then rebuild it after each burst of learning, or `REFRESH_EVERY_S` after the last
+        rebuild; runs until cancelled."""
         await self.refresh()
         task_status.started()
         while True:
-            await self._dirty.wait()
+            with anyio.move_on_after(REFRESH_EVERY_S):
+                await self._dirty.wait()
             await anyio.sleep(DEBOUNCE_S)
             self._dirty = anyio.Event()
             try:

@@ -9,8 +9,9 @@ import pytest
 
 from gateway.dag import parse_dag
 from gateway.dag.state import RunStatus, TaskResult, TaskStatus, WorkflowState
-from gateway.db import IntentMemory, LearningStore, open_pool
+from gateway.db import IntentMemory, LearningStore, Pool, open_pool
 from gateway.embed import OnnxEmbedder, load_embedder
+from gateway.services import learning as learning_module
 from gateway.services.learning import LearningService
 
 pytestmark = pytest.mark.anyio
@@ -156,3 +157,36 @@ async def test_neither_a_failed_run_nor_a_run_without_intent_is_recalled(
     query = embedder.embed([INTENT])[0]
 
     assert await memory.recall(query, model_id=embedder.model_id, limit=5) == []
+
+
+async def until_learned(learning: LearningService, u: str, v: str, timeout_s: float = 10.0) -> None:
+    """Poll the snapshot (a rebuild announces itself to nobody) until it holds the edge ``u -> v``."""
+    with anyio.fail_after(timeout_s):
+        while True:
+            if learning.graph.edge(u, v) > 0.0:
+                return
+            await anyio.sleep(0.02)
+
+
+async def test_what_another_gateway_learned_is_in_the_graph_once_it_says_so(
+    learning_store: LearningStore, pool: Pool
+) -> None:
+    here, elsewhere = service(learning_store), service(LearningStore(pool))
+    async with anyio.create_task_group() as tg:
+        await tg.start(here.run)
+        await elsewhere.learn(finished(A_THEN_B))
+        here.changed_elsewhere()
+        await until_learned(here, "s:a", "s:b")
+        tg.cancel_scope.cancel()
+
+
+async def test_the_graph_is_rebuilt_periodically_even_when_no_notice_came(
+    learning_store: LearningStore, pool: Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(learning_module, "REFRESH_EVERY_S", 0.1)
+    here, elsewhere = service(learning_store), service(LearningStore(pool))
+    async with anyio.create_task_group() as tg:
+        await tg.start(here.run)
+        await elsewhere.learn(finished(A_THEN_B))
+        await until_learned(here, "s:a", "s:b")
+        tg.cancel_scope.cancel()
