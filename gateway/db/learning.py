@@ -15,6 +15,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from psycopg.rows import class_row
@@ -63,6 +64,28 @@ class ConfigRow:
     config_key: str
     config_value: float
     total_samples: int
+
+
+@dataclass(frozen=True, slots=True)
+class MetricStat:
+    """One series of ``metrics`` (a name and its labels) over a window: points, mean, median, p95, maximum."""
+
+    name: str
+    labels: JsonObject
+    count: int
+    avg: float
+    p50: float
+    p95: float
+    max: float
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorCount:
+    """How many errors of one type ``error_log`` holds over a window, and when the last one came."""
+
+    error_type: str
+    count: int
+    last_seen: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +193,36 @@ class LearningStore:
         params = {"error_type": error_type, "message": message, "stack": stack, "context": _json(context)}
         async with translated(f"logging a {error_type!r} error"), self._pool.connection() as conn:
             await conn.execute(named_query("insert_error"), params)
+
+    async def record_telemetry(
+        self, metrics: Sequence[tuple[str, float, JsonObject | None]],
+        errors: Sequence[tuple[str, str, str | None, JsonObject | None]],
+    ) -> None:  # fmt: skip
+        """Append a batch of ``(name, value, metadata)`` metrics and ``(type, message, stack, context)``
+        errors in one transaction."""
+        if not metrics and not errors:
+            return
+        metric_params = [{"name": n, "value": v, "metadata": _json(m)} for n, v, m in metrics]
+        error_params = [{"error_type": t, "message": m, "stack": s, "context": _json(c)} for t, m, s, c in errors]
+        action = f"recording telemetry ({len(metrics)} metrics, {len(errors)} errors)"
+        async with translated(action), self._pool.connection() as conn:
+            async with conn.transaction(), conn.cursor() as cursor:
+                if metric_params:
+                    await cursor.executemany(named_query("insert_metric"), metric_params)
+                if error_params:
+                    await cursor.executemany(named_query("insert_error"), error_params)
+
+    async def metric_stats(self, since: timedelta) -> list[MetricStat]:
+        """Each series of ``metrics`` recorded within `since`, by name then labels."""
+        async with translated("summing up the metrics"), self._pool.connection() as conn:
+            cursor = conn.cursor(row_factory=class_row(MetricStat))
+            return await (await cursor.execute(named_query("metric_stats"), {"since": since})).fetchall()
+
+    async def error_counts(self, since: timedelta) -> list[ErrorCount]:
+        """The errors of ``error_log`` logged within `since`, counted by type, the most frequent first."""
+        async with translated("counting the logged errors"), self._pool.connection() as conn:
+            cursor = conn.cursor(row_factory=class_row(ErrorCount))
+            return await (await cursor.execute(named_query("error_counts"), {"since": since})).fetchall()
 
 
 def _edge_params(

@@ -77,3 +77,23 @@ INSERT INTO metrics (metric_name, value, metadata) VALUES (%(name)s, %(value)s, 
 -- name: insert_error
 INSERT INTO error_log (error_type, message, stack, context)
 VALUES (%(error_type)s, %(message)s, %(stack)s, %(context)s);
+
+-- name: metric_stats
+-- Each series (a metric name and its labels) seen since %(since)s ago: how many points, their mean, median,
+-- 95th percentile (interpolated) and maximum.
+SELECT metric_name AS name, coalesce(metadata, '{}'::jsonb) AS labels, count(*)::int AS count,
+       avg(value)::float8 AS avg,
+       (percentile_cont(0.5) WITHIN GROUP (ORDER BY value))::float8 AS p50,
+       (percentile_cont(0.95) WITHIN GROUP (ORDER BY value))::float8 AS p95,
+       max(value)::float8 AS max
+FROM metrics
+WHERE "timestamp" >= now() - %(since)s::interval
+GROUP BY metric_name, coalesce(metadata, '{}'::jsonb)
+ORDER BY metric_name, coalesce(metadata, '{}'::jsonb)::text;
+
+-- name: error_counts
+SELECT error_type, count(*)::int AS count, max("timestamp") AS last_seen
+FROM error_log
+WHERE "timestamp" >= now() - %(since)s::interval
+GROUP BY error_type
+ORDER BY count(*) DESC, error_type;
