@@ -8,6 +8,7 @@ onnxruntime, OSError) are translated at one boundary each with ``raise ... from 
     ├── InvalidRequestError    a request's arguments do not fit: names the field and what was expected
     │   └── DagValidationError an `execute_dag` DAG does not validate: lists every problem found
     ├── OutputReferenceError   a task's `$OUTPUT[...]` reference does not fit its dependency's output
+    ├── AuthenticationError    missing, malformed, unknown or revoked API key (one message; `reason` for logs)
     ├── DatabaseError          Postgres cannot be reached, started or queried
     │   ├── DataDirLockedError another gateway owns the embedded data directory
     │   └── MigrationError     a migration failed; nothing of it was applied
@@ -85,6 +86,21 @@ class OutputReferenceError(GatewayError):
         super().__init__(message)
         self.task = task
         self.reference = reference
+
+
+class AuthenticationError(GatewayError):
+    """An HTTP request's API key does not authenticate.
+
+    The message is the same whatever went wrong, so that it tells a caller nothing about which keys exist;
+    `reason` says what it was, for the logs only: ``missing``, ``malformed``, ``unknown`` (no such prefix),
+    ``mismatch`` (a known prefix, a wrong secret) or ``revoked``.
+    """
+
+    MESSAGE = "missing, malformed, unknown or revoked API key"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(self.MESSAGE)
+        self.reason = reason
 
 
 class DatabaseError(GatewayError):
