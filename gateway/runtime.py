@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import time
 import uuid
 import weakref
 from collections.abc import Mapping, Sequence
@@ -41,6 +42,16 @@ from gateway.services.capability_calls import CapabilityCalls
 from gateway.services.learning import LearningService
 from gateway.services.planner import Planner
 from gateway.services.suggest import Suggestion
+from gateway.services.telemetry import (
+    CALL_LATENCY,
+    RESTARTS,
+    SEARCH_LATENCY,
+    STATE_CHANGES,
+    WORKFLOW_WALL,
+    WORKFLOWS,
+    Telemetry,
+    ms_since,
+)
 from gateway.services.thresholds import Thresholds
 from gateway.services.workflows import WorkflowService, needs_approval, persisted
 
@@ -87,6 +98,7 @@ class Runtime:
         self._limiter = anyio.CapacityLimiter(CPU_THREADS)
         self._tg: anyio.abc.TaskGroup | None = None
         self._sessions: weakref.WeakSet[Any] = weakref.WeakSet()
+        self.telemetry = Telemetry()
         self.supervisor = Supervisor(servers=config.servers, on_tools=self._on_tools, on_status=self._on_status)
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
@@ -102,6 +114,7 @@ class Runtime:
                         await anyio.sleep_forever()
                     finally:
                         await record_stopped(db, self.supervisor.statuses())
+                        await self.telemetry.close(db.learning)
             except GatewayError as exc:
                 self._fail(str(exc))
                 await anyio.sleep_forever()
@@ -112,10 +125,12 @@ class Runtime:
     ) -> SearchResult:
         await self._wait_ready()
         assert self._search is not None and self._capabilities is not None
+        started = time.perf_counter()
         result = await self._search.search(query, limit=limit, server=server, context=context,
                                            include_related=include_related)
         vector = await self._search.embed_query(query)
         matches = await self._capabilities.match(vector, limit=min(limit, CAPABILITY_HITS), server=server)
+        self.telemetry.observe(SEARCH_LATENCY, ms_since(started))
         return dataclasses.replace(result, capabilities=matches)
 
     async def suggest_capability(self, intent: str) -> tuple[CapabilityMatch, list[CapabilityMatch]] | None:
@@ -136,7 +151,10 @@ class Runtime:
         return suggestion, self._planner.above_threshold(suggestion)
 
     async def call_tool(self, server: str, tool: str, arguments: dict[str, Any] | None) -> types.CallToolResult:
-        return await self.supervisor.call_tool(server, tool, arguments)
+        with self.telemetry.timed(CALL_LATENCY, tool=f"{server}:{tool}", outcome="error") as labels:
+            result = await self.supervisor.call_tool(server, tool, arguments)
+            labels["outcome"] = "error" if result.is_error else "ok"
+        return result
 
     async def resolve(self, name: str) -> tuple[str, str] | None:
         """Wait for the stored routes, then for the servers to settle, before calling a name unknown."""
@@ -192,7 +210,10 @@ class Runtime:
             with contextlib.suppress(ServerUnavailableError):
                 await self.supervisor.wait_settled(ROUTE_WAIT_S)
                 self._settled = True
-        return to_output(await self.supervisor.call_tool(server, tool, arguments, timeout_s=timeout_s))
+        with self.telemetry.timed(CALL_LATENCY, tool=tool_id, outcome="error") as labels:
+            output = to_output(await self.supervisor.call_tool(server, tool, arguments, timeout_s=timeout_s))
+            labels["outcome"] = "error" if output.is_error else "ok"
+        return output
 
     async def _checkpoint(self, state: WorkflowState) -> None:
         if self._db is not None and persisted(state.dag):
@@ -231,6 +252,7 @@ class Runtime:
         assert self._tg is not None
         learning = LearningService(store=db.learning, limiter=self._limiter, memory=db.memory, embedder=embedder)
         await self._tg.start(learning.run)
+        await self._tg.start(self.telemetry.run, db.learning)
         self._search = SearchService(
             index=db.tools, embedder=embedder, limiter=self._limiter, statuses=self.supervisor.statuses,
             graph=lambda: learning.graph, reliability=learning.reliability, memory=db.memory,
@@ -310,6 +332,8 @@ class Runtime:
             logger.exception("indexing the tools of %s failed", server)
 
     async def _learn(self, state: WorkflowState) -> None:
+        self.telemetry.count(WORKFLOWS, status=state.status.value)
+        self.telemetry.observe(WORKFLOW_WALL, state.wall_ms, status=state.status.value)
         assert self._learning is not None and self._planner is not None and self._capabilities is not None
         assert self._calls is not None
         await self._learning.learn(self._calls.with_stable_names(state, lambda row: node_id(row.id)))
@@ -336,7 +360,14 @@ class Runtime:
                                   prefer_source_code=bool(arguments.get("prefer_source_code", False)))
         return caps.one_result("merged into", row)
 
+    def record_error(self, kind: str, message: str, stack: str | None) -> None:
+        """Keep an error answered to a client in ``error_log`` (queued; written by the telemetry task)."""
+        self.telemetry.error(kind, message, stack)
+
     async def _on_status(self, status: ServerStatus) -> None:
+        self.telemetry.count(STATE_CHANGES, server=status.name, state=status.state.value)
+        if status.state is ServerState.RESTARTING:
+            self.telemetry.count(RESTARTS, server=status.name)
         if self._db is not None and self._tg is not None:
             self._tg.start_soon(self._record_status, status)
 

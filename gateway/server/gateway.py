@@ -8,6 +8,7 @@ tool is a result with ``isError``; an unknown tool name is a protocol error.
 from __future__ import annotations
 
 import logging
+import traceback
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
@@ -76,6 +77,10 @@ class GatewayBackend(Protocol):
         """``(server, tool)`` for an exposed name, waiting (bounded) while servers are still starting."""
         ...
 
+    def record_error(self, kind: str, message: str, stack: str | None) -> None:
+        """Keep an error answered to a client (`kind` is the exception's class name); must not block or raise."""
+        ...
+
 
 def build_server(backend: GatewayBackend) -> Server[Any]:
     """The low-level MCP server wired to `backend`."""
@@ -101,20 +106,20 @@ def build_server(backend: GatewayBackend) -> Server[Any]:
 
     async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> types.CallToolResult:
         if params.name == meta.SEARCH_TOOLS:
-            return await _guarded(_search(backend, params.arguments))
+            return await _guarded(backend, _search(backend, params.arguments))
         if params.name == wf.EXECUTE_DAG:
-            return await _guarded(_execute(backend, params.arguments))
+            return await _guarded(backend, _execute(backend, params.arguments))
         if params.name == wf.WORKFLOW:
-            return await _guarded(_control(backend, params.arguments))
+            return await _guarded(backend, _control(backend, params.arguments))
         if params.name in (caps.CAP_LIST, caps.CAP_RENAME, caps.CAP_MERGE):
-            return await _guarded(_capabilities(backend, params.name, params.arguments))
+            return await _guarded(backend, _capabilities(backend, params.name, params.arguments))
         route = backend.names.resolve(params.name) or await backend.resolve(params.name)
         if route is None:
             raise MCPError(
                 types.INVALID_PARAMS,
                 f"unknown tool {params.name!r}: use {meta.SEARCH_TOOLS} to find tools and call them by `call_as`",
             )
-        return await _guarded(backend.call_tool(route[0], route[1], params.arguments))
+        return await _guarded(backend, backend.call_tool(route[0], route[1], params.arguments))
 
     return Server(
         "pml-gateway",
@@ -160,15 +165,18 @@ async def _capabilities(backend: GatewayBackend, name: str, arguments: dict[str,
     return await backend.capabilities(name, meta.check_arguments(name, arguments))
 
 
-async def _guarded(call: Any) -> types.CallToolResult:
-    """Run a handler coroutine; a gateway error becomes an error result that says what to fix."""
+async def _guarded(backend: GatewayBackend, call: Any) -> types.CallToolResult:
+    """Run a handler coroutine; a gateway error becomes an error result that says what to fix. Either way the
+    backend records the error."""
     try:
         result: types.CallToolResult = await call
         return result
     except GatewayError as exc:
+        backend.record_error(type(exc).__name__, str(exc), None)
         return error_result(str(exc))
-    except Exception:
+    except Exception as exc:
         logger.exception("tool call failed unexpectedly")
+        backend.record_error(type(exc).__name__, str(exc), traceback.format_exc())
         return error_result("internal error in the gateway; see its log for the traceback")
 
 

@@ -122,7 +122,7 @@ class Telemetry:
         try:
             yield current
         finally:
-            self.observe(name, (time.perf_counter() - started) * 1000.0, **current)
+            self.observe(name, ms_since(started), **current)
 
     def snapshot(self) -> list[Family]:
         """The aggregates as plain data, for `render`."""
@@ -158,8 +158,12 @@ class Telemetry:
                 self._batch_ready = anyio.Event()
                 await self.flush(store)
         finally:
-            with anyio.CancelScope(shield=True), anyio.move_on_after(FINAL_FLUSH_TIMEOUT_S):
-                await self.flush(store)
+            await self.close(store)
+
+    async def close(self, store: TelemetryStore) -> None:
+        """Write what is left, shielded from cancellation and bounded by `FINAL_FLUSH_TIMEOUT_S` (at shutdown)."""
+        with anyio.CancelScope(shield=True), anyio.move_on_after(FINAL_FLUSH_TIMEOUT_S):
+            await self.flush(store)
 
     async def flush(self, store: TelemetryStore) -> None:
         """Write every queued row, `BATCH_ROWS` at a time; a batch the database refuses is logged and dropped."""
@@ -192,6 +196,11 @@ def _take(queue: deque[_Row]) -> list[_Row]:
 
 def _json_safe(value: Any) -> Any:
     return value if value is None or isinstance(value, str | int | float | bool) else str(value)
+
+
+def ms_since(started: float) -> float:
+    """Milliseconds elapsed since `started`, a `time.perf_counter` reading."""
+    return (time.perf_counter() - started) * 1000.0
 
 
 def _summary_series(labels: Labels, summary: _Summary) -> SummarySeries:
