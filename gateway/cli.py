@@ -71,6 +71,11 @@ async def _command(args: argparse.Namespace, settings: Settings, environ: Any) -
         from gateway import graph_commands
 
         return await graph_commands.graph(settings, out=args.out, png=args.png)
+    if args.command == "users":
+        from gateway import users_commands
+
+        return await users_commands.run(settings, args.users_command, username=getattr(args, "username", None),
+                                        role=getattr(args, "role", "user"))
     config = _config(settings, environ, required=args.command in ("serve", "index"))
     if args.command == "serve":
         assert config is not None
@@ -146,6 +151,7 @@ def _parser() -> argparse.ArgumentParser:
     drawing.add_argument("--out", required=True, type=Path, help="the HTML page to write")
     drawing.add_argument("--png", type=Path, help="also a static PNG image (needs matplotlib)")
     _add_caps(sub, common)
+    _add_users(sub, common)
     return parser
 
 
@@ -172,6 +178,19 @@ def _add_caps(sub: Any, common: argparse.ArgumentParser) -> None:
     merge.add_argument("--prefer-source-code", action="store_true", help="keep SOURCE's DAG even if older")
     for verb in (listing, show, rename, merge):
         verb.add_argument("--json", action="store_true", help="one JSON object on the last line of stdout")
+
+
+def _add_users(sub: Any, common: argparse.ArgumentParser) -> None:
+    """`users add|list|revoke|rotate`: the users of the HTTP gateway and their API keys."""
+    users = sub.add_parser("users", help="add, list, revoke, rotate the users of the HTTP gateway and their API keys")
+    verbs = users.add_subparsers(dest="users_command", required=True)
+    add = verbs.add_parser("add", parents=[common], help="a new user; prints its API key, only this once")
+    add.add_argument("username")
+    add.add_argument("--role", choices=["user", "admin", "ops"], default="user")
+    verbs.add_parser("list", parents=[common], help="the users, their roles and key prefixes (no keys)")
+    verbs.add_parser("revoke", parents=[common], help="the user's key stops working").add_argument("username")
+    verbs.add_parser("rotate", parents=[common], help="a new key for the user, printed once; the old one stops "
+                     "working").add_argument("username")
 
 
 def _at_least(minimum: int) -> Any:
