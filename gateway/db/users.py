@@ -19,6 +19,8 @@ from gateway.db.pool import Pool, translated
 from gateway.db.queries import query as named_query
 from gateway.errors import InvalidRequestError
 
+SESSION_TTL_S = 24 * 3600.0
+"""How long a session lasts unless told otherwise (the seed's 24 hours)."""
 PRUNE_BATCH = 1_000
 """Rows one prune transaction deletes at most."""
 
@@ -95,8 +97,8 @@ class UserStore:
         params = {"username": username, "key_hash": key_hash, "key_prefix": key_prefix}
         return await self._user("rotate_key", params, f"rotating the key of {username!r}")
 
-    async def open_session(self, session_id: str, user_id: str, ttl_s: float) -> datetime:
-        """Record a session of `user_id` that lasts `ttl_s` seconds; when it expires."""
+    async def open_session(self, session_id: str, user_id: str, ttl_s: float = SESSION_TTL_S) -> datetime:
+        """Record a session of `user_id` that lasts `ttl_s` seconds (24 hours by default); when it expires."""
         params = {"session_id": session_id, "user_id": user_id, "ttl_s": float(ttl_s)}
         async with translated("opening a session"), self._pool.connection() as conn:
             cursor = conn.cursor(row_factory=scalar_row)

@@ -99,7 +99,7 @@ async def test_rotate_to_a_taken_prefix_or_of_an_unknown_user_changes_nothing(st
 async def test_a_session_has_an_owner_until_it_expires_or_the_user_is_revoked(store: UserStore) -> None:
     ada = await store.add("ada", role="user", key_hash="h1", key_prefix="ac_aaaaaaaa")
     assert ada is not None
-    expires_at = await store.open_session("s-live", ada.id, 24 * 3600)
+    expires_at = await store.open_session("s-live", ada.id)
     assert (expires_at - datetime.now(UTC)).total_seconds() == pytest.approx(24 * 3600, abs=60)
     await store.open_session("s-gone", ada.id, -1)
     assert await store.session_owner("s-live") == ada.id
