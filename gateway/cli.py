@@ -63,6 +63,10 @@ async def _command(args: argparse.Namespace, settings: Settings, environ: Any) -
 
     if args.command == "caps":
         return await _caps(args, settings)
+    if args.command == "stats":
+        from gateway import stats_commands
+
+        return await stats_commands.stats(settings, since_hours=args.since, as_json=args.json)
     if args.command == "prune":
         from gateway import prune_commands
 
@@ -137,6 +141,9 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--server", help="only tools of this server")
     sub.add_parser("status", parents=[common], help="database, servers, tool counts, embedding model")
     sub.add_parser("prune", parents=[common], help="delete what the retention policies no longer keep, now")
+    stats = sub.add_parser("stats", parents=[common], help="latencies, workflow outcomes, restarts and errors measured")
+    stats.add_argument("--since", type=float, default=24.0, metavar="HOURS", help="over the last HOURS (default 24)")
+    stats.add_argument("--json", action="store_true", help="one JSON object on the last line of stdout")
     evaluation = sub.add_parser("eval", parents=[common], help="measure retrieval or DAG suggestion on public data")
     evaluation.add_argument("kind", choices=["retrieval", "dag"])
     evaluation.add_argument("--tools", required=True, type=Path, help="tools.jsonl")
