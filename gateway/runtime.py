@@ -29,6 +29,7 @@ from gateway.dag.state import WorkflowState
 from gateway.db import Database, open_database
 from gateway.db.capabilities import node_id
 from gateway.db.learning import ThresholdRow
+from gateway.db.notify import LearnedListener
 from gateway.downstream import Supervisor
 from gateway.downstream.outputs import to_output
 from gateway.embed import load_embedder
@@ -252,6 +253,8 @@ class Runtime:
         assert self._tg is not None
         learning = LearningService(store=db.learning, limiter=self._limiter, memory=db.memory, embedder=embedder)
         await self._tg.start(learning.run)
+        await self._tg.start(LearnedListener(url=db.url, origin=db.learning.origin,
+                                             on_change=learning.changed_elsewhere).run)
         await self._tg.start(self.telemetry.run, db.learning)
         self._search = SearchService(
             index=db.tools, embedder=embedder, limiter=self._limiter, statuses=self.supervisor.statuses,
