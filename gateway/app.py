@@ -1,4 +1,5 @@
-"""The composition root of `serve`: the runtime behind the MCP server, on stdio, until the client leaves.
+"""The composition root of `serve`: the runtime behind the MCP server, on stdio until the client leaves, or on
+streamable HTTP (`--http HOST:PORT`) until a SIGTERM/SIGINT.
 
 The client is answered at once: the MCP server starts before anything else is ready, `tools/list` never waits,
 and a search waits (bounded) for the index.
@@ -6,22 +7,36 @@ and a search waits (bounded) for the index.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import signal
+import socket
+from collections.abc import Generator
 
 import anyio
+import uvicorn
 from mcp.server.lowlevel.server import NotificationOptions
 
 from gateway.config import GatewayConfig, Settings
+from gateway.errors import ConfigError
 from gateway.runtime import Runtime
 from gateway.server import build_server
+from gateway.server.http import GatewayHttpApp, HttpPages, session_manager
 from gateway.server.stdio import stdio_transport
 
 logger = logging.getLogger(__name__)
 
 
+HTTP_GRACE_S = 5
+"""How long open HTTP requests get to finish once the gateway is told to stop."""
+
+
 async def serve(settings: Settings, config: GatewayConfig) -> None:
     """Serve MCP on stdin/stdout until the client closes stdin or a SIGTERM/SIGINT arrives."""
+    if settings.http_bind is not None:
+        await serve_http(settings, config, settings.http_bind)
+        return
     runtime = Runtime(settings=settings, config=config)
     server = build_server(runtime)
     async with anyio.create_task_group() as tg:
@@ -31,6 +46,57 @@ async def serve(settings: Settings, config: GatewayConfig) -> None:
             await server.run(read_stream, write_stream, options)
         logger.info("the client closed the connection; shutting down")
         tg.cancel_scope.cancel()
+
+
+async def serve_http(settings: Settings, config: GatewayConfig, bind: tuple[str, int]) -> None:
+    """Serve MCP over streamable HTTP at ``http://HOST:PORT/mcp`` until cancelled (SIGTERM/SIGINT)."""
+    runtime = Runtime(settings=settings, config=config)
+    server = build_server(runtime)
+    app = GatewayHttpApp(sessions=session_manager(server, host=bind[0]), gate=runtime,
+                         pages=HttpPages(metrics=runtime.metrics_text, graph=runtime.graph_page))
+    listener = _listen(*bind)
+    web = _Uvicorn(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off",
+                                  timeout_graceful_shutdown=HTTP_GRACE_S))
+    async with anyio.create_task_group() as tg:
+        await tg.start(runtime.run)
+        async with app.running():
+            logger.info("serving MCP at http://%s:%d/mcp", *listener.getsockname()[:2])
+            tg.start_soon(_stop_on_cancel, web)
+            with anyio.CancelScope(shield=True):  # uvicorn stops by itself once told to: see _stop_on_cancel
+                await web.serve(sockets=[listener])
+        tg.cancel_scope.cancel()
+
+
+class _Uvicorn(uvicorn.Server):
+    """uvicorn without its own signal handlers: the command's `cancel_on_signal` owns SIGTERM and SIGINT."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+async def _stop_on_cancel(web: uvicorn.Server) -> None:
+    """Wait for cancellation (a signal), then ask uvicorn to finish its requests and stop."""
+    try:
+        await anyio.sleep_forever()
+    finally:
+        web.should_exit = True
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The bound listening socket, or a ConfigError that says why (in use, not an address of this machine)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        why = "is in use" if exc.errno == errno.EADDRINUSE else f"cannot be bound ({exc.strerror})"
+        raise ConfigError(f"--http {host}:{port} {why}") from exc
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
 
 
 async def cancel_on_signal(scope: anyio.CancelScope) -> None:

@@ -133,7 +133,13 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pml-gateway", description="One MCP server in front of many.")
     parser.add_argument("--version", action="version", version=f"pml-gateway {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("serve", parents=[common], help="serve MCP over stdio")
+    serve = sub.add_parser("serve", parents=[common], help="serve MCP over stdio, or over HTTP with --http")
+    serve.add_argument("--http", metavar="HOST:PORT", help="serve MCP over streamable HTTP at /mcp, with API keys "
+                       "(e.g. 127.0.0.1:8765; env PML_HTTP)")
+    serve.add_argument("--rate-limit", type=int, help="requests per API key per window over HTTP, 0: unlimited "
+                       "(env PML_RATE_LIMIT, default 3600)")
+    serve.add_argument("--rate-window", type=float, help="seconds per rate-limit window (env PML_RATE_WINDOW, "
+                       "default 3600)")
     sub.add_parser("index", parents=[common], help="start the servers, index and embed their tools, stop")
     search = sub.add_parser("search", parents=[common], help="rank the indexed tools for a query")
     search.add_argument("query")

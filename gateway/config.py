@@ -1,6 +1,7 @@
 """Frozen settings and the `mcpServers` servers file, the only place (with `cli`) that reads the environment.
 
-A servers file is the Claude-style ``{"mcpServers": {name: {command, args, env, cwd?, disabled?}}}``; the
+A servers file is the Claude-style ``{"mcpServers": {name: {command, args, env, cwd?, disabled?}}}`` (or, for a
+server reached over streamable HTTP, ``{type: "http", url, headers?}``); the
 gateway's own options sit beside it (``expose``, ``approval``, ``callTimeoutMs``). Claude Desktop's own config
 file is read as is: its other top-level keys are ignored, and an entry that runs this gateway is skipped.
 """
@@ -23,19 +24,26 @@ from gateway.errors import ConfigError
 logger = logging.getLogger(__name__)
 
 DEFAULT_CALL_TIMEOUT_S = 30.0
+DEFAULT_RATE_LIMIT = 3600
+"""Requests per API key per window over HTTP, unless --rate-limit / PML_RATE_LIMIT says otherwise."""
+DEFAULT_RATE_WINDOW_S = 3600.0
 SERVER_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,48}$")
 _VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_SERVER_KEYS = frozenset({"command", "args", "env", "cwd", "disabled", "type", "callTimeoutMs"})
+_SERVER_KEYS = frozenset({"command", "args", "env", "cwd", "disabled", "type", "callTimeoutMs", "url", "headers"})
+_HTTP_TYPES = ("http", "streamable-http", "streamable_http")
 _GATEWAY_KEYS = frozenset({"mcpServers", "expose", "approval", "callTimeoutMs"})
 _EXPOSE_VALUES = ("search", "all")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ServerSpec:
-    """How to start one downstream stdio server. `env` may hold secrets: it is never shown."""
+    """How to start (stdio) or reach (`url`: streamable HTTP) one downstream server. `env` and `headers` may hold
+    secrets: they are never shown."""
 
     name: str
-    command: str
+    command: str = ""
+    url: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     args: tuple[str, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
     cwd: Path | None = None
@@ -43,7 +51,9 @@ class ServerSpec:
     call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S
 
     def describe(self) -> str:
-        """The command line with the env's keys only, safe for logs."""
+        """The command line with the env's keys only (or the URL), safe for logs."""
+        if self.url is not None:
+            return f"{self.url} (headers: {','.join(sorted(self.headers))})" if self.headers else self.url
         keys = ",".join(sorted(self.env))
         return f"{self.command} {' '.join(self.args)}" + (f" (env: {keys})" if keys else "")
 
@@ -71,6 +81,12 @@ class Settings:
     model_dir: Path | None = None
     log_level: str = "INFO"
     call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S
+    http_bind: tuple[str, int] | None = None
+    """``serve --http HOST:PORT``: serve MCP over streamable HTTP there instead of stdio."""
+    rate_limit: int = DEFAULT_RATE_LIMIT
+    """Requests per API key per rate-limit window over HTTP (0: unlimited)."""
+    rate_window_s: float = DEFAULT_RATE_WINDOW_S
+    """The rate-limit window (the seed's API-key windows last an hour)."""
 
     @property
     def pgdata(self) -> Path:
@@ -93,6 +109,9 @@ def settings_from(flags: Mapping[str, Any], environ: Mapping[str, str]) -> Setti
     data_dir = pick("data_dir", "PML_DATA_DIR")
     model_dir = pick("model_dir", "PML_MODEL_DIR")
     timeout = pick("call_timeout", "PML_CALL_TIMEOUT")
+    http = pick("http", "PML_HTTP")
+    rate = pick("rate_limit", "PML_RATE_LIMIT")
+    window = pick("rate_window", "PML_RATE_WINDOW")
     return Settings(
         config_path=Path(config).expanduser() if config else None,
         database_url=pick("database_url", "PML_DATABASE_URL"),
@@ -100,7 +119,30 @@ def settings_from(flags: Mapping[str, Any], environ: Mapping[str, str]) -> Setti
         model_dir=Path(model_dir).expanduser() if model_dir else None,
         log_level=str(pick("log_level", "PML_LOG_LEVEL") or "INFO").upper(),
         call_timeout_s=_positive_float(timeout, "PML_CALL_TIMEOUT / --call-timeout") or DEFAULT_CALL_TIMEOUT_S,
+        http_bind=parse_bind(str(http)) if http else None,
+        rate_limit=_count(rate, "PML_RATE_LIMIT / --rate-limit") if rate is not None else DEFAULT_RATE_LIMIT,
+        rate_window_s=_positive_float(window, "PML_RATE_WINDOW / --rate-window") or DEFAULT_RATE_WINDOW_S,
     )
+
+
+def parse_bind(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:PORT`` for IPv6; a bare ``PORT`` binds 127.0.0.1)."""
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        host, port = "127.0.0.1", text
+    if not port.isdigit() or not 0 <= int(port) <= 65535 or not host:
+        raise ConfigError(f"--http / PML_HTTP: expected HOST:PORT such as 127.0.0.1:8765, got {text!r}")
+    return host.strip("[]") if host.startswith("[") else host, int(port)
+
+
+def _count(value: Any, name: str) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = -1
+    if number < 0:
+        raise ConfigError(f"{name}: expected a whole number of requests per hour (0: unlimited), got {value!r}")
+    return number
 
 
 def load_config(
@@ -165,8 +207,11 @@ def _parse_server(
     if unknown:
         allowed = ", ".join(sorted(_SERVER_KEYS))
         raise ConfigError(f"{where}: unknown key {unknown[0]!r} (allowed: {allowed})")
-    if entry.get("type", "stdio") != "stdio":
-        raise ConfigError(f"{where}: \"type\" must be \"stdio\" (only stdio servers are supported)")
+    kind = entry.get("type", "http" if "url" in entry else "stdio")
+    if kind in _HTTP_TYPES:
+        return _parse_http_server(where, name, entry, environ, timeout_s)
+    if kind != "stdio":
+        raise ConfigError(f'{where}: "type" must be "stdio" or "http" (streamable HTTP), got {kind!r}')
     command = entry.get("command")
     if not isinstance(command, str) or not command.strip():
         raise ConfigError(f'{where}: "command" must be a non-empty string, got {_kind(command)}')
@@ -189,6 +234,25 @@ def _parse_server(
         env={k: _expand(v, where, f"env.{k}", environ) for k, v in env.items()},
         cwd=Path(_expand(cwd, where, "cwd", environ)).expanduser() if cwd else None,
         disabled=disabled,
+        call_timeout_s=_timeout_ms(entry, where, timeout_s),
+    )
+
+
+def _parse_http_server(
+    where: str, name: str, entry: dict[str, Any], environ: Mapping[str, str], timeout_s: float
+) -> ServerSpec:
+    url = entry.get("url")
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise ConfigError(f'{where}: "url" must be an http:// or https:// URL, got {_kind(url)}')
+    headers = entry.get("headers", {})
+    if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
+        raise ConfigError(f'{where}: "headers" must be an object of string values')
+    disabled = entry.get("disabled", False)
+    if not isinstance(disabled, bool):
+        raise ConfigError(f'{where}: "disabled" must be true or false')
+    return ServerSpec(
+        name=name, url=_expand(url, where, "url", environ), disabled=disabled,
+        headers={k: _expand(v, where, f"headers.{k}", environ) for k, v in headers.items()},
         call_timeout_s=_timeout_ms(entry, where, timeout_s),
     )
 

@@ -8,19 +8,18 @@ Postgres of a running ``serve``. One line on stdout says what was written.
 from __future__ import annotations
 
 import sys
-import uuid
-from collections.abc import Sequence
 from pathlib import Path
 
 import anyio
 import anyio.to_thread
 
 from gateway.config import Settings
-from gateway.db import CapabilityStore, open_database
+from gateway.db import open_database
 from gateway.errors import InvalidRequestError
 from gateway.graph import ToolGraph
 from gateway.graph.image import png_available, render_png
-from gateway.graph.view import CAPABILITY_PREFIX, GraphView, graph_view, render_html
+from gateway.graph.view import GraphView, graph_view, render_html
+from gateway.services.capabilities import capability_labels
 from gateway.services.learning import LearningService
 
 MISSING_MATPLOTLIB = "--png needs matplotlib, which is not installed (pip install matplotlib); the HTML page does not"
@@ -33,7 +32,7 @@ async def graph(settings: Settings, *, out: Path, png: Path | None) -> int:
         return 2
     async with open_database(url=settings.database_url, pgdata=settings.pgdata, share_running=True) as db:
         learned = await LearningService(store=db.learning, limiter=anyio.CapacityLimiter(1)).refresh()
-        labels = await _capability_labels(db.capabilities, learned.nodes)
+        labels = await capability_labels(db.capabilities, learned.nodes)
     view = await anyio.to_thread.run_sync(graph_view, learned, labels)
     await _write(out, render_html(view).encode("utf-8"), option="--out")
     written = [str(out)]
@@ -42,27 +41,6 @@ async def graph(settings: Settings, *, out: Path, png: Path | None) -> int:
         written.append(str(png))
     sys.stdout.write(f"{_counts(learned, view)}: wrote {' and '.join(written)}\n")
     return 0
-
-
-async def _capability_labels(store: CapabilityStore, nodes: Sequence[str]) -> dict[str, str]:
-    """Each capability node's display name; a node whose capability is gone (or malformed) keeps its id."""
-    labels: dict[str, str] = {}
-    for node in nodes:
-        capability_id = _capability_id(node)
-        row = await store.get(capability_id) if capability_id else None
-        if row is not None:
-            labels[node] = row.display_name
-    return labels
-
-
-def _capability_id(node: str) -> str | None:
-    """The UUID of a ``capability:<id>`` node, None for a tool (or a name that is not a UUID)."""
-    if not node.startswith(CAPABILITY_PREFIX):
-        return None
-    try:
-        return str(uuid.UUID(node.removeprefix(CAPABILITY_PREFIX)))
-    except ValueError:
-        return None
 
 
 async def _write(path: Path, content: bytes, *, option: str) -> None:

@@ -34,11 +34,13 @@ from gateway.downstream import Supervisor
 from gateway.downstream.outputs import to_output
 from gateway.embed import load_embedder
 from gateway.errors import DatabaseError, GatewayError, ServerUnavailableError
+from gateway.graph.view import graph_view, render_html
 from gateway.models import ServerState, ServerStatus, ToolDef, ToolOutput
 from gateway.server import NameTable
 from gateway.server import capability_tools as caps
 from gateway.services import Indexer, SearchResult, SearchService
-from gateway.services.capabilities import CapabilityMatch, CapabilityService
+from gateway.services.auth import Authenticator, Principal, RateLimiter
+from gateway.services.capabilities import CapabilityMatch, CapabilityService, capability_labels
 from gateway.services.capability_calls import CapabilityCalls
 from gateway.services.learning import LearningService
 from gateway.services.planner import Planner
@@ -90,6 +92,8 @@ class Runtime:
         self._planner: Planner | None = None
         self._capabilities: CapabilityService | None = None
         self._calls: CapabilityCalls | None = None
+        self._auth: Authenticator | None = None
+        self._limits: RateLimiter | None = None
         self._sub_executor: Executor | None = None
         self._listed: dict[str, Sequence[ToolDef]] = {}
         self._stored: dict[str, list[ToolDef]] = {}
@@ -191,17 +195,17 @@ class Runtime:
         self._known = by_id
         self._schemas = {tool_id: tool.input_schema for tool_id, tool in by_id.items()}
 
-    async def execute_dag(self, document: dict[str, Any]) -> WorkflowState:
+    async def execute_dag(self, document: dict[str, Any], *, owner: str | None = None) -> WorkflowState:
         await self._wait_ready()
         assert self._workflows is not None
-        return await self._workflows.execute(document)
+        return await self._workflows.execute(document, owner=owner)
 
     async def control_workflow(
-        self, workflow_id: str, action: str, *, approved: bool | None, tasks: Any
+        self, workflow_id: str, action: str, *, approved: bool | None, tasks: Any, owner: str | None = None
     ) -> WorkflowState:
         await self._wait_ready()
         assert self._workflows is not None
-        return await self._workflows.control(workflow_id, action, approved=approved, tasks=tasks)
+        return await self._workflows.control(workflow_id, action, approved=approved, tasks=tasks, owner=owner)
 
     async def _call_for_dag(self, tool_id: str, arguments: dict[str, Any], timeout_s: float) -> ToolOutput:
         if tool_id not in self._known and self._calls is not None:
@@ -253,9 +257,9 @@ class Runtime:
         assert self._tg is not None
         learning = LearningService(store=db.learning, limiter=self._limiter, memory=db.memory, embedder=embedder)
         await self._tg.start(learning.run)
+        await self._tg.start(self.telemetry.run, db.learning)
         await self._tg.start(LearnedListener(url=db.url, origin=db.learning.origin,
                                              on_change=learning.changed_elsewhere).run)
-        await self._tg.start(self.telemetry.run, db.learning)
         self._search = SearchService(
             index=db.tools, embedder=embedder, limiter=self._limiter, statuses=self.supervisor.statuses,
             graph=lambda: learning.graph, reliability=learning.reliability, memory=db.memory,
@@ -269,6 +273,8 @@ class Runtime:
         self._capabilities = CapabilityService(store=db.capabilities, edges=db.learning, embedder=embedder,
                                                limiter=self._limiter, tool_usage=learning.usage)
         self._calls = CapabilityCalls(store=db.capabilities, schemas=self.listed_schemas, run_dag=self._run_sub_dag)
+        self._auth = Authenticator(db.users)
+        self._limits = RateLimiter(db.users, limit=self._settings.rate_limit, window_s=self._settings.rate_window_s)
         self._workflows = WorkflowService(
             store=db.workflows, executor=self._executor(db), schemas=self.listed_schemas, task_group=self._tg,
             on_finished=self._learn, resolve=self._calls.schemas_for,
@@ -362,6 +368,29 @@ class Runtime:
         row = await service.merge(arguments["source"], arguments["target"],
                                   prefer_source_code=bool(arguments.get("prefer_source_code", False)))
         return caps.one_result("merged into", row)
+
+    async def authenticate(self, authorization: str | None) -> Principal:
+        """The principal of an HTTP request's API key (`AuthenticationError` if there is none that holds)."""
+        await self._wait_ready()
+        assert self._auth is not None
+        return await self._auth.authenticate(authorization)
+
+    async def check(self, principal: Principal) -> float | None:
+        """None when the key may go on, else the seconds left in its rate-limit window."""
+        assert self._limits is not None
+        return await self._limits.check(principal)
+
+    def metrics_text(self) -> str:
+        """The gateway's metrics in Prometheus text format."""
+        return self.telemetry.prometheus()
+
+    async def graph_page(self) -> str:
+        """The learned graph as a self-contained HTML page."""
+        await self._wait_ready()
+        assert self._learning is not None and self._db is not None
+        graph = self._learning.graph
+        labels = await capability_labels(self._db.capabilities, graph.nodes)
+        return render_html(await anyio.to_thread.run_sync(graph_view, graph, labels, limiter=self._limiter))
 
     def record_error(self, kind: str, message: str, stack: str | None) -> None:
         """Keep an error answered to a client in ``error_log`` (queued; written by the telemetry task)."""

@@ -22,7 +22,7 @@ from gateway.dag.references import holds_reference
 
 PARAM_MARKER = "$PARAM["
 _PLACEHOLDER = re.compile(r"\$PARAM\[(.+)\]", re.DOTALL)
-_REFERENCE_ID = re.compile(r"\$OUTPUT\[([A-Za-z_][A-Za-z0-9_-]{0,63})\]")
+_REFERENCE_ID = re.compile(r"(?<!\$)\$OUTPUT\[([A-Za-z_][A-Za-z0-9_-]{0,63})\]")
 # Keywords copied from a tool's property schema; others (e.g. a `$ref` into the tool's own definitions)
 # would not resolve inside the capability's parameters schema.
 _SCHEMA_KEYS = frozenset(

@@ -3,7 +3,8 @@
 A string argument, at any depth of the arguments, that is exactly a reference is replaced by the referenced
 value itself (any JSON type); a reference inside a longer string is substituted as text (strings as they are,
 other values as compact JSON). A path is made of ``.key`` segments, ``[N]`` indices (negative ones count from
-the end) and ``["any key"]`` segments.
+the end) and ``["any key"]`` segments. ``$$OUTPUT[`` is no reference: it reaches the tool as a literal
+``$OUTPUT[`` (a DAG handed to a chained gateway's `execute_dag` keeps its own references that way).
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ if TYPE_CHECKING:
     from gateway.dag.model import Task
 
 MARKER = "$OUTPUT["
+ESCAPED = "$$OUTPUT["
 _ID = r"[A-Za-z_][A-Za-z0-9_-]{0,63}"
 _KEY = r"[A-Za-z_][A-Za-z0-9_]*"  # no "-": in running text "$OUTPUT[a].name-suffix" ends at "name"; use ["a-b"]
 _SEGMENT = re.compile(rf'\.({_KEY})|\[(-?\d+)\]|\[("(?:[^"\\]|\\.)*")\]')
-_REFERENCE = re.compile(rf"\$OUTPUT\[({_ID})\]((?:{_SEGMENT.pattern})*)")
+_REFERENCE = re.compile(rf"(?<!\$)\$OUTPUT\[({_ID})\]((?:{_SEGMENT.pattern})*)")
 _MAX_KEYS_SHOWN = 20
 
 Step = str | int
@@ -103,9 +105,11 @@ def _strings(value: Any, parts: tuple[Step, ...]) -> Iterator[tuple[tuple[Step, 
 
 
 def _marker_positions(text: str) -> Iterator[int]:
+    """Where each ``$OUTPUT[`` that is not escaped as ``$$OUTPUT[`` starts."""
     index = text.find(MARKER)
     while index >= 0:
-        yield index
+        if index == 0 or text[index - 1] != "$":
+            yield index
         index = text.find(MARKER, index + 1)
 
 
@@ -139,7 +143,8 @@ def _substitute_string(text: str, task_id: str, outputs: Mapping[str, Any]) -> A
     whole = _REFERENCE.fullmatch(text)
     if whole is not None:
         return copy.deepcopy(_follow(_parse(whole), task_id, outputs))
-    return _REFERENCE.sub(lambda m: _as_text(_follow(_parse(m), task_id, outputs)), text)
+    substituted = _REFERENCE.sub(lambda m: _as_text(_follow(_parse(m), task_id, outputs)), text)
+    return substituted.replace(ESCAPED, MARKER)
 
 
 def _as_text(value: Any) -> str:

@@ -12,7 +12,9 @@ is one request. The owner learns that the process exited from the end of its rea
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +25,8 @@ import mcp_types as types
 from mcp.client import ClientSession, IncomingMessage
 from mcp.client._transport import ReadStream, WriteStream
 from mcp.client.stdio import StdioServerParameters, stdio_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.message import SessionMessage
 
 from gateway.config import ServerSpec
@@ -228,6 +232,10 @@ class Connection:
         self._spawning = True  # from here a stop waits for the spawn to return, so take an earlier one now
         try:
             await anyio.lowlevel.checkpoint_if_cancelled()
+            if self.spec.url is not None:
+                async with _http_client(self.spec.url, self.spec.headers) as (read, write):
+                    self._spawn_over()
+                    return await self._open_session(read, write)
             async with stdio_client(self._params, errlog=stderr.errlog) as (read, write):
                 self._spawn_over()
                 self.record.pid = stderr.spawned()
@@ -305,3 +313,11 @@ class Connection:
             self._wake.set()
         elif isinstance(message, Exception):
             logger.warning("server %r wrote a line that is not JSON-RPC: %s", self.spec.name, message)
+
+
+@contextlib.asynccontextmanager
+async def _http_client(url: str, headers: Mapping[str, str]) -> AsyncIterator[Any]:
+    """The streams of a streamable HTTP server (another gateway, say), its HTTP client closed after them."""
+    http = create_mcp_http_client(headers=dict(headers))
+    async with http, streamable_http_client(url, http_client=http) as streams:
+        yield streams

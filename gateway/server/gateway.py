@@ -25,6 +25,7 @@ from gateway.server import capability_tools as caps
 from gateway.server import meta
 from gateway.server import workflow_tools as wf
 from gateway.server.names import NameTable
+from gateway.server.principal import gateway_user
 from gateway.services.search import SearchResult
 from gateway.services.suggest import Suggestion
 
@@ -59,11 +60,13 @@ class GatewayBackend(Protocol):
         """The downstream tools to expose; `session` is told when they change (``expose: all`` mode)."""
         ...
 
-    async def execute_dag(self, document: dict[str, Any]) -> WorkflowState: ...
+    async def execute_dag(self, document: dict[str, Any], *, owner: str | None = None) -> WorkflowState: ...
 
     async def control_workflow(
-        self, workflow_id: str, action: str, *, approved: bool | None, tasks: Any
-    ) -> WorkflowState: ...
+        self, workflow_id: str, action: str, *, approved: bool | None, tasks: Any, owner: str | None = None
+    ) -> WorkflowState:
+        """`owner` (the HTTP user; None on stdio) must be the one who started the workflow."""
+        ...
 
     def listed_schemas(self) -> Mapping[str, dict[str, Any]]:
         """Input schema by tool id, for suggested tasks."""
@@ -150,13 +153,14 @@ async def _execute(backend: GatewayBackend, arguments: dict[str, Any] | None) ->
             return caps.suggestion_result(*found)
         suggestion, above = await backend.suggest(document["intent"])
         return wf.suggestion_result(suggestion, above, backend.listed_schemas())
-    return wf.workflow_result(await backend.execute_dag(document))
+    return wf.workflow_result(await backend.execute_dag(document, owner=gateway_user()))
 
 
 async def _control(backend: GatewayBackend, arguments: dict[str, Any] | None) -> types.CallToolResult:
     args = meta.check_arguments(wf.WORKFLOW, arguments)
     state = await backend.control_workflow(
-        args["workflow_id"], args["action"], approved=args.get("approved"), tasks=args.get("tasks")
+        args["workflow_id"], args["action"], approved=args.get("approved"), tasks=args.get("tasks"),
+        owner=gateway_user(),
     )
     return wf.workflow_result(state)
 

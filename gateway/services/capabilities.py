@@ -31,6 +31,7 @@ from gateway.capabilities import (
 from gateway.dag.state import RunStatus, WorkflowState
 from gateway.errors import InvalidRequestError
 from gateway.graph import EDGE_TYPE_WEIGHT, PROMOTE_AFTER, SOURCE_FACTOR
+from gateway.graph.view import CAPABILITY_PREFIX
 from gateway.models import JsonObject, ToolDef
 from gateway.ports import Embedder, Vector
 
@@ -180,6 +181,27 @@ class CapabilityService:
         if row is None:
             raise InvalidRequestError(f"no capability {ref!r} (see cap_list, or `pml-gateway caps list`)", field=field)
         return row
+
+
+async def capability_labels(store: Any, nodes: Sequence[str]) -> dict[str, str]:
+    """Each capability node's display name; a node whose capability is gone (or malformed) keeps its id."""
+    labels: dict[str, str] = {}
+    for node in nodes:
+        capability_id = _capability_node(node)
+        row = await store.get(capability_id) if capability_id else None
+        if row is not None:
+            labels[node] = row.display_name
+    return labels
+
+
+def _capability_node(node: str) -> str | None:
+    """The UUID of a ``capability:<id>`` node, None for a tool (or a name that is not a UUID)."""
+    if not node.startswith(CAPABILITY_PREFIX):
+        return None
+    try:
+        return str(uuid.UUID(node.removeprefix(CAPABILITY_PREFIX)))
+    except ValueError:
+        return None
 
 
 def _capability_id(name: str) -> bool:

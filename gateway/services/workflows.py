@@ -59,9 +59,13 @@ class WorkflowService:
         return await self._advance(state, approved=None)
 
     async def control(
-        self, workflow_id: str, action: str, *, approved: bool | None = None, tasks: Any = None
+        self, workflow_id: str, action: str, *, approved: bool | None = None, tasks: Any = None,
+        owner: str | None = None,
     ) -> WorkflowState:
-        """Continue (approved or not), abort, replan or report a workflow."""
+        """Continue (approved or not), abort, replan or report a workflow. With an `owner` (an HTTP user), only
+        that user's workflows are found: another's answers as an unknown one does."""
+        if owner is not None:
+            await self._check_owner(workflow_id, owner)
         if action == "abort" and await self._executor.abort(workflow_id):
             async with self._lock(workflow_id):
                 return await self._load(workflow_id)
@@ -160,6 +164,11 @@ class WorkflowService:
         if doc is None:
             raise InvalidRequestError(f"no workflow {workflow_id!r} (unknown, or expired)", field="workflow_id")
         return WorkflowState.from_json(doc)
+
+    async def _check_owner(self, workflow_id: str, owner: str) -> None:
+        state = self._live.get(workflow_id) or await self._load(workflow_id)
+        if state.owner != owner:
+            raise InvalidRequestError(f"no workflow {workflow_id!r} (unknown, or expired)", field="workflow_id")
 
     def _lock(self, workflow_id: str) -> anyio.Lock:
         return self._locks.setdefault(workflow_id, anyio.Lock())

@@ -122,3 +122,18 @@ def test_resolved_arguments_are_checked_against_the_schema_naming_task_and_argum
 def test_resolved_arguments_that_fit_or_have_no_schema_pass() -> None:
     check_resolved(Task("b", "fs:read_file", {}, ()), {"path": "/tmp"}, TOOLS["fs:read_file"])
     check_resolved(Task("b", "util:echo", {}, ()), {"anything": [1]}, None)
+
+
+def test_an_escaped_reference_reaches_the_tool_as_a_literal_and_implies_no_dependency() -> None:
+    from gateway.dag import parse_dag
+
+    nested = {"tasks": [{"id": "x", "tool": "util:echo", "arguments": {"text": "$$OUTPUT[x].result and $OUTPUT[s]"}},
+                        {"id": "y", "tool": "util:echo", "arguments": {"text": "$$OUTPUT[zzz]"}}]}
+    dag = parse_dag({"tasks": [{"id": "s", "tool": "util:echo", "arguments": {"text": "hi"}},
+                               {"id": "c", "tool": "util:echo", "arguments": {"text": "ok", "dag": nested}}]},
+                    tool_schemas={"util:echo": None})
+
+    assert dag.task("c").depends_on == ("s",)  # the escaped ones name no task of this DAG, and are no error
+    resolved = resolve_arguments(dag.task("c"), OUTPUTS)
+    assert resolved["dag"]["tasks"][0]["arguments"]["text"] == "$OUTPUT[x].result and plain"
+    assert resolved["dag"]["tasks"][1]["arguments"]["text"] == "$OUTPUT[zzz]"

@@ -1,0 +1,166 @@
+"""The MCP face over streamable HTTP: `/mcp` (the SDK's session manager), `/metrics` and `/graph`, behind API keys.
+
+Every request needs ``Authorization: Bearer <api key>``: a missing, malformed, unknown or revoked key is
+answered 401 with one message for all four (nothing that helps guessing), a key past its rate limit 429 with
+`Retry-After`. An accepted key becomes the request's MCP principal (`AuthenticatedUser`): the SDK binds each
+session to the key that opened it, and the meta-tools read the user from `principal.gateway_user()` to keep one user's
+workflows from another.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from mcp.server.auth.middleware.auth_context import auth_context_var
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.auth.provider import AccessToken
+from mcp.server.lowlevel.server import Server
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.types import Receive, Scope, Send
+
+from gateway.errors import AuthenticationError, GatewayError
+from gateway.services.auth import Principal
+
+logger = logging.getLogger(__name__)
+
+MCP_PATH = "/mcp"
+UNAUTHORIZED = "missing, malformed, unknown or revoked API key"
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+
+
+class Gatekeeper(Protocol):
+    """Who a request is, and whether they may go on now."""
+
+    async def authenticate(self, authorization: str | None) -> Principal: ...
+
+    async def check(self, principal: Principal) -> float | None:
+        """None to go on, else the seconds until the caller's rate-limit window ends."""
+        ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HttpPages:
+    """What the HTTP face serves beside `/mcp`."""
+
+    metrics: Callable[[], str]
+    graph: Callable[[], Awaitable[str]] | None = None
+
+
+def session_manager(server: Server[Any], *, host: str) -> StreamableHTTPSessionManager:
+    """The SDK's streamable HTTP sessions for `server`; bound to a loopback host, other Host headers are
+    refused (DNS rebinding)."""
+    security = None
+    if host in LOCAL_HOSTS:
+        allowed = [f"{h}:*" for h in LOCAL_HOSTS] + list(LOCAL_HOSTS)
+        origins = [f"http://{h}:*" for h in LOCAL_HOSTS]
+        security = TransportSecuritySettings(allowed_hosts=allowed, allowed_origins=origins)
+    return StreamableHTTPSessionManager(server, security_settings=security)
+
+
+class GatewayHttpApp:
+    """The ASGI application: routes, the API-key check and the rate limit in front of the SDK's `/mcp`."""
+
+    def __init__(self, *, sessions: StreamableHTTPSessionManager, gate: Gatekeeper, pages: HttpPages) -> None:
+        self._sessions = sessions
+        self._gate = gate
+        self._pages = pages
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Run the session manager (its task group) for as long as the app serves."""
+        async with self._sessions.run():
+            yield
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        path = scope["path"].rstrip("/") or "/"
+        if path not in (MCP_PATH, "/metrics", "/graph"):
+            await _plain(send, 404, "not found: the MCP endpoint is /mcp")
+            return
+        principal = await self._admit(scope, send)
+        if principal is None:
+            return
+        if path == "/metrics":
+            await _plain(send, 200, self._pages.metrics(), "text/plain; version=0.0.4; charset=utf-8")
+        elif path == "/graph":
+            await self._graph(send)
+        else:
+            await self._mcp(principal, scope, receive, send)
+
+    async def _admit(self, scope: Scope, send: Send) -> Principal | None:
+        """The caller's principal; else the 401 or 429 answer is sent and None returned."""
+        try:
+            principal = await self._gate.authenticate(_header(scope, b"authorization"))
+        except AuthenticationError as exc:
+            logger.info("refused an HTTP request: %s", getattr(exc, "reason", "unauthorized"))
+            await _json(send, 401, {"error": "unauthorized", "message": UNAUTHORIZED},
+                        [(b"www-authenticate", b'Bearer realm="pml-gateway"')])
+            return None
+        except GatewayError as exc:  # the database behind the keys is down: say so, never let anyone in
+            await _json(send, 503, {"error": "unavailable", "message": str(exc)}, [(b"retry-after", b"5")])
+            return None
+        retry_after = await self._gate.check(principal)
+        if retry_after is not None:
+            seconds = str(max(1, round(retry_after)))
+            await _json(send, 429, {"error": "rate_limited", "message": f"rate limit reached; retry in {seconds} s"},
+                        [(b"retry-after", seconds.encode())])
+            return None
+        return principal
+
+    async def _mcp(self, principal: Principal, scope: Scope, receive: Receive, send: Send) -> None:
+        user = AuthenticatedUser(AccessToken(token=principal.key_prefix, client_id=principal.user_id,
+                                             scopes=[principal.role], subject=principal.username))
+        token = auth_context_var.set(user)
+        try:
+            await self._sessions.handle_request({**scope, "user": user}, receive, send)
+        finally:
+            auth_context_var.reset(token)
+
+    async def _graph(self, send: Send) -> None:
+        if self._pages.graph is None:
+            await _plain(send, 404, "no graph view in this gateway")
+            return
+        await _plain(send, 200, await self._pages.graph(), "text/html; charset=utf-8")
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key.lower() == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+async def _plain(send: Send, status: int, text: str, content_type: str = "text/plain; charset=utf-8") -> None:
+    await _respond(send, status, text.encode(), content_type, [])
+
+
+async def _json(send: Send, status: int, body: dict[str, Any], extra: list[tuple[bytes, bytes]]) -> None:
+    await _respond(send, status, json.dumps(body).encode(), "application/json", extra)
+
+
+async def _respond(send: Send, status: int, body: bytes, content_type: str,
+                   extra: list[tuple[bytes, bytes]]) -> None:  # fmt: skip
+    headers = [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode()), *extra]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    """Acknowledge the server's start and stop (the session manager runs in `GatewayHttpApp.running`)."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

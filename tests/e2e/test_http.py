@@ -1,0 +1,183 @@
+"""The gateway over streamable HTTP: API keys, one user's workflows kept from another, rate limits, /metrics."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+
+import anyio
+import httpx2
+import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
+
+from tests.e2e.support import ROOT, gateway_client, gateway_command, gateway_env, search_until, text_of
+from tests.e2e.test_gateway import indexed, run_cli  # noqa: F401 - the fixture
+from tests.e2e.test_workflows import echo, run_dag
+
+pytestmark = pytest.mark.anyio
+
+READY_S = 60.0
+_SERVING = re.compile(r"serving MCP at (http://\S+)/mcp")
+_KEY = re.compile(r"\bac_[A-Za-z0-9_-]{20,}")
+
+
+def new_key(database_url: str, name: str) -> str:
+    done = run_cli("users", "add", name, "--database-url", database_url)
+    assert done.returncode == 0, done.stderr[-2000:]
+    match = _KEY.search(done.stdout)
+    assert match is not None, done.stdout
+    return match.group(0)
+
+
+@contextmanager
+def http_gateway(config: Path, database_url: str, log: Path, *flags: str) -> Iterator[subprocess.Popen[bytes]]:
+    """`pml-gateway serve --http 127.0.0.1:0`, stopped with SIGTERM at the end."""
+    command = gateway_command("serve", "--config", str(config), "--database-url", database_url,
+                              "--http", "127.0.0.1:0", *flags)
+    with log.open("wb") as sink:
+        process = subprocess.Popen(command, env=gateway_env(), cwd=ROOT, stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.DEVNULL, stderr=sink)
+    try:
+        yield process
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+async def base_url(log: Path) -> str:
+    with anyio.fail_after(READY_S):
+        while (match := _SERVING.search(await anyio.Path(log).read_text(errors="replace"))) is None:
+            await anyio.sleep(0.05)
+    return match.group(1)
+
+
+@asynccontextmanager
+async def mcp_client(base: str, key: str) -> AsyncIterator[Client]:
+    http = create_mcp_http_client(headers={"Authorization": f"Bearer {key}"})
+    async with http, Client(streamable_http_client(f"{base}/mcp", http_client=http), read_timeout_seconds=60) as c:
+        yield c
+
+
+async def post(base: str, path: str, authorization: str | None) -> httpx2.Response:
+    headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+    if authorization is not None:
+        headers["Authorization"] = authorization
+    body = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+    async with httpx2.AsyncClient(timeout=30) as http:
+        if path == "/mcp":
+            return await http.post(f"{base}{path}", json=body, headers=headers)
+        return await http.get(f"{base}{path}", headers=headers)
+
+
+async def test_every_request_needs_a_valid_unrevoked_key_and_gets_one_message_when_refused(
+    indexed: Path, database_url: str, tmp_path: Path  # noqa: F811
+) -> None:
+    key = new_key(database_url, "alice")
+    revoked = new_key(database_url, "bob")
+    assert run_cli("users", "revoke", "bob", "--database-url", database_url).returncode == 0
+    with http_gateway(indexed, database_url, tmp_path / "gateway.log"):
+        base = await base_url(tmp_path / "gateway.log")
+        refused = [await post(base, "/mcp", auth) for auth in (
+            None, "Basic abc", f"Bearer {key[:-1]}", "Bearer ac_unknown000000000000000000000000", f"Bearer {revoked}")]
+        metrics = await post(base, "/metrics", None)
+        async with mcp_client(base, key) as client:
+            found = (await client.call_tool("search_tools", {"query": "echo a text back"})).structured_content
+        metrics_ok = await post(base, "/metrics", f"Bearer {key}")
+    assert [r.status_code for r in refused] == [401] * 5 and metrics.status_code == 401
+    assert len({r.json()["message"] for r in refused}) == 1
+    assert all(r.headers["www-authenticate"].startswith("Bearer") for r in refused)
+    assert found is not None and found["results"][0]["tool_id"] == "faulty:echo"
+    assert metrics_ok.status_code == 200 and metrics_ok.headers["content-type"].startswith("text/plain")
+
+
+async def test_one_users_workflow_is_unknown_to_another(
+    indexed: Path, database_url: str, tmp_path: Path  # noqa: F811
+) -> None:
+    alice, carol = new_key(database_url, "alice"), new_key(database_url, "carol")
+    write = {"id": "w", "tool": "notes:write_note", "arguments": {"title": "t", "text": "x"}}
+    delete = {"id": "d", "tool": "notes:delete_note", "arguments": {"title": "t"}, "depends_on": ["w"]}
+    with http_gateway(indexed, database_url, tmp_path / "gateway.log"):
+        base = await base_url(tmp_path / "gateway.log")
+        async with mcp_client(base, alice) as client:
+            paused = await run_dag(client, [write, delete])
+        async with mcp_client(base, carol) as client:
+            stolen = await client.call_tool("workflow", {"workflow_id": paused["workflow_id"], "action": "status"})
+            unknown = await client.call_tool("workflow", {"workflow_id": "wf_0000000000000000", "action": "status"})
+        async with mcp_client(base, alice) as client:
+            own = await client.call_tool("workflow", {"workflow_id": paused["workflow_id"], "action": "status"})
+    assert paused["status"] == "approval_required"
+    assert stolen.is_error and text_of(stolen).replace(paused["workflow_id"], "X") == text_of(unknown).replace(
+        "wf_0000000000000000", "X")
+    assert not own.is_error and own.structured_content is not None
+    assert own.structured_content["status"] == "approval_required"
+
+
+async def test_a_key_past_its_rate_limit_gets_429_with_retry_after_then_recovers(
+    indexed: Path, database_url: str, tmp_path: Path  # noqa: F811
+) -> None:
+    key = new_key(database_url, "dave")
+    other = new_key(database_url, "erin")
+    with http_gateway(indexed, database_url, tmp_path / "gateway.log", "--rate-limit", "3", "--rate-window", "4"):
+        base = await base_url(tmp_path / "gateway.log")
+        with anyio.fail_after(30):  # five at once inside one window: three pass (retried if a window edge fell between)
+            while True:
+                answers = [await post(base, "/metrics", f"Bearer {key}") for _ in range(5)]
+                if [a.status_code for a in answers] == [200, 200, 200, 429, 429]:
+                    break
+                await anyio.sleep(float(answers[-1].headers.get("retry-after", "0.2")))
+        unaffected = await post(base, "/metrics", f"Bearer {other}")
+        with anyio.fail_after(10):
+            while (again := await post(base, "/metrics", f"Bearer {key}")).status_code == 429:
+                await anyio.sleep(0.25)
+    assert all(1 <= int(a.headers["retry-after"]) <= 4 for a in answers[3:])
+    assert answers[3].json()["error"] == "rate_limited"
+    assert unaffected.status_code == 200 and again.status_code == 200
+
+
+async def test_a_workflow_runs_over_http_and_the_port_in_use_is_a_clear_error(
+    indexed: Path, database_url: str, tmp_path: Path  # noqa: F811
+) -> None:
+    key = new_key(database_url, "frank")
+    with http_gateway(indexed, database_url, tmp_path / "gateway.log"):
+        base = await base_url(tmp_path / "gateway.log")
+        async with mcp_client(base, key) as client:
+            done = await run_dag(client, [echo("a", "over http"), echo("b", "$OUTPUT[a].result!", "a")])
+        port = base.rsplit(":", 1)[1]
+        clash = run_cli("serve", "--config", str(indexed), "--database-url", database_url, "--http",
+                        f"127.0.0.1:{port}")
+    assert done["status"] == "completed" and done["tasks"]["b"]["output"] == {"result": "over http!"}
+    assert clash.returncode == 2 and f"127.0.0.1:{port} is in use" in clash.stderr
+
+
+async def test_a_gateway_chained_over_http_passes_a_search_and_a_dag_through_both(
+    indexed: Path, database_url: str, tmp_path: Path  # noqa: F811
+) -> None:
+    key = new_key(database_url, "outer")
+    with http_gateway(indexed, database_url, tmp_path / "inner.log"):
+        base = await base_url(tmp_path / "inner.log")
+        outer = tmp_path / "outer.json"
+        inner_entry = {"type": "http", "url": f"{base}/mcp", "headers": {"Authorization": f"Bearer {key}"}}
+        outer.write_text(json.dumps({"mcpServers": {"inner": inner_entry}}))
+        async with gateway_client(outer, "--database-url", database_url) as client:
+            found = await search_until(client, "run a workflow of tool calls", "inner:execute_dag")
+            inner_search = await client.call_tool("inner__search_tools", {"query": "echo a text back"})
+            nested = [echo("a", "through"), echo("b", "$$OUTPUT[a].result both", "a")]  # $$: the inner one's
+            then = [{"id": "c", "tool": "faulty:echo", "arguments": {"text": "$OUTPUT[x].tasks.b.output.result!"}}]
+            done = await run_dag(client, [{"id": "x", "tool": "inner:execute_dag", "arguments": {"tasks": nested}},
+                                          {"id": "y", "tool": "inner:execute_dag", "arguments": {"tasks": then}}])
+    assert any(r["tool_id"] == "inner:search_tools" for r in found["results"])
+    assert inner_search.structured_content is not None
+    assert inner_search.structured_content["results"][0]["tool_id"] == "faulty:echo"
+    assert done.get("status") == "completed", done
+    assert done["tasks"]["y"]["output"]["tasks"]["c"]["output"] == {"result": "through both!"}
