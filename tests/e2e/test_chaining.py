@@ -97,12 +97,16 @@ async def test_the_outer_gateway_finds_the_inner_meta_tools_and_proxies_its_sear
 async def test_an_outer_dag_runs_dags_on_the_inner_gateway_and_passes_a_result_from_one_to_the_next(
     outer: Path, database_url: str
 ) -> None:
+    inner_dag = [  # $$OUTPUT[ reaches the inner gateway as its own $OUTPUT[ reference
+        {"id": "sum", "tool": "faulty:add", "arguments": {"a": 2, "b": 3}},
+        {"id": "twice", "tool": "faulty:add", "depends_on": ["sum"],
+         "arguments": {"a": "$$OUTPUT[sum].result", "b": "$$OUTPUT[sum].result"}},
+    ]  # fmt: skip
     tasks = [
-        {"id": "add", "tool": "inner:execute_dag",
-         "arguments": {"tasks": [{"id": "sum", "tool": "faulty:add", "arguments": {"a": 2, "b": 3}}]}},
+        {"id": "add", "tool": "inner:execute_dag", "arguments": {"tasks": inner_dag}},
         {"id": "say", "tool": "inner:execute_dag", "depends_on": ["add"],
          "arguments": {"tasks": [{"id": "echo", "tool": "faulty:echo",
-                                  "arguments": {"text": "the sum is $OUTPUT[add].tasks.sum.output.result"}}]}},
+                                  "arguments": {"text": "the sum is $OUTPUT[add].tasks.twice.output.result"}}]}},
     ]  # fmt: skip
     async with gateway_client(outer, "--database-url", database_url) as client:
         await search_until(client, "run a workflow of several tool calls as a DAG", "inner:execute_dag",
@@ -111,6 +115,8 @@ async def test_an_outer_dag_runs_dags_on_the_inner_gateway_and_passes_a_result_f
         payload = await run_dag(client, tasks)
     assert payload["status"] == "completed", json.dumps(payload)[:3000]
     inner_add, inner_say = payload["tasks"]["add"]["output"], payload["tasks"]["say"]["output"]
-    assert inner_add["status"] == "completed" and inner_add["tasks"]["sum"]["output"] == {"result": 5.0}
+    assert inner_add["status"] == "completed"
+    assert inner_add["tasks"]["sum"]["output"] == {"result": 5.0}
+    assert inner_add["tasks"]["twice"]["output"] == {"result": 10.0}
     assert inner_say["status"] == "completed"
-    assert inner_say["tasks"]["echo"]["output"] == {"result": "the sum is 5.0"}
+    assert inner_say["tasks"]["echo"]["output"] == {"result": "the sum is 10.0"}
