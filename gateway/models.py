@@ -15,6 +15,9 @@ def tool_id(server: str, name: str) -> str:
     return f"{server}:{name}"
 
 
+LOCAL_USER = "local"
+"""The one user of a gateway served over stdio, as `created_by` records it (HTTP users are their ids)."""
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ToolDef:
     """A downstream tool as its server lists it."""

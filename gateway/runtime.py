@@ -126,7 +126,7 @@ class Runtime:
 
     async def search(
         self, query: str, *, limit: int, server: str | None, context: Sequence[str] = (),
-        include_related: bool = False,
+        include_related: bool = False, user: str | None = None,
     ) -> SearchResult:
         await self._wait_ready()
         assert self._search is not None and self._capabilities is not None
@@ -134,16 +134,19 @@ class Runtime:
         result = await self._search.search(query, limit=limit, server=server, context=context,
                                            include_related=include_related)
         vector = await self._search.embed_query(query)
-        matches = await self._capabilities.match(vector, limit=min(limit, CAPABILITY_HITS), server=server)
+        matches = await self._capabilities.match(vector, limit=min(limit, CAPABILITY_HITS), server=server, user=user)
         self.telemetry.observe(SEARCH_LATENCY, ms_since(started))
         return dataclasses.replace(result, capabilities=matches)
 
-    async def suggest_capability(self, intent: str) -> tuple[CapabilityMatch, list[CapabilityMatch]] | None:
-        """The learned capability that serves `intent` when its score passes the adaptive suggestion threshold,
-        with the runners-up."""
+    async def suggest_capability(
+        self, intent: str, *, user: str | None = None
+    ) -> tuple[CapabilityMatch, list[CapabilityMatch]] | None:
+        """The learned capability (of those `user` may see) that serves `intent` when its score passes the
+        adaptive suggestion threshold, with the runners-up."""
         await self._wait_ready()
         assert self._search is not None and self._capabilities is not None and self._planner is not None
-        matches = await self._capabilities.match(await self._search.embed_query(intent), limit=CAPABILITY_HITS)
+        vector = await self._search.embed_query(intent)
+        matches = await self._capabilities.match(vector, limit=CAPABILITY_HITS, user=user)
         if not matches or matches[0].score < self._planner.thresholds.suggestion:
             return None
         return matches[0], matches[1:]
@@ -350,7 +353,9 @@ class Runtime:
         await self._capabilities.register(self._calls.with_stable_names(state, lambda row: str(row.id)),
                                           self.known_tools())
 
-    async def capabilities(self, action: str, arguments: dict[str, Any]) -> types.CallToolResult:
+    async def capabilities(
+        self, action: str, arguments: dict[str, Any], *, user: str | None = None
+    ) -> types.CallToolResult:
         await self._wait_ready()
         assert self._capabilities is not None
         service = self._capabilities
@@ -358,14 +363,14 @@ class Runtime:
             offset = int(arguments.get("offset", 0))
             rows, total = await service.list(pattern=arguments.get("pattern"), offset=offset,
                                              unnamed_only=bool(arguments.get("unnamed_only", False)),
-                                             limit=int(arguments.get("limit", 50)))
+                                             limit=int(arguments.get("limit", 50)), user=user)
             return caps.list_result(rows, total, offset)
         if action == caps.CAP_RENAME:
             row = await service.rename(arguments["name"], namespace=arguments.get("namespace"),
                                        action=arguments.get("action"), description=arguments.get("description"),
-                                       tags=arguments.get("tags"))
+                                       tags=arguments.get("tags"), visibility=arguments.get("visibility"), user=user)
             return caps.one_result("renamed to", row)
-        row = await service.merge(arguments["source"], arguments["target"],
+        row = await service.merge(arguments["source"], arguments["target"], user=user,
                                   prefer_source_code=bool(arguments.get("prefer_source_code", False)))
         return caps.one_result("merged into", row)
 

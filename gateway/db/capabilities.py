@@ -27,7 +27,7 @@ from gateway.db.pool import Pool, translated
 from gateway.db.queries import query as named_query
 from gateway.db.tools import Vector
 from gateway.errors import InvalidRequestError
-from gateway.models import JsonObject
+from gateway.models import LOCAL_USER, JsonObject
 
 FQDN_HASH_CHARS = 4
 """Characters of the pattern hash in a capability's FQDN (seed-data-architecture.md section 1.5)."""
@@ -59,6 +59,8 @@ class CapabilityRow:
     tags: list[str]
     created_at: datetime
     updated_at: datetime | None
+    created_by: str | None = None
+    visibility: str = "private"
 
     @property
     def node_id(self) -> str:
@@ -89,7 +91,7 @@ class CapabilityStore:
     async def record(
         self, *, pattern_hash: str, document: Any, tools: Sequence[str], parameters_schema: JsonObject | None,
         embedding: Vector, success: bool, duration_ms: float, namespace: str, action: str, cacheable: bool,
-        org: str = "local", project: str = "default", intent_key: str | None = None,
+        org: str = "local", project: str = "default", intent_key: str | None = None, created_by: str = LOCAL_USER,
     ) -> CapabilityRow | None:  # fmt: skip
         """Count one run of the workflow `pattern_hash`; its capability, or None for a failed unknown one.
 
@@ -111,7 +113,8 @@ class CapabilityStore:
                 if counted is None:
                     return None
                 if counted.inserted:
-                    await conn.execute(named_query("insert_capability"), {**name, "pattern_id": counted.pattern_id})
+                    await conn.execute(named_query("insert_capability"), {
+                        **name, "pattern_id": counted.pattern_id, "created_by": created_by})
                 if success:
                     await conn.execute(named_query("add_intent"), {
                         "pattern_id": counted.pattern_id, "intent_key": intent_key or f"pattern:{pattern_hash}",
@@ -124,10 +127,11 @@ class CapabilityStore:
         async with translated(f"counting a run of workflow {pattern_hash[:12]!r}"), self._pool.connection() as conn:
             await conn.execute(named_query("count_pattern_run"), params)
 
-    async def get(self, ref: str) -> CapabilityRow | None:
-        """The capability `ref` names: a UUID, an FQDN, a display name ``namespace:action``, or an old name."""
+    async def get(self, ref: str, *, user: str | None = None) -> CapabilityRow | None:
+        """The capability `ref` names: a UUID, an FQDN, a display name ``namespace:action``, or an old name.
+        With a `user`, only one that user made or that is shared; None sees every capability."""
         async with translated(f"resolving capability {ref!r}"), self._pool.connection() as conn:
-            return await _one(conn, "resolve_capability", {"id": _uuid(ref), "ref": ref})
+            return await _one(conn, "resolve_capability", {"id": _uuid(ref), "ref": ref, "user": user})
 
     async def aliases(self, capability_id: uuid.UUID) -> builtins.list[str]:
         """The old display names and FQDNs that still resolve to the capability, sorted."""
@@ -136,11 +140,13 @@ class CapabilityStore:
             return await (await cursor.execute(named_query("capability_aliases"), {"id": capability_id})).fetchall()
 
     async def list(
-        self, *, like: str | None = None, unnamed_only: bool = False, limit: int = 50, offset: int = 0
+        self, *, like: str | None = None, unnamed_only: bool = False, limit: int = 50, offset: int = 0,
+        user: str | None = None,
     ) -> tuple[builtins.list[CapabilityRow], int]:
         """A page of capabilities by display name, and how many match in all. `like` is a LIKE pattern over the
-        display name (``\\`` escapes); `unnamed_only` keeps those still named ``exec_<hash>``."""
-        params = {"like": like, "unnamed_only": unnamed_only, "limit": limit, "offset": offset}
+        display name (``\\`` escapes); `unnamed_only` keeps those still named ``exec_<hash>``; a `user` sees
+        their own and the shared ones."""
+        params = {"like": like, "unnamed_only": unnamed_only, "limit": limit, "offset": offset, "user": user}
         async with translated("listing capabilities"), self._pool.connection() as conn:
             cursor = conn.cursor(row_factory=class_row(CapabilityRow))
             rows = await (await cursor.execute(named_query("list_capabilities"), params)).fetchall()
@@ -150,10 +156,10 @@ class CapabilityStore:
 
     async def rename(
         self, capability_id: uuid.UUID, *, namespace: str, action: str, description: str | None = None,
-        tags: Sequence[str] | None = None, embedding: Vector | None = None,
+        tags: Sequence[str] | None = None, embedding: Vector | None = None, visibility: str | None = None,
     ) -> CapabilityRow:  # fmt: skip
         """Name the capability ``namespace:action``; its old display name and FQDN keep resolving. None keeps the
-        description, tags or intent embedding. `InvalidRequestError` when the name is taken."""
+        description, tags, intent embedding or visibility. `InvalidRequestError` when the name is taken."""
         async with translated(f"renaming capability {capability_id}"), self._pool.connection() as conn:
             async with conn.transaction():
                 old = await _locked(conn, [capability_id], field="capability_id")
@@ -165,7 +171,7 @@ class CapabilityStore:
                     raise InvalidRequestError(f"a capability named {namespace}:{action} exists", field="action")
                 await _add_aliases(conn, capability_id, current)
                 await conn.execute(named_query("rename_record"), {
-                    "id": capability_id, "namespace": namespace, "action": action,
+                    "id": capability_id, "namespace": namespace, "action": action, "visibility": visibility,
                     "tags": None if tags is None else list(tags)})  # fmt: skip
                 await conn.execute(named_query("describe_pattern"), {
                     "pattern_id": current.pattern_id, "name": f"{namespace}:{action}", "description": description,
@@ -205,12 +211,14 @@ class CapabilityStore:
                 await conn.execute(named_query("invalidate_cache"), {"id": target_id})
                 return await _required(conn, target_id)
 
-    async def search(self, embedding: Vector, *, limit: int) -> builtins.list[tuple[CapabilityRow, float]]:
+    async def search(
+        self, embedding: Vector, *, limit: int, user: str | None = None
+    ) -> builtins.list[tuple[CapabilityRow, float]]:
         """``(capability, cosine similarity)`` for each of the `limit` intents nearest `embedding`, nearest first
-        (a capability comes once per intent of it among them)."""
+        (a capability comes once per intent of it among them), among those `user` may see."""
         if limit <= 0:
             return []
-        params = {"query": _vector(embedding), "limit": limit}
+        params = {"query": _vector(embedding), "limit": limit, "user": user}
         async with translated("searching capabilities by intent"), self._pool.connection() as conn:
             cursor = conn.cursor(row_factory=kwargs_row(_hit))
             return await (await cursor.execute(named_query("search_capabilities"), params)).fetchall()

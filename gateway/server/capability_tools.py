@@ -31,6 +31,9 @@ CAP_RENAME_SCHEMA: dict[str, Any] = {
         "action": {"type": "string", "description": "^[a-zA-Z][a-zA-Z0-9_]*$, at most 50, not exec_..."},
         "description": {"type": "string"},
         "tags": {"type": "array", "items": {"type": "string"}},
+        "visibility": {"enum": ["private", "project", "org", "public"],
+                       "description": "Share it (anything but private): other users of this gateway can find and "
+                                      "call it; only its maker may rename or merge it."},
     },
     "required": ["name"],
     "additionalProperties": False,
@@ -65,6 +68,7 @@ def capability_json(row: Any) -> dict[str, Any]:
         "usage_count": row.usage_count, "success_count": row.success_count,
         "success_rate": round(row.success_rate, 4), "avg_duration_ms": row.avg_duration_ms,
         "parameters_schema": row.parameters_schema, "description": row.description, "tags": list(row.tags),
+        "visibility": row.visibility,
     }
 
 

@@ -45,12 +45,12 @@ class GatewayBackend(Protocol):
 
     async def search(
         self, query: str, *, limit: int, server: str | None, context: Sequence[str] = (),
-        include_related: bool = False,
+        include_related: bool = False, user: str | None = None,
     ) -> SearchResult: ...
 
     async def suggest(self, intent: str) -> tuple[Suggestion, bool]: ...
 
-    async def suggest_capability(self, intent: str) -> tuple[Any, list[Any]] | None:
+    async def suggest_capability(self, intent: str, *, user: str | None = None) -> tuple[Any, list[Any]] | None:
         """A learned capability (`CapabilityMatch`) whose score passes the suggestion threshold, and runners-up."""
         ...
 
@@ -72,8 +72,10 @@ class GatewayBackend(Protocol):
         """Input schema by tool id, for suggested tasks."""
         ...
 
-    async def capabilities(self, action: str, arguments: dict[str, Any]) -> types.CallToolResult:
-        """Run a cap_* meta-tool with its checked arguments."""
+    async def capabilities(
+        self, action: str, arguments: dict[str, Any], *, user: str | None = None
+    ) -> types.CallToolResult:
+        """Run a cap_* meta-tool with its checked arguments, for `user` (None on stdio: every capability)."""
         ...
 
     async def resolve(self, name: str) -> tuple[str, str] | None:
@@ -137,7 +139,8 @@ async def _search(backend: GatewayBackend, arguments: dict[str, Any] | None) -> 
     args = meta.check_arguments(meta.SEARCH_TOOLS, arguments)
     related = bool(args.get("include_related", False))
     result = await backend.search(args["query"], limit=int(args.get("limit", 5)), server=args.get("server"),
-                                  context=tuple(args.get("context_tools", ())), include_related=related)
+                                  context=tuple(args.get("context_tools", ())), include_related=related,
+                                  user=gateway_user())
     call_as = {h.tool_id: backend.names.name_of(h.server, h.name) for h in result.hits}
     payload = meta.search_payload(result, call_as, related=related,
                                   capabilities=[caps.search_entry(m) for m in result.capabilities])
@@ -149,7 +152,7 @@ async def _search(backend: GatewayBackend, arguments: dict[str, Any] | None) -> 
 async def _execute(backend: GatewayBackend, arguments: dict[str, Any] | None) -> types.CallToolResult:
     document = dict(arguments or {})
     if "tasks" not in document and isinstance(document.get("intent"), str) and document["intent"].strip():
-        if (found := await backend.suggest_capability(document["intent"])) is not None:
+        if (found := await backend.suggest_capability(document["intent"], user=gateway_user())) is not None:
             return caps.suggestion_result(*found)
         suggestion, above = await backend.suggest(document["intent"])
         return wf.suggestion_result(suggestion, above, backend.listed_schemas())
@@ -166,7 +169,7 @@ async def _control(backend: GatewayBackend, arguments: dict[str, Any] | None) ->
 
 
 async def _capabilities(backend: GatewayBackend, name: str, arguments: dict[str, Any] | None) -> types.CallToolResult:
-    return await backend.capabilities(name, meta.check_arguments(name, arguments))
+    return await backend.capabilities(name, meta.check_arguments(name, arguments), user=gateway_user())
 
 
 async def _guarded(backend: GatewayBackend, call: Any) -> types.CallToolResult:

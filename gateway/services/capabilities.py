@@ -25,6 +25,7 @@ from gateway.capabilities import (
     check_action,
     check_namespace,
     default_action,
+    document_hash,
     glob_to_like,
     namespace_for,
 )
@@ -32,10 +33,11 @@ from gateway.dag.state import RunStatus, WorkflowState
 from gateway.errors import InvalidRequestError
 from gateway.graph import EDGE_TYPE_WEIGHT, PROMOTE_AFTER, SOURCE_FACTOR
 from gateway.graph.view import CAPABILITY_PREFIX
-from gateway.models import JsonObject, ToolDef
+from gateway.models import LOCAL_USER, JsonObject, ToolDef
 from gateway.ports import Embedder, Vector
 
 MAX_LIST = 500
+VISIBILITIES = ("private", "project", "org", "public")
 RELIABILITY_FLOOR = 0.5
 """A capability whose transitive success rate is below this is hidden from search and suggestion."""
 MATCH_POOL = 20
@@ -67,20 +69,21 @@ class CapabilityPort(Protocol):
     async def record(
         self, *, pattern_hash: str, document: Any, tools: Sequence[str], parameters_schema: JsonObject | None,
         embedding: Vector, success: bool, duration_ms: float, namespace: str, action: str, cacheable: bool,
-        org: str = ..., project: str = ..., intent_key: str | None = ...,
+        org: str = ..., project: str = ..., intent_key: str | None = ..., created_by: str = ...,
     ) -> Any: ...
 
-    async def get(self, ref: str) -> Any: ...
+    async def get(self, ref: str, *, user: str | None = ...) -> Any: ...
 
     async def list(self, *, like: str | None = ..., unnamed_only: bool = ..., limit: int = ...,
-                   offset: int = ...) -> tuple[list[Any], int]: ...
+                   offset: int = ..., user: str | None = ...) -> tuple[list[Any], int]: ...
 
     async def rename(self, capability_id: uuid.UUID, *, namespace: str, action: str, description: str | None = ...,
-                     tags: Sequence[str] | None = ..., embedding: Vector | None = ...) -> Any: ...
+                     tags: Sequence[str] | None = ..., embedding: Vector | None = ...,
+                     visibility: str | None = ...) -> Any: ...
 
     async def merge(self, source_id: uuid.UUID, target_id: uuid.UUID, *, prefer_source_code: bool) -> Any: ...
 
-    async def search(self, embedding: Vector, *, limit: int) -> Sequence[tuple[Any, float]]: ...
+    async def search(self, embedding: Vector, *, limit: int, user: str | None = ...) -> Sequence[tuple[Any, float]]: ...
 
 
 class EdgePort(Protocol):
@@ -109,13 +112,14 @@ class CapabilityService:
             tools[t].embed_text for t in canonical.tools if t in tools)
         vector = (await anyio.to_thread.run_sync(self._embedder.embed, [text or "workflow"], limiter=self._limiter))[0]
         first_server = canonical.tools[0].split(":", 1)[0] if canonical.tools else "tools"
+        pattern_hash = _owned_hash(canonical.hash, state.owner)
         row = await self._store.record(
-            pattern_hash=canonical.hash, document=canonical.document, tools=list(canonical.tools),
+            pattern_hash=pattern_hash, document=canonical.document, tools=list(canonical.tools),
             parameters_schema=canonical.parameters_schema, embedding=vector,
             success=state.status is RunStatus.COMPLETED, duration_ms=state.wall_ms,
-            namespace=namespace_for(first_server), action=default_action(canonical.hash),
+            namespace=namespace_for(first_server), action=default_action(pattern_hash),
             cacheable=all(t in tools and (tools[t].annotations or {}).get("readOnlyHint") for t in canonical.tools),
-            intent_key=hashlib.sha256(text.encode()).hexdigest()[:32],
+            intent_key=hashlib.sha256(text.encode()).hexdigest()[:32], created_by=state.owner or LOCAL_USER,
         )
         if row is not None and row.usage_count == 1:
             contains = [(row.node_id, tool, "contains") for tool in canonical.tools]
@@ -123,10 +127,12 @@ class CapabilityService:
                                          weights=dict(EDGE_TYPE_WEIGHT), factors=dict(SOURCE_FACTOR))
         return row
 
-    async def match(self, query: Vector, *, limit: int, server: str | None = None) -> list[CapabilityMatch]:
-        """The capabilities best matching the embedded `query` (only those of `server`'s tools when given)."""
+    async def match(self, query: Vector, *, limit: int, server: str | None = None,
+                    user: str | None = None) -> list[CapabilityMatch]:  # fmt: skip
+        """The capabilities best matching the embedded `query` among those `user` may see (only those of
+        `server`'s tools when given)."""
         votes: dict[uuid.UUID, tuple[Any, float, float]] = {}
-        for row, similarity in await self._store.search(query, limit=max(MATCH_POOL, limit)):
+        for row, similarity in await self._store.search(query, limit=max(MATCH_POOL, limit), user=user):
             similarity = max(similarity, 0.0)
             _, best, weight = votes.get(row.id, (row, 0.0, 0.0))
             votes[row.id] = (row, max(best, similarity), weight + similarity**4)
@@ -151,15 +157,21 @@ class CapabilityService:
                 rates.append(await self._reliability(inner, depth=depth + 1))
         return min(rates)
 
-    async def list(self, *, pattern: str | None, unnamed_only: bool, limit: int, offset: int) -> tuple[list[Any], int]:
-        """A page of capabilities whose ``namespace:action`` matches the glob `pattern`, and the total."""
+    async def list(self, *, pattern: str | None, unnamed_only: bool, limit: int, offset: int,
+                   user: str | None = None) -> tuple[list[Any], int]:  # fmt: skip
+        """A page of the capabilities `user` may see whose ``namespace:action`` matches the glob `pattern`, and
+        the total."""
         like = glob_to_like(pattern) if pattern else None
-        return await self._store.list(like=like, unnamed_only=unnamed_only, limit=min(limit, MAX_LIST), offset=offset)
+        return await self._store.list(like=like, unnamed_only=unnamed_only, limit=min(limit, MAX_LIST), offset=offset,
+                                      user=user)
 
-    async def rename(self, name: str, *, namespace: str | None, action: str | None,
-                     description: str | None, tags: Sequence[str] | None) -> Any:
-        """Give a capability a real name (checked by the naming rules); the old name keeps resolving."""
-        row = await self._resolve(name, field="name")
+    async def rename(self, name: str, *, namespace: str | None, action: str | None, description: str | None,
+                     tags: Sequence[str] | None, visibility: str | None = None, user: str | None = None) -> Any:
+        """Give a capability a real name (checked by the naming rules; the old name keeps resolving), or share
+        it (`visibility`); only its maker may."""
+        row = await self._resolve(name, field="name", user=user, changing=True)
+        if visibility is not None and visibility not in VISIBILITIES:
+            raise InvalidRequestError(f"visibility must be one of {', '.join(VISIBILITIES)}", field="visibility")
         new_namespace, new_action = namespace or row.namespace, action or row.action
         check_namespace(new_namespace)
         if action is not None:
@@ -168,18 +180,21 @@ class CapabilityService:
         if description:
             vector = (await anyio.to_thread.run_sync(self._embedder.embed, [description], limiter=self._limiter))[0]
         return await self._store.rename(row.id, namespace=new_namespace, action=new_action,
-                                        description=description, tags=tags, embedding=vector)
+                                        description=description, tags=tags, embedding=vector, visibility=visibility)
 
-    async def merge(self, source: str, target: str, *, prefer_source_code: bool) -> Any:
-        """Fold `source` into `target` (same tools only), all or nothing."""
-        source_row = await self._resolve(source, field="source")
-        target_row = await self._resolve(target, field="target")
+    async def merge(self, source: str, target: str, *, prefer_source_code: bool, user: str | None = None) -> Any:
+        """Fold `source` into `target` (same tools only, both the caller's own), all or nothing."""
+        source_row = await self._resolve(source, field="source", user=user, changing=True)
+        target_row = await self._resolve(target, field="target", user=user, changing=True)
         return await self._store.merge(source_row.id, target_row.id, prefer_source_code=prefer_source_code)
 
-    async def _resolve(self, ref: str, *, field: str) -> Any:
-        row = await self._store.get(ref)
+    async def _resolve(self, ref: str, *, field: str, user: str | None = None, changing: bool = False) -> Any:
+        row = await self._store.get(ref, user=user)
         if row is None:
             raise InvalidRequestError(f"no capability {ref!r} (see cap_list, or `pml-gateway caps list`)", field=field)
+        if changing and user is not None and row.created_by != user:
+            raise InvalidRequestError(f"{row.display_name} is shared with you: only its maker may change it",
+                                      field=field)
         return row
 
 
@@ -202,6 +217,11 @@ def _capability_node(node: str) -> str | None:
         return str(uuid.UUID(node.removeprefix(CAPABILITY_PREFIX)))
     except ValueError:
         return None
+
+
+def _owned_hash(canonical_hash: str, owner: str | None) -> str:
+    """The pattern hash of a workflow run by `owner`: one user's capability is never another's (stdio: as is)."""
+    return canonical_hash if owner is None else document_hash({"owner": owner, "canonical": canonical_hash})
 
 
 def _capability_id(name: str) -> bool:

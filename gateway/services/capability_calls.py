@@ -11,13 +11,14 @@ parameters from its cache within the TTL, marked `cached`; nothing else is ever 
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import dataclasses
 import json
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from typing import Any, Protocol
 
 from gateway.capabilities import document_hash, instantiate
@@ -33,6 +34,19 @@ MAX_DEPTH = 4
 ANY_OBJECT: dict[str, Any] = {"type": "object"}
 
 _depth: contextvars.ContextVar[int] = contextvars.ContextVar("capability_depth", default=0)
+acting_user: contextvars.ContextVar[str | None] = contextvars.ContextVar("acting_user", default=None)
+"""The user a workflow runs for (its owner; None over stdio): the capabilities it may call are theirs or shared.
+`WorkflowService` sets it around each run; the tasks of the run inherit it."""
+
+
+@contextlib.contextmanager
+def acting_as(user: str | None) -> Iterator[None]:
+    """Run the block (and the tasks it starts) for `user`."""
+    token = acting_user.set(user)
+    try:
+        yield
+    finally:
+        acting_user.reset(token)
 
 
 class CapabilityRecord(Protocol):
@@ -55,7 +69,7 @@ class CapabilityRecord(Protocol):
 
 
 class CallStore(Protocol):
-    async def get(self, ref: str) -> Any: ...
+    async def get(self, ref: str, *, user: str | None = ...) -> Any: ...
 
     async def count_run(self, pattern_hash: str, *, success: bool, duration_ms: float) -> None: ...
 
@@ -79,16 +93,17 @@ class CapabilityCalls:
         self._store = store
         self._schemas = schemas
         self._run_dag = run_dag
-        self._rows: dict[str, CapabilityRecord] = {}
+        self._rows: dict[tuple[str | None, str], CapabilityRecord] = {}
 
     def known(self, name: str) -> CapabilityRecord | None:
-        """The capability `name` resolved to when a workflow naming it was last validated."""
-        return self._rows.get(name)
+        """The capability `name` resolved to (for the acting user) when a workflow naming it was last validated."""
+        return self._rows.get((acting_user.get(), name))
 
     def with_stable_names(self, state: WorkflowState, name: Callable[[CapabilityRecord], str]) -> WorkflowState:
         """`state` with each capability task's tool replaced by `name(capability)` (e.g. its id or graph node),
         so that what is learned from it does not depend on which of the capability's names the caller used."""
-        renamed = {t.tool: name(row) for t in state.dag.tasks if (row := self._rows.get(t.tool)) is not None}
+        renamed = {t.tool: name(row) for t in state.dag.tasks
+                   if (row := self._rows.get((state.owner, t.tool))) is not None}
         if not renamed:
             return state
         tasks = tuple(dataclasses.replace(t, tool=renamed.get(t.tool, t.tool)) for t in state.dag.tasks)
@@ -97,18 +112,19 @@ class CapabilityCalls:
     async def schemas_for(self, names: Iterable[str]) -> dict[str, dict[str, Any]]:
         """The parameters schema of each name in `names` that resolves to a capability (others are left out)."""
         found: dict[str, dict[str, Any]] = {}
+        user = acting_user.get()
         for name in dict.fromkeys(names):
-            row = await self._store.get(name)
+            row = await self._store.get(name, user=user)
             if row is None:
-                self._rows.pop(name, None)
+                self._rows.pop((user, name), None)
                 continue
-            self._rows[name] = row
+            self._rows[(user, name)] = row
             found[name] = row.parameters_schema or ANY_OBJECT
         return found
 
     async def call(self, name: str, arguments: Mapping[str, Any], timeout_s: float) -> ToolOutput:
         """Run the capability `name` with `arguments` as its parameters (a failure is an error output)."""
-        row = await self._store.get(name)
+        row = await self._store.get(name, user=acting_user.get())
         if row is None:
             return _error(f"{name!r} is neither a known tool nor a capability (was its server or capability removed?)")
         if _depth.get() >= MAX_DEPTH:

@@ -21,6 +21,7 @@ from gateway.dag.state import RunStatus, TaskResult, TaskStatus, WorkflowState
 from gateway.errors import GatewayError, InvalidRequestError
 from gateway.models import ToolDef
 from gateway.ports import WorkflowStore
+from gateway.services.capability_calls import acting_as
 
 logger = logging.getLogger(__name__)
 
@@ -52,11 +53,12 @@ class WorkflowService:
 
     async def execute(self, document: Any, *, owner: str | None = None) -> WorkflowState:
         """Validate and run a DAG until it finishes or pauses."""
-        dag = parse_dag(document, tool_schemas=await self._schemas_for(document))
-        state = WorkflowState(workflow_id=f"wf_{uuid.uuid4().hex[:16]}", dag=dag, owner=owner)
-        if persisted(dag):
-            await self._store.save_dag(state.workflow_id, to_document(dag), intent=dag.intent, owner=owner)
-        return await self._advance(state, approved=None)
+        with acting_as(owner):
+            dag = parse_dag(document, tool_schemas=await self._schemas_for(document))
+            state = WorkflowState(workflow_id=f"wf_{uuid.uuid4().hex[:16]}", dag=dag, owner=owner)
+            if persisted(dag):
+                await self._store.save_dag(state.workflow_id, to_document(dag), intent=dag.intent, owner=owner)
+            return await self._advance(state, approved=None)
 
     async def control(
         self, workflow_id: str, action: str, *, approved: bool | None = None, tasks: Any = None,
@@ -64,6 +66,12 @@ class WorkflowService:
     ) -> WorkflowState:
         """Continue (approved or not), abort, replan or report a workflow. With an `owner` (an HTTP user), only
         that user's workflows are found: another's answers as an unknown one does."""
+        with acting_as(owner):
+            return await self._control(workflow_id, action, approved=approved, tasks=tasks, owner=owner)
+
+    async def _control(
+        self, workflow_id: str, action: str, *, approved: bool | None, tasks: Any, owner: str | None
+    ) -> WorkflowState:
         if owner is not None:
             await self._check_owner(workflow_id, owner)
         if action == "abort" and await self._executor.abort(workflow_id):
@@ -94,7 +102,8 @@ class WorkflowService:
     async def _resume(self, state: WorkflowState) -> None:
         try:
             async with self._lock(state.workflow_id):
-                await self._advance(state, approved=None)
+                with acting_as(state.owner):
+                    await self._advance(state, approved=None)
         except GatewayError:
             logger.exception("continuing workflow %s failed", state.workflow_id)
 

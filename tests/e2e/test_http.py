@@ -181,3 +181,46 @@ async def test_a_gateway_chained_over_http_passes_a_search_and_a_dag_through_bot
     assert inner_search.structured_content["results"][0]["tool_id"] == "faulty:echo"
     assert done.get("status") == "completed", done
     assert done["tasks"]["y"]["output"]["tasks"]["c"]["output"] == {"result": "through both!"}
+
+
+async def test_a_capability_is_its_makers_until_shared_and_only_its_maker_changes_it(
+    indexed: Path, database_url: str, tmp_path: Path  # noqa: F811
+) -> None:
+    alice, carol = new_key(database_url, "alice"), new_key(database_url, "carol")
+    intent = "echo a word and then echo it again"
+    with http_gateway(indexed, database_url, tmp_path / "gateway.log"):
+        base = await base_url(tmp_path / "gateway.log")
+        async with mcp_client(base, alice) as client:
+            done = await run_dag(client, [echo("a", "x"), echo("b", "$OUTPUT[a].result", "a")], intent=intent)
+            with anyio.fail_after(20):
+                while not (own := (await client.call_tool("cap_list", {})).structured_content)["total"]:
+                    await anyio.sleep(0.1)
+            name = own["capabilities"][0]["name"]
+            async with mcp_client(base, carol) as other:
+                hidden = (await other.call_tool("cap_list", {})).structured_content
+                found = (await other.call_tool("search_tools", {"query": intent})).structured_content
+                refused = await other.call_tool("execute_dag", {"tasks": [{"id": "c", "tool": name, "arguments": {
+                    "p_t1_text": "y"}}]})
+                shared = await client.call_tool("cap_rename", {"name": name, "visibility": "public"})
+                seen = (await other.call_tool("cap_list", {})).structured_content
+                called = await run_dag(other, [{"id": "c", "tool": name, "arguments": {"p_t1_text": "y"}}])
+                renamed = await other.call_tool("cap_rename", {"name": name, "action": "mine"})
+    assert done["status"] == "completed" and own["capabilities"][0]["visibility"] == "private"
+    assert hidden["total"] == 0 and all(r["kind"] == "tool" for r in found["results"])
+    assert refused.is_error and "unknown tool" in text_of(refused)
+    assert not shared.is_error and seen["total"] == 1 and seen["capabilities"][0]["visibility"] == "public"
+    assert called["status"] == "completed" and called["tasks"]["c"]["output"] == {"result": "y"}
+    assert renamed.is_error and "only its maker" in text_of(renamed)
+
+
+async def test_the_graph_page_is_served_to_a_logged_in_user_only(
+    indexed: Path, database_url: str, tmp_path: Path  # noqa: F811
+) -> None:
+    key = new_key(database_url, "gina")
+    with http_gateway(indexed, database_url, tmp_path / "gateway.log"):
+        base = await base_url(tmp_path / "gateway.log")
+        anonymous = await post(base, "/graph", None)
+        page = await post(base, "/graph", f"Bearer {key}")
+    assert anonymous.status_code == 401
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "<svg" in page.text and "http://" not in page.text.replace("http://www.w3.org", "")

@@ -27,8 +27,8 @@ WHERE pattern_hash = %(pattern_hash)s
 RETURNING pattern_id, false AS inserted;
 
 -- name: insert_capability
-INSERT INTO capability_records (org, project, namespace, action, hash, workflow_pattern_id)
-VALUES (%(org)s, %(project)s, %(namespace)s, %(action)s, %(hash)s, %(pattern_id)s);
+INSERT INTO capability_records (org, project, namespace, action, hash, workflow_pattern_id, created_by)
+VALUES (%(org)s, %(project)s, %(namespace)s, %(action)s, %(hash)s, %(pattern_id)s, %(created_by)s);
 
 -- name: capability_by_pattern
 SELECT * FROM capability_view WHERE pattern_id = %(pattern_id)s ORDER BY created_at LIMIT 1;
@@ -37,7 +37,8 @@ SELECT * FROM capability_view WHERE pattern_id = %(pattern_id)s ORDER BY created
 SELECT * FROM capability_view WHERE id = %(id)s;
 
 -- name: resolve_capability
--- An id first, then an FQDN, then a current display name (the newest if several hashes share it), then an alias.
+-- An id first, then an FQDN, then a current display name (the newest if several hashes share it), then an alias;
+-- only among those `user` may see (theirs, or shared; every one when `user` is null).
 WITH hits AS (
     SELECT id, 0 AS rank FROM capability_records WHERE id = %(id)s::uuid
     UNION ALL
@@ -49,19 +50,22 @@ WITH hits AS (
     SELECT capability_id, 3 FROM capability_alias WHERE alias = %(ref)s::text
 )
 SELECT v.* FROM hits JOIN capability_view v ON v.id = hits.id
+WHERE (%(user)s::text IS NULL OR v.created_by = %(user)s::text OR v.visibility <> 'private')
 ORDER BY hits.rank, v.created_at DESC
 LIMIT 1;
 
 -- name: list_capabilities
-SELECT * FROM capability_view
-WHERE (%(like)s::text IS NULL OR display_name LIKE %(like)s::text ESCAPE '\')
+SELECT * FROM capability_view v
+WHERE (%(user)s::text IS NULL OR v.created_by = %(user)s::text OR v.visibility <> 'private')
+  AND (%(like)s::text IS NULL OR display_name LIKE %(like)s::text ESCAPE '\')
   AND (NOT %(unnamed_only)s::boolean OR action LIKE 'exec\_%%' ESCAPE '\')
 ORDER BY display_name, id
 LIMIT %(limit)s::int OFFSET %(offset)s::int;
 
 -- name: count_capabilities
-SELECT count(*) FROM capability_view
-WHERE (%(like)s::text IS NULL OR display_name LIKE %(like)s::text ESCAPE '\')
+SELECT count(*) FROM capability_view v
+WHERE (%(user)s::text IS NULL OR v.created_by = %(user)s::text OR v.visibility <> 'private')
+  AND (%(like)s::text IS NULL OR display_name LIKE %(like)s::text ESCAPE '\')
   AND (NOT %(unnamed_only)s::boolean OR action LIKE 'exec\_%%' ESCAPE '\');
 
 -- name: lock_capabilities
@@ -97,6 +101,7 @@ UPDATE capability_alias SET capability_id = %(target)s WHERE capability_id = %(s
 -- name: rename_record
 UPDATE capability_records SET
     namespace = %(namespace)s, action = %(action)s, tags = coalesce(%(tags)s::text[], tags),
+    visibility = coalesce(%(visibility)s::text, visibility),
     version = version + 1, updated_at = now()
 WHERE id = %(id)s;
 
@@ -162,6 +167,7 @@ WITH nearest AS (
 )
 SELECT v.*, 1 - n.distance AS similarity
 FROM nearest n JOIN capability_view v ON v.pattern_id = n.pattern_id
+WHERE (%(user)s::text IS NULL OR v.created_by = %(user)s::text OR v.visibility <> 'private')
 ORDER BY n.distance, v.id;
 
 -- name: add_intent
