@@ -385,6 +385,14 @@ class Runtime:
         assert self._limits is not None
         return await self._limits.check(principal)
 
+    async def session_opened(self, session_id: str, principal: Principal) -> None:
+        assert self._db is not None
+        await self._db.users.open_session(session_id, principal.user_id)
+
+    async def session_owner(self, session_id: str) -> str | None:
+        assert self._db is not None
+        return await self._db.users.session_owner(session_id)
+
     def metrics_text(self) -> str:
         """The gateway's metrics in Prometheus text format."""
         return self.telemetry.prometheus()

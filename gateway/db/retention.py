@@ -6,7 +6,8 @@ back, until a batch deletes fewer rows than asked: no table is locked for long a
 on in between. The policies are the seed's (behaviour.md section 6): episodic events 30 days and at most
 10,000 rows, metrics 90 days (error_log too, for which the seed says nothing), executions 6 months, the
 newest 5 checkpoints of each workflow (so its latest state, from which a paused or cut-off workflow
-continues, always stays), and expired DAGs. Every psycopg error surfaces as a `DatabaseError` via
+continues, always stays), expired DAGs, and expired HTTP sessions (24 h) and rate-limit windows. Every
+psycopg error surfaces as a `DatabaseError` via
 `translated`.
 """
 
@@ -56,6 +57,8 @@ _POLICIES: tuple[tuple[str, str, _Params], ...] = (
     ("episodic_events", "prune_events_beyond_newest", lambda r: {"keep": r.event_rows}),
     ("metrics", "prune_old_metrics", lambda r: {"max_age": r.metric_age}),
     ("error_log", "prune_old_errors", lambda r: {"max_age": r.error_age}),
+    ("http_session", "prune_expired_sessions", lambda r: {}),
+    ("rate_limit_window", "prune_expired_windows", lambda r: {}),
 )
 """(table, named query, its parameters besides ``batch``), in the order they run."""
 

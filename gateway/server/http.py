@@ -20,9 +20,11 @@ from mcp.server.auth.middleware.auth_context import auth_context_var
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
 from mcp.server.lowlevel.server import Server
+from mcp.server.streamable_http import MCP_SESSION_ID_HEADER
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
-from starlette.types import Receive, Scope, Send
+from mcp_types import INVALID_REQUEST
+from starlette.types import Message, Receive, Scope, Send
 
 from gateway.errors import AuthenticationError, GatewayError
 from gateway.services.auth import Principal
@@ -41,6 +43,14 @@ class Gatekeeper(Protocol):
 
     async def check(self, principal: Principal) -> float | None:
         """None to go on, else the seconds until the caller's rate-limit window ends."""
+        ...
+
+    async def session_opened(self, session_id: str, principal: Principal) -> None:
+        """Keep a new MCP session, with its owner and expiry, in Postgres."""
+        ...
+
+    async def session_owner(self, session_id: str) -> str | None:
+        """The user id of an unexpired session; None once it expired (or never was)."""
         ...
 
 
@@ -118,13 +128,33 @@ class GatewayHttpApp:
         return principal
 
     async def _mcp(self, principal: Principal, scope: Scope, receive: Receive, send: Send) -> None:
+        session_id = _header(scope, MCP_SESSION_ID_HEADER.encode())
+        if session_id is not None and await self._gate.session_owner(session_id) != principal.user_id:
+            await _json(send, 404, {"jsonrpc": "2.0", "id": None, "error": {
+                "code": INVALID_REQUEST, "message": "Session not found (expired, or another key's)"}}, [])
+            return
         user = AuthenticatedUser(AccessToken(token=principal.key_prefix, client_id=principal.user_id,
                                              scopes=[principal.role], subject=principal.username))
         token = auth_context_var.set(user)
         try:
-            await self._sessions.handle_request({**scope, "user": user}, receive, send)
+            answer = send if session_id is not None else self._recording(principal, send)
+            await self._sessions.handle_request({**scope, "user": user}, receive, answer)
         finally:
             auth_context_var.reset(token)
+
+    def _recording(self, principal: Principal, send: Send) -> Send:
+        """`send` for a request without a session: keeps the session its answer opens (the ``mcp-session-id``
+        header) before passing the answer on."""
+        header = MCP_SESSION_ID_HEADER.lower().encode()
+
+        async def recording(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] < 400:
+                opened = next((v for k, v in message.get("headers", ()) if k.lower() == header), None)
+                if opened is not None:
+                    await self._gate.session_opened(opened.decode("latin-1"), principal)
+            await send(message)
+
+        return recording
 
     async def _graph(self, send: Send) -> None:
         if self._pages.graph is None:

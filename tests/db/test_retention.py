@@ -16,7 +16,7 @@ pytestmark = pytest.mark.anyio
 SMALL = Retention(batch=3)
 """The default policies, three rows per transaction: every multi-batch count below exercises the loop."""
 NOTHING = {"workflow_dags": 0, "workflow_checkpoint": 0, "workflow_execution": 0, "episodic_events": 0,
-           "metrics": 0, "error_log": 0}
+           "metrics": 0, "error_log": 0, "http_session": 0, "rate_limit_window": 0}
 
 
 async def execute(pool: Pool, sql: LiteralString, params: Any = None) -> list[Any]:
@@ -128,3 +128,16 @@ async def test_a_second_prune_finds_nothing_left_to_delete(pool: Pool, workflow_
 def test_a_policy_that_would_delete_everything_or_loop_forever_is_refused(bad: dict[str, int]) -> None:
     with pytest.raises(ValueError):
         Retention(**bad)  # type: ignore[arg-type]
+
+
+async def test_expired_http_sessions_and_rate_limit_windows_go_and_live_ones_stay(pool: Pool) -> None:
+    await execute(pool, "INSERT INTO users (username) VALUES ('u')")
+    await execute(pool, "INSERT INTO http_session (session_id, user_id, expires_at) SELECT s, id, now() + d "
+                        "FROM users, (VALUES ('old', interval '-1 second'), ('live', interval '1 hour')) v(s, d)")
+    await execute(pool, "INSERT INTO rate_limit_window (key_prefix, window_start, count, expires_at) VALUES "
+                        "('ac_aaaaaaaa', now() - interval '2 hours', 5, now() - interval '1 hour'), "
+                        "('ac_bbbbbbbb', now(), 1, now() + interval '1 hour')")
+    deleted = await RetentionStore(pool).prune(Retention(batch=3))
+    assert deleted == {**NOTHING, "http_session": 1, "rate_limit_window": 1}
+    assert await execute(pool, "SELECT session_id FROM http_session") == ["live"]
+    assert await execute(pool, "SELECT key_prefix FROM rate_limit_window") == ["ac_bbbbbbbb"]

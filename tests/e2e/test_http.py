@@ -9,9 +9,11 @@ import subprocess
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx2
+import psycopg
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
@@ -63,10 +65,12 @@ async def base_url(log: Path) -> str:
 
 
 @asynccontextmanager
-async def mcp_client(base: str, key: str) -> AsyncIterator[Client]:
+async def mcp_client(base: str, key: str, *, mode: Any = "auto") -> AsyncIterator[Client]:
+    """The SDK's client over HTTP with `key`; ``mode="legacy"`` speaks the 2025 handshake, which opens a session."""
     http = create_mcp_http_client(headers={"Authorization": f"Bearer {key}"})
-    async with http, Client(streamable_http_client(f"{base}/mcp", http_client=http), read_timeout_seconds=60) as c:
-        yield c
+    transport = streamable_http_client(f"{base}/mcp", http_client=http)
+    async with http, Client(transport, read_timeout_seconds=60, mode=mode) as client:
+        yield client
 
 
 async def post(base: str, path: str, authorization: str | None) -> httpx2.Response:
@@ -224,3 +228,35 @@ async def test_the_graph_page_is_served_to_a_logged_in_user_only(
     assert anonymous.status_code == 401
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert "<svg" in page.text and "http://" not in page.text.replace("http://www.w3.org", "")
+
+
+async def test_sessions_are_kept_in_postgres_and_an_expired_one_is_refused(
+    indexed: Path, database_url: str, tmp_path: Path  # noqa: F811
+) -> None:
+    key = new_key(database_url, "hana")
+    with http_gateway(indexed, database_url, tmp_path / "gateway.log"):
+        base = await base_url(tmp_path / "gateway.log")
+        async with mcp_client(base, key, mode="legacy") as client:
+            first = await client.call_tool("cap_list", {})
+            sessions = sql(database_url, "SELECT u.username, s.expires_at > now() + interval '23 hours' "
+                                         "FROM http_session s JOIN users u ON u.id = s.user_id")
+            sql(database_url, "UPDATE http_session SET expires_at = now() - interval '1 second'")
+            refused = await failure_of(client.call_tool("cap_list", {}))
+    assert not first.is_error and sessions == [("hana", True)]
+    assert refused is not None
+
+
+async def failure_of(call: Any) -> BaseException | None:
+    """What `call` raised (within 30 s), or None; the SDK raises its own transport error for a 404."""
+    try:
+        with anyio.fail_after(30):
+            await call
+    except Exception as exc:
+        return exc
+    return None
+
+
+def sql(url: str, statement: str) -> list[tuple[object, ...]]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        cursor = conn.execute(statement)  # type: ignore[call-overload]
+        return cursor.fetchall() if cursor.description else []
