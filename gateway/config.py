@@ -8,6 +8,7 @@ file is read as is: its other top-level keys are ignored, and an entry that runs
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -190,8 +191,8 @@ def _parse_servers(
         where = f'{path}: server "{raw_name}"'
         if not isinstance(entry, dict):
             raise ConfigError(f"{where} must be an object with a \"command\", got {_kind(entry)}")
-        if _runs_this_gateway(entry):
-            logger.info("%s runs pml-gateway itself; skipped", where)
+        if _runs_this_gateway(entry, path):
+            logger.info("%s runs pml-gateway itself over this file; skipped", where)
             continue
         spec = _parse_server(where, normalise_server_name(str(raw_name), where), entry, environ, timeout_s)
         if any(s.name == spec.name for s in specs):
@@ -277,10 +278,22 @@ def _expand(value: str, where: str, key: str, environ: Mapping[str, str]) -> str
     return _VAR_RE.sub(repl, value)
 
 
-def _runs_this_gateway(entry: dict[str, Any]) -> bool:
+def _runs_this_gateway(entry: dict[str, Any], path: Path) -> bool:
+    """Whether `entry` starts pml-gateway over this very servers file (Claude Desktop's file lists the gateway
+    itself): with no ``--config``, or with this file's. A gateway over another file is a server like any other
+    (a chained gateway)."""
     command = str(entry.get("command", ""))
     args = [str(a) for a in entry.get("args", []) if isinstance(a, str)]
-    return Path(command).name == "pml-gateway" or ["-m", "gateway"] == args[:2]
+    if Path(command).name != "pml-gateway" and ["-m", "gateway"] != args[:2]:
+        return False
+    env: dict[str, Any] = entry["env"] if isinstance(entry.get("env"), dict) else {}
+    config = next((b for a, b in itertools.pairwise(args) if a == "--config"), None) or env.get("PML_CONFIG")
+    if config is None:
+        return True
+    try:
+        return Path(str(config)).expanduser().resolve() == path.expanduser().resolve()
+    except OSError:
+        return True
 
 
 def _timeout_ms(doc: dict[str, Any], where: str, default_s: float) -> float:

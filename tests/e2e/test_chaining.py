@@ -43,9 +43,9 @@ def inner_database_url(postgres_url: str) -> Iterator[str]:
             admin.execute(composed("drop_database", name=name))
 
 
-def inner_entry(config: Path, database_url: str, *, module: str = "gateway.__main__") -> dict[str, Any]:
-    """A servers-file entry that runs a gateway over `config`. ``-m gateway`` itself would be skipped as this
-    very gateway (a Claude Desktop file lists it); its ``__main__`` module names the same program."""
+def inner_entry(config: Path, database_url: str, *, module: str = "gateway") -> dict[str, Any]:
+    """A servers-file entry that runs a gateway over `config` (another file than the outer gateway's: an entry
+    serving the very file it is listed in is the gateway itself, and skipped)."""
     return {"command": sys.executable, "args": ["-m", module, "serve", "--config", str(config),
                                                 "--database-url", database_url], "cwd": str(ROOT)}
 
@@ -73,10 +73,13 @@ async def inner_search_until(client: Client, query: str, tool_id: str) -> dict[s
             await anyio.sleep(0.2)
 
 
-def test_a_gateway_entry_run_as_python_m_gateway_is_skipped_but_its_main_module_is_not(tmp_path: Path) -> None:
+def test_a_gateway_entry_over_this_very_file_is_skipped_and_one_over_another_file_is_a_server(tmp_path: Path) -> None:
     path = tmp_path / "both.json"
-    path.write_text(json.dumps({"mcpServers": {"self": inner_entry(path, "postgresql:///x", module="gateway"),
-                                               "inner": inner_entry(path, "postgresql:///x")}}))
+    other = tmp_path / "inner.json"
+    path.write_text(json.dumps({"mcpServers": {
+        "self": inner_entry(path, "postgresql:///x"),
+        "bare": {"command": "pml-gateway", "args": ["serve"]},
+        "inner": inner_entry(other, "postgresql:///x")}}))
     assert [s.name for s in load_config(path, {}).servers] == ["inner"]
 
 
