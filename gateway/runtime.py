@@ -14,7 +14,7 @@ import logging
 import time
 import uuid
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import anyio
@@ -453,17 +453,28 @@ class _StoredThresholds:
         self._db = db
 
     async def load_thresholds(self, context: str) -> Thresholds:
-        row = await self._db.learning.threshold(context)
-        if row is None:
-            return Thresholds()
-        return Thresholds(suggestion=row.suggestion_threshold, samples=row.sample_count,
-                          outcomes=tuple(str(o) for o in row.outcomes))
+        return _thresholds(await self._db.learning.threshold(context))
 
-    async def save_thresholds(self, context: str, thresholds: Thresholds) -> None:
-        rate = sum(1 for o in thresholds.outcomes if o in ("tp", "fn")) / max(len(thresholds.outcomes), 1)
-        await self._db.learning.save_threshold(ThresholdRow(
-            context_hash=context, context_keys={"context": context}, suggestion_threshold=thresholds.suggestion,
-            success_rate=rate, sample_count=thresholds.samples, outcomes=list(thresholds.outcomes)))
+    async def update_thresholds(self, context: str, change: Callable[[Thresholds], Thresholds]) -> Thresholds:
+        """`change` applied to the freshest stored thresholds, under the context's lock, and saved."""
+        def changed(row: ThresholdRow | None) -> ThresholdRow:
+            return _threshold_row(context, change(_thresholds(row)))
+
+        return _thresholds(await self._db.learning.update_threshold(context, changed))
+
+
+def _thresholds(row: ThresholdRow | None) -> Thresholds:
+    if row is None:
+        return Thresholds()
+    return Thresholds(suggestion=row.suggestion_threshold, samples=row.sample_count,
+                      outcomes=tuple(str(o) for o in row.outcomes))
+
+
+def _threshold_row(context: str, thresholds: Thresholds) -> ThresholdRow:
+    rate = sum(1 for o in thresholds.outcomes if o in ("tp", "fn")) / max(len(thresholds.outcomes), 1)
+    return ThresholdRow(context_hash=context, context_keys={"context": context},
+                        suggestion_threshold=thresholds.suggestion, success_rate=rate,
+                        sample_count=thresholds.samples, outcomes=list(thresholds.outcomes))
 
 
 async def _nothing(state: WorkflowState) -> None:

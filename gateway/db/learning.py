@@ -13,7 +13,7 @@ Every psycopg error surfaces as a `DatabaseError` via `translated`.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -156,17 +156,25 @@ class LearningStore:
             await cursor.execute(named_query("get_threshold"), {"context_hash": context_hash})
             return await cursor.fetchone()
 
+    async def update_threshold(
+        self, context_hash: str, change: Callable[[ThresholdRow | None], ThresholdRow]
+    ) -> ThresholdRow:
+        """Read, `change` and save the thresholds of `context_hash` in one transaction that holds the context's
+        lock: gateways on one database recording outcomes at once lose none. `change` is pure (no I/O)."""
+        async with translated(f"updating the thresholds of context {context_hash!r}"), self._pool.connection() as c:
+            async with c.transaction():
+                await c.execute(named_query("lock_threshold"), {"context_hash": context_hash})
+                cursor = c.cursor(row_factory=class_row(ThresholdRow))
+                await cursor.execute(named_query("get_threshold"), {"context_hash": context_hash})
+                row = change(await cursor.fetchone())
+                await c.execute(named_query("upsert_threshold"), _threshold_params(row))
+        return row
+
     async def save_threshold(self, row: ThresholdRow) -> None:
         """Insert or replace the thresholds of ``row.context_hash``, keeping its newest `OUTCOME_WINDOW` outcomes."""
-        params = {
-            "context_hash": row.context_hash, "context_keys": Jsonb(row.context_keys),
-            "suggestion_threshold": row.suggestion_threshold, "explicit_threshold": row.explicit_threshold,
-            "success_rate": row.success_rate, "sample_count": row.sample_count,
-            "outcomes": Jsonb(row.outcomes[-OUTCOME_WINDOW:]),
-        }  # fmt: skip
         action = f"saving the thresholds of context {row.context_hash!r}"
         async with translated(action), self._pool.connection() as conn:
-            await conn.execute(named_query("upsert_threshold"), params)
+            await conn.execute(named_query("upsert_threshold"), _threshold_params(row))
 
     async def get_config(self, key: str) -> ConfigRow | None:
         """The learned value of `key` and its sample count, or None if never set."""
@@ -246,3 +254,12 @@ def _edge_params(
 
 def _json(value: JsonObject | None) -> Jsonb | None:
     return None if value is None else Jsonb(value)
+
+
+def _threshold_params(row: ThresholdRow) -> dict[str, Any]:
+    return {
+        "context_hash": row.context_hash, "context_keys": Jsonb(row.context_keys),
+        "suggestion_threshold": row.suggestion_threshold, "explicit_threshold": row.explicit_threshold,
+        "success_rate": row.success_rate, "sample_count": row.sample_count,
+        "outcomes": Jsonb(row.outcomes[-OUTCOME_WINDOW:]),
+    }  # fmt: skip

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Protocol
 
 from gateway.dag.state import RunStatus, WorkflowState
@@ -26,7 +27,11 @@ _PENDING = 256
 class ThresholdPort(Protocol):
     async def load_thresholds(self, context: str) -> th.Thresholds: ...
 
-    async def save_thresholds(self, context: str, thresholds: th.Thresholds) -> None: ...
+    async def update_thresholds(
+        self, context: str, change: Callable[[th.Thresholds], th.Thresholds]
+    ) -> th.Thresholds:
+        """Apply `change` to the stored thresholds atomically (another gateway may record at the same time)."""
+        ...
 
 
 class Planner:
@@ -66,10 +71,11 @@ class Planner:
         above = self._pending.pop(intent, None)
         if above is None:
             return
-        self.thresholds = th.record(self.thresholds, th.outcome(above, state.status is RunStatus.COMPLETED))
+        result = th.outcome(above, state.status is RunStatus.COMPLETED)
+        self.thresholds = th.record(self.thresholds, result)
         if self._store is not None:
             try:
-                await self._store.save_thresholds(CONTEXT, self.thresholds)
+                self.thresholds = await self._store.update_thresholds(CONTEXT, lambda stored: th.record(stored, result))
             except GatewayError:
                 logger.warning("could not save the adaptive thresholds", exc_info=True)
 

@@ -188,3 +188,24 @@ async def test_metrics_and_errors_are_stored(learning_store: LearningStore, data
         {"error_type": "GraphRAG", "message": "pagerank diverged", "stack": "Traceback ...", "context": {"nodes": 3}},
         {"error_type": "Sandbox", "message": "timeout", "stack": None, "context": None},
     ]
+
+
+async def test_concurrent_threshold_updates_from_two_gateways_lose_no_outcome(
+    learning_store: LearningStore, database_url: str
+) -> None:
+    def add(number: int) -> Any:
+        def change(row: ThresholdRow | None) -> ThresholdRow:
+            row = row or ThresholdRow(context_hash="shared", context_keys={})
+            return replace(row, outcomes=[*row.outcomes, number], sample_count=row.sample_count + 1)
+        return change
+
+    other_pool = await open_pool(database_url, max_size=10)
+    try:
+        other = LearningStore(other_pool)
+        async with anyio.create_task_group() as tg:
+            for number in range(20):
+                tg.start_soon((learning_store if number % 2 else other).update_threshold, "shared", add(number))
+    finally:
+        await other_pool.close()
+    saved = await learning_store.threshold("shared")
+    assert saved is not None and saved.sample_count == 20 and sorted(saved.outcomes) == list(range(20))

@@ -45,6 +45,10 @@ SELECT context_hash, context_keys, suggestion_threshold, explicit_threshold, suc
 FROM adaptive_thresholds
 WHERE context_hash = %(context_hash)s;
 
+-- name: lock_threshold
+-- Serialises read-update-writes of one context's thresholds (the row may not exist yet); ends with the transaction.
+SELECT pg_advisory_xact_lock(hashtextextended('adaptive_thresholds:' || %(context_hash)s::text, 0));
+
 -- name: upsert_threshold
 INSERT INTO adaptive_thresholds
     (context_hash, context_keys, suggestion_threshold, explicit_threshold, success_rate, sample_count, outcomes)
