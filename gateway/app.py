@@ -86,7 +86,9 @@ async def _stop_on_cancel(web: uvicorn.Server) -> None:
 def _listen(host: str, port: int) -> socket.socket:
     """The bound listening socket, or a ConfigError that says why (in use, not an address of this machine)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP spelled out: asyncio turns TCP_NODELAY on only for such sockets; without it every answer
+    # (headers, then body) waited ~40 ms on Nagle and delayed ACKs.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
