@@ -22,7 +22,8 @@ from gateway.graph.view import GraphView, graph_view, render_html
 from gateway.services.capabilities import capability_labels
 from gateway.services.learning import LearningService
 
-MISSING_MATPLOTLIB = "--png needs matplotlib, which is not installed (pip install matplotlib); the HTML page does not"
+MISSING_MATPLOTLIB = ("--png needs matplotlib, which is not installed (pip install 'pml-gateway[png]'); "
+                      "the HTML page does not")
 
 
 async def graph(settings: Settings, *, out: Path, png: Path | None) -> int:

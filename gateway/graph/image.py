@@ -1,4 +1,4 @@
-"""A static PNG of the graph view, drawn with matplotlib when it is installed (it is not a dependency).
+"""A static PNG of the graph view, drawn with matplotlib when it is installed (the optional extra ``png``).
 
 The picture matches the page: the same layout, colours by community, radius by PageRank, edge width by
 weight. `png_available` says whether it can be drawn; `render_png` returns the bytes (no file is written here).
