@@ -55,7 +55,14 @@ def private_dir() -> Iterator[Path]:
 @pytest.fixture
 def database_url(postgres_url: str) -> Iterator[str]:
     """A fresh, empty database for one test, dropped (forcibly) afterwards."""
-    name = f"test_{uuid.uuid4().hex[:12]}"
+    with fresh_database(postgres_url, "test") as url:
+        yield url
+
+
+@contextmanager
+def fresh_database(postgres_url: str, prefix: str) -> Iterator[str]:
+    """The URL of a new empty database on the test server, dropped (forcibly) on the way out."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(postgres_url, autocommit=True) as admin:
         admin.execute(composed("create_database", name=name))
     try:

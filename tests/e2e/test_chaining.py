@@ -8,19 +8,16 @@ from __future__ import annotations
 
 import json
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import anyio
-import psycopg
 import pytest
 from mcp import Client
 
 from gateway.config import load_config
-from gateway.db.queries import composed
-from tests.conftest import with_database
+from tests.conftest import fresh_database
 from tests.e2e.support import ROOT, gateway_client, search_until, servers_file, text_of
 from tests.e2e.test_workflows import run_dag
 
@@ -33,14 +30,8 @@ INNER_START_S = 90.0
 @pytest.fixture
 def inner_database_url(postgres_url: str) -> Iterator[str]:
     """A second fresh database, the inner gateway's own (dropped afterwards, like `database_url`)."""
-    name = f"test_inner_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(postgres_url, autocommit=True) as admin:
-        admin.execute(composed("create_database", name=name))
-    try:
-        yield with_database(postgres_url, name)
-    finally:
-        with psycopg.connect(postgres_url, autocommit=True) as admin:
-            admin.execute(composed("drop_database", name=name))
+    with fresh_database(postgres_url, "test_inner") as url:
+        yield url
 
 
 def inner_entry(config: Path, database_url: str, *, module: str = "gateway") -> dict[str, Any]:
