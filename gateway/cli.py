@@ -1,4 +1,5 @@
-"""The command line: argv and environment -> `Settings`, then one of serve, index, search, status, eval, caps.
+"""The command line: argv and environment -> `Settings`, then one of serve (stdio or HTTP), index, search, status,
+eval, caps, users, graph, prune, stats.
 
 Only this module and `config` read the environment. Logs go to stderr; stdout belongs to the MCP wire under
 `serve`, and to the tables of the other commands.
