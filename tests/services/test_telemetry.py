@@ -1,43 +1,43 @@
-"""Telemetry without a database: aggregates rendered as exact Prometheus text, escaping, the bounded queue."""
+"""Telemetry: aggregates rendered as exact Prometheus text, escaping, the bounded queue written to Postgres."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any, LiteralString
 
 import anyio
 import pytest
 
-from gateway.errors import DatabaseError
+from gateway.db import LearningStore, Pool, open_pool
 from gateway.services.prometheus import CounterSeries, Family, SummarySeries, format_value, quantile, render
 from gateway.services.telemetry import (
     BATCH_ROWS,
     CALL_LATENCY,
     SEARCH_LATENCY,
     WORKFLOWS,
-    ErrorRow,
-    MetricRow,
     Telemetry,
 )
 
 
-class FakeStore:
-    """Keeps what it is given; `refuse` makes each write fail like an unreachable database."""
+class WatchedStore(LearningStore):
+    """The real store, with an event set after each batch it writes."""
 
-    def __init__(self, *, refuse: bool = False) -> None:
-        self.metrics: list[MetricRow] = []
-        self.errors: list[ErrorRow] = []
-        self.batches = 0
-        self.refuse = refuse
+    def __init__(self, pool: Pool) -> None:
+        super().__init__(pool)
         self.written = anyio.Event()
 
-    async def record_telemetry(self, metrics: Sequence[MetricRow], errors: Sequence[ErrorRow]) -> None:
-        if self.refuse:
-            raise DatabaseError("the database is down")
-        self.batches += 1
-        self.metrics.extend(metrics)
-        self.errors.extend(errors)
+    async def record_telemetry(
+        self, metrics: Sequence[tuple[str, float, dict[str, Any] | None]],
+        errors: Sequence[tuple[str, str, str | None, dict[str, Any] | None]],
+    ) -> None:  # fmt: skip
+        await super().record_telemetry(metrics, errors)
         self.written.set()
+
+
+async def stored(pool: Pool, query: LiteralString) -> list[tuple[Any, ...]]:
+    async with pool.connection() as conn:
+        return await (await conn.execute(query)).fetchall()
 
 
 def test_counters_and_summaries_render_as_exact_prometheus_text() -> None:
@@ -117,40 +117,45 @@ def test_a_failing_block_is_timed_with_the_error_outcome() -> None:
 
 
 @pytest.mark.anyio
-async def test_a_full_queue_drops_its_oldest_rows_and_counts_them() -> None:
+async def test_a_full_queue_drops_its_oldest_rows_and_counts_them(pool: Pool) -> None:
     telemetry = Telemetry(queue_limit=3)
     for n in range(5):
         telemetry.count(WORKFLOWS, status=f"s{n}")
-    store = FakeStore()
-    await telemetry.flush(store)
-    assert [labels["status"] for _, _, labels in store.metrics] == ["s2", "s3", "s4"]
+    await telemetry.flush(LearningStore(pool))
+    rows = await stored(pool, "SELECT metadata ->> 'status' FROM metrics ORDER BY id")
+    assert rows == [("s2",), ("s3",), ("s4",)]
     assert 'pml_telemetry_dropped_total{reason="queue_full"} 2\n' in telemetry.prometheus()
     assert 'pml_workflows_total{status="s0"} 1\n' in telemetry.prometheus()
 
 
 @pytest.mark.anyio
-async def test_a_refused_batch_is_logged_dropped_and_counted(caplog: pytest.LogCaptureFixture) -> None:
+async def test_a_refused_batch_is_logged_dropped_and_counted(
+    caplog: pytest.LogCaptureFixture, pool: Pool, database_url: str
+) -> None:
     telemetry = Telemetry()
     telemetry.observe(SEARCH_LATENCY, 5.0)
     telemetry.error("DatabaseError", "down")
+    gone = await open_pool(database_url, max_size=1)
+    await gone.close()  # a database that cannot be reached: every write fails
     with caplog.at_level(logging.WARNING, logger="gateway.services.telemetry"):
-        await telemetry.flush(FakeStore(refuse=True))
+        await telemetry.flush(LearningStore(gone))
     assert "could not write 2 telemetry rows" in caplog.text
     assert 'pml_telemetry_dropped_total{reason="write_failed"} 2\n' in telemetry.prometheus()
     assert telemetry.pending == 0
 
 
 @pytest.mark.anyio
-async def test_the_flusher_writes_a_full_batch_at_once_and_the_rest_when_cancelled() -> None:
-    telemetry, store = Telemetry(), FakeStore()
+async def test_the_flusher_writes_a_full_batch_at_once_and_the_rest_when_cancelled(pool: Pool) -> None:
+    telemetry, store = Telemetry(), WatchedStore(pool)
     with anyio.fail_after(5):
         async with anyio.create_task_group() as tg:
             await tg.start(telemetry.run, store)
             for n in range(BATCH_ROWS):
                 telemetry.observe(SEARCH_LATENCY, float(n))
             await store.written.wait()
-            assert len(store.metrics) == BATCH_ROWS
+            assert await stored(pool, "SELECT count(*) FROM metrics") == [(BATCH_ROWS,)]
             telemetry.error("InvalidRequestError", "bad field", None, field="limit")
             tg.cancel_scope.cancel()
-    assert store.errors == [("InvalidRequestError", "bad field", None, {"field": "limit"})]
+    errors = await stored(pool, "SELECT error_type, message, stack, context FROM error_log")
+    assert errors == [("InvalidRequestError", "bad field", None, {"field": "limit"})]
     assert telemetry.pending == 0
