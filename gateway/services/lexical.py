@@ -32,6 +32,15 @@ def words(text: str) -> list[str]:
     return [_stem(w) for w in _WORD.findall(spaced) if len(w) > 1 and w not in _STOP]
 
 
+def name_coverage(query_words: frozenset[str], name: frozenset[str]) -> float:
+    """The share of a tool's name words (see `words`) that the query contains: 1 when it spells the name out.
+
+    BM25 spreads its weight over the whole description; a query naming the tool (``getPostmodernTheory`` for
+    "information about postmodern theory") says more than words shared with a description.
+    """
+    return len(name & query_words) / len(name) if name else 0.0
+
+
 def _stem(word: str) -> str:
     """A light plural/suffix fold (bookings -> booking, queries -> query), enough for tool vocabularies."""
     if len(word) > 4 and word.endswith("ies"):

@@ -3,12 +3,17 @@
 The reference ranked by ``min(semantic x reliability, 0.95)`` and, given context tools, by
 ``a x semantic + (1 - a) x graph`` with ``a = max(0.5, 1 - 2 x density)``. Measured on public catalogs, meaning
 alone loses to plain BM25 where queries reuse the tools' wording, so a lexical signal is weighed in (not fused
-by rank: reciprocal-rank fusion cost points elsewhere). The learned graph then lifts the companions of the
-strongest hits, which is what queries needing several tools want, and a small PageRank prior breaks ties.
+by rank: reciprocal-rank fusion cost points elsewhere). Each signal counts by how close a tool comes to that
+signal's best candidate, decaying exponentially (``exp(-gap / spread)``): a signal whose best hit stands clear
+of the rest decides, one whose top hits are bunched together leaves the choice to the other. A third, small
+signal rewards a tool whose name the query spells out word for word. The learned graph then lifts the
+companions of the strongest hits, which is what queries needing several tools want, and a small PageRank
+prior breaks ties.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -22,19 +27,33 @@ class Candidate:
     tool_id: str
     semantic: float
     lexical: float = 0.0
+    named: float = 0.0
+    """The share of the tool's name words the query contains (`lexical.name_coverage`)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RankWeights:
-    """The mix; `graph=False` ranks by text alone (the evaluation's ``--no-graph``)."""
+    """The mix; `graph=False` ranks by text alone (the evaluation's ``--no-graph``).
 
-    semantic: float = 0.6
-    lexical: float = 0.4
+    A spread of ``None`` scores that signal linearly, relative to its best candidate (the baseline arms).
+    """
+
+    semantic: float = 0.5
+    lexical: float = 0.5
+    named: float = 0.45
+    semantic_spread: float | None = 0.05
+    """Cosine gap below the best candidate that costs a factor e."""
+    lexical_spread: float | None = 0.3
+    """Share of the best BM25 score below it that costs a factor e."""
     companion: float = 0.35
     companion_seeds: int = 3
     pagerank: float = 0.05
-    memory: float = 0.5
+    memory: float = 1.5
     graph: bool = True
+
+
+NAME_POWER = 4
+"""Raising the name coverage to this power counts names spelled out in full, barely half of one."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -81,12 +100,28 @@ def companions(graph: ToolGraph, seeds: Sequence[str], limit: int) -> list[str]:
 
 
 def _text_scores(candidates: Sequence[Candidate], weights: RankWeights) -> dict[str, float]:
-    top_sem = max((c.semantic for c in candidates), default=0.0) or 1.0
-    top_lex = max((c.lexical for c in candidates), default=0.0) or 1.0
-    return {
-        c.tool_id: weights.semantic * max(c.semantic, 0.0) / top_sem + weights.lexical * c.lexical / top_lex
-        for c in candidates
+    """Meaning, words and names mixed, scaled so that the best candidate scores 1."""
+    semantic = _closeness([max(c.semantic, 0.0) for c in candidates], weights.semantic_spread, relative=False)
+    lexical = _closeness([c.lexical for c in candidates], weights.lexical_spread, relative=True)
+    mixed = {
+        c.tool_id: weights.semantic * s + weights.lexical * w + weights.named * c.named**NAME_POWER
+        for c, s, w in zip(candidates, semantic, lexical, strict=True)
     }
+    top = max(mixed.values(), default=0.0) or 1.0
+    return {tool: score / top for tool, score in mixed.items()}
+
+
+def _closeness(scores: Sequence[float], spread: float | None, *, relative: bool) -> list[float]:
+    """Each score against the best one: ``exp(-gap / spread)``, or ``score / best`` without a spread.
+
+    The gap is in the signal's own units (cosine), or, with `relative`, a share of the best score (BM25 scores
+    have no fixed scale).
+    """
+    best = max(scores, default=0.0)
+    if spread is None or best <= 0.0:
+        return [s / best if best > 0.0 else 0.0 for s in scores]
+    scale = best if relative else 1.0
+    return [math.exp((s - best) / scale / spread) for s in scores]
 
 
 def _with_graph(

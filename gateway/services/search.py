@@ -23,7 +23,7 @@ from gateway.errors import InvalidRequestError
 from gateway.graph import ToolGraph, candidate_multiplier
 from gateway.models import SearchHit, ServerState, ServerStatus, ToolDef
 from gateway.ports import Embedder, ToolIndex, Vector
-from gateway.services.lexical import Bm25Index
+from gateway.services.lexical import Bm25Index, name_coverage, words
 from gateway.services.ranking import Candidate, Ranked, RankWeights, companions, rank
 from gateway.services.suggest import RECALL_K, Recollection, tool_votes
 
@@ -77,6 +77,7 @@ class SearchService:
         self._memory = memory
         self._servers = servers
         self._lexical = Bm25Index([])
+        self._names: dict[str, frozenset[str]] = {}
         self._cache: OrderedDict[str, NDArray[np.float32]] = OrderedDict()
 
     def current_graph(self) -> ToolGraph:
@@ -85,8 +86,10 @@ class SearchService:
 
     async def set_tools(self, tools: Iterable[ToolDef]) -> None:
         """Rebuild the word index over `tools` (off the event loop)."""
+        tools = list(tools)
         documents = [(t.tool_id, t.embed_text) for t in tools]
         self._lexical = await anyio.to_thread.run_sync(Bm25Index, documents, limiter=self._limiter)
+        self._names = {t.tool_id: frozenset(words(t.name)) for t in tools}
 
     async def search(
         self, query: str, *, limit: int = 5, server: str | None = None,
@@ -99,17 +102,18 @@ class SearchService:
         graph = self.current_graph()
         vector = await self._embed_query(text)
         pool = max(MIN_POOL, int(limit * 3 * candidate_multiplier(graph.density)))
-        words = dict(self._words(text, pool, server))
+        found = dict(self._words(text, pool, server))
         votes = await self._recall(vector, server)
         rows = await self._index.search_pool(vector, model_id=self._embedder.model_id, pool=pool,
-                                             extra=list(words) + list(votes), server=server)
-        ranked = self._rank(rows, words, graph, context, votes)
+                                             extra=list(found) + list(votes), server=server)
+        said = frozenset(words(text))
+        ranked = self._rank(rows, found, said, graph, context, votes)
         extra = [t for t in companions(graph, [r.tool_id for r in ranked[:self.weights.companion_seeds]], limit)
                  if t not in {r.tool_id for r in rows}]
         if extra:
             rows += await self._index.search_pool(vector, model_id=self._embedder.model_id, pool=0, extra=extra,
                                                   server=server)
-            ranked = self._rank(rows, words, graph, context, votes)
+            ranked = self._rank(rows, found, said, graph, context, votes)
         hits = _hits(ranked[:limit], {r.tool_id: r for r in rows}, graph if include_related else None)
         down = [s for s in self._statuses() if s.state not in (ServerState.RUNNING, ServerState.DISABLED)]
         return SearchResult(query=text, hits=hits, unavailable=down, ranked=ranked)
@@ -126,10 +130,14 @@ class SearchService:
         votes = tool_votes(memories)
         return votes if server is None else {t: v for t, v in votes.items() if t.startswith(f"{server}:")}
 
-    def _rank(self, rows: Sequence[SearchHit], words: dict[str, float], graph: ToolGraph,
+    def _rank(self, rows: Sequence[SearchHit], found: dict[str, float], said: frozenset[str], graph: ToolGraph,
               context: Sequence[str], votes: dict[str, float]) -> list[Ranked]:
-        """Rank the pool; with `servers` set, only the tools of those servers (others stay stored, unseen)."""
-        candidates = [Candidate(tool_id=r.tool_id, semantic=r.semantic, lexical=words.get(r.tool_id, 0.0))
+        """Rank the pool; with `servers` set, only the tools of those servers (others stay stored, unseen).
+
+        `found` holds the BM25 scores, `said` the query's words (to see which tool names it spells out).
+        """
+        candidates = [Candidate(tool_id=r.tool_id, semantic=r.semantic, lexical=found.get(r.tool_id, 0.0),
+                                named=name_coverage(said, self._names.get(r.tool_id, frozenset())))
                       for r in rows if self._servers is None or r.server in self._servers]
         return rank(candidates, graph=graph, reliability=self._reliability, weights=self.weights, context=context,
                     recalled=votes)

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from gateway.services.lexical import Bm25Index, words
+from gateway.services.lexical import Bm25Index, name_coverage, words
 
 TOOLS = [
     ("fin:calculateNetIncome", "calculateNetIncome | Calculate the net income from revenue and expenses"),
@@ -74,3 +74,18 @@ def test_an_empty_index_finds_nothing() -> None:
 @pytest.mark.parametrize("query", ["zebra crossing", "the of and to", ""])
 def test_a_query_sharing_no_word_with_any_tool_finds_nothing(query: str) -> None:
     assert Bm25Index(TOOLS).search(query, limit=5) == []
+
+
+@pytest.mark.parametrize(
+    ("query", "name", "share"),
+    [
+        ("Retrieve information about postmodern theory.", "getPostmodernTheory", 1.0),
+        ("What is the net income?", "calculateNetIncome", 2 / 3),
+        ("my conference room bookings", "conference_room_booking", 1.0),
+        ("book a conference room", "conference_room_booking", 2 / 3),
+        ("weather in Paris", "get_exchange_rate", 0.0),
+        ("anything at all", "get", 0.0),
+    ],
+)
+def test_name_coverage_is_the_share_of_the_names_words_the_query_contains(query: str, name: str, share: float) -> None:
+    assert name_coverage(frozenset(words(query)), frozenset(words(name))) == pytest.approx(share)
