@@ -142,7 +142,7 @@ def _count(value: Any, name: str) -> int:
     except (TypeError, ValueError):
         number = -1
     if number < 0:
-        raise ConfigError(f"{name}: expected a whole number of requests per hour (0: unlimited), got {value!r}")
+        raise ConfigError(f"{name}: expected a whole number of requests per window (0: unlimited), got {value!r}")
     return number
 
 

@@ -18,8 +18,8 @@ from gateway.db import open_database
 from gateway.errors import InvalidRequestError
 from gateway.graph import ToolGraph
 from gateway.graph.image import png_available, render_png
-from gateway.graph.view import GraphView, graph_view, render_html
-from gateway.services.capabilities import capability_labels
+from gateway.graph.view import GraphView, render_html
+from gateway.services.capabilities import labelled_view
 from gateway.services.learning import LearningService
 
 MISSING_MATPLOTLIB = ("--png needs matplotlib, which is not installed (pip install 'pml-gateway[png]'); "
@@ -32,9 +32,9 @@ async def graph(settings: Settings, *, out: Path, png: Path | None) -> int:
         sys.stderr.write(f"pml-gateway: {MISSING_MATPLOTLIB}\n")
         return 2
     async with open_database(url=settings.database_url, pgdata=settings.pgdata, share_running=True) as db:
-        learned = await LearningService(store=db.learning, limiter=anyio.CapacityLimiter(1)).refresh()
-        labels = await capability_labels(db.capabilities, learned.nodes)
-    view = await anyio.to_thread.run_sync(graph_view, learned, labels)
+        limiter = anyio.CapacityLimiter(1)
+        learned = await LearningService(store=db.learning, limiter=limiter).refresh()
+        view = await labelled_view(learned, db.capabilities, limiter)
     await _write(out, render_html(view).encode("utf-8"), option="--out")
     written = [str(out)]
     if png is not None:

@@ -17,6 +17,9 @@ def tool_id(server: str, name: str) -> str:
 
 LOCAL_USER = "local"
 """The one user of a gateway served over stdio, as `created_by` records it (HTTP users are their ids)."""
+CAPABILITY_PREFIX = "capability:"
+"""A capability's node in the learned graph is ``capability:<capability_records.id>``."""
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ToolDef:

@@ -34,13 +34,13 @@ from gateway.downstream import Supervisor
 from gateway.downstream.outputs import to_output
 from gateway.embed import load_embedder
 from gateway.errors import DatabaseError, GatewayError, ServerUnavailableError
-from gateway.graph.view import graph_view, render_html
+from gateway.graph.view import render_html
 from gateway.models import ServerState, ServerStatus, ToolDef, ToolOutput
 from gateway.server import NameTable
 from gateway.server import capability_tools as caps
 from gateway.services import Indexer, SearchResult, SearchService
 from gateway.services.auth import Authenticator, Principal, RateLimiter
-from gateway.services.capabilities import CapabilityMatch, CapabilityService, capability_labels
+from gateway.services.capabilities import CapabilityMatch, CapabilityService, labelled_view
 from gateway.services.capability_calls import CapabilityCalls
 from gateway.services.learning import LearningService
 from gateway.services.planner import Planner
@@ -401,9 +401,7 @@ class Runtime:
         """The learned graph as a self-contained HTML page."""
         await self._wait_ready()
         assert self._learning is not None and self._db is not None
-        graph = self._learning.graph
-        labels = await capability_labels(self._db.capabilities, graph.nodes)
-        return render_html(await anyio.to_thread.run_sync(graph_view, graph, labels, limiter=self._limiter))
+        return render_html(await labelled_view(self._learning.graph, self._db.capabilities, self._limiter))
 
     def record_error(self, kind: str, message: str, stack: str | None) -> None:
         """Keep an error answered to a client in ``error_log`` (queued; written by the telemetry task)."""

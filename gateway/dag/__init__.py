@@ -7,12 +7,13 @@ as its turn comes.
 from gateway.dag.arguments import check_resolved
 from gateway.dag.model import Dag, DagOptions, Task, to_document
 from gateway.dag.parse import parse_dag, replan
-from gateway.dag.references import output_value, resolve_arguments
+from gateway.dag.references import as_text, output_value, resolve_arguments
 
 __all__ = [
     "Dag",
     "DagOptions",
     "Task",
+    "as_text",
     "check_resolved",
     "output_value",
     "parse_dag",

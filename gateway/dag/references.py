@@ -143,11 +143,12 @@ def _substitute_string(text: str, task_id: str, outputs: Mapping[str, Any]) -> A
     whole = _REFERENCE.fullmatch(text)
     if whole is not None:
         return copy.deepcopy(_follow(_parse(whole), task_id, outputs))
-    substituted = _REFERENCE.sub(lambda m: _as_text(_follow(_parse(m), task_id, outputs)), text)
+    substituted = _REFERENCE.sub(lambda m: as_text(_follow(_parse(m), task_id, outputs)), text)
     return substituted.replace(ESCAPED, MARKER)
 
 
-def _as_text(value: Any) -> str:
+def as_text(value: Any) -> str:
+    """An output as text: a string as it is, any other value as compact JSON."""
     return value if isinstance(value, str) else compact(value)
 
 

@@ -27,7 +27,7 @@ from gateway.db.pool import Pool, translated
 from gateway.db.queries import query as named_query
 from gateway.db.tools import Vector
 from gateway.errors import InvalidRequestError
-from gateway.models import LOCAL_USER, JsonObject
+from gateway.models import CAPABILITY_PREFIX, LOCAL_USER, JsonObject
 
 FQDN_HASH_CHARS = 4
 """Characters of the pattern hash in a capability's FQDN (seed-data-architecture.md section 1.5)."""
@@ -70,7 +70,7 @@ class CapabilityRow:
 
 def node_id(capability_id: uuid.UUID) -> str:
     """``capability:<capability_records.id>``, never the pattern's id."""
-    return f"capability:{capability_id}"
+    return f"{CAPABILITY_PREFIX}{capability_id}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,8 +22,8 @@ from scipy import sparse
 
 from gateway.graph.page import PAGE
 from gateway.graph.snapshot import ToolGraph
+from gateway.models import CAPABILITY_PREFIX
 
-CAPABILITY_PREFIX = "capability:"
 WIDTH, HEIGHT, MARGIN = 1000.0, 700.0, 40.0
 MIN_RADIUS, MAX_RADIUS = 4.0, 18.0
 LAYOUT_SEED = 7

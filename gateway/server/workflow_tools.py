@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
 import mcp_types as types
 
+from gateway.dag import as_text
 from gateway.dag.state import RunStatus, TaskStatus, WorkflowState
 from gateway.server import meta
 from gateway.services.suggest import Suggestion
@@ -77,7 +77,7 @@ def workflow_result(state: WorkflowState) -> types.CallToolResult:
     failed = state.status is RunStatus.FAILED
     if len(state.dag.tasks) == 1 and state.status.final:
         (result,) = state.results.values()
-        text = result.error if result.status is not TaskStatus.OK else _text(result.output)
+        text = result.error if result.status is not TaskStatus.OK else as_text(result.output)
         return types.CallToolResult(content=[types.TextContent(text=text or "")], structured_content=payload,
                                     is_error=result.status is not TaskStatus.OK)
     return types.CallToolResult(content=[types.TextContent(text=_summary_text(state, payload))],
@@ -91,7 +91,7 @@ def _summary_text(state: WorkflowState, payload: dict[str, Any]) -> str:
         f"{payload['layers']} layers, {payload['wall_ms']:.0f} ms (speedup {payload['speedup']}x)"
     ]
     for task_id, task in payload["tasks"].items():
-        detail = task["error"] if task["error"] else _text(task["output"])[:120]
+        detail = task["error"] if task["error"] else as_text(task["output"])[:120]
         lines.append(f"- {task_id} [{task['status']}, {task['duration_ms']:.0f} ms] {detail}")
     if state.status is RunStatus.APPROVAL_REQUIRED:
         lines.append(f"approval required for {', '.join(state.pending_approval)}: call workflow with "
@@ -100,10 +100,6 @@ def _summary_text(state: WorkflowState, payload: dict[str, Any]) -> str:
         lines.append(f'layer {state.next_layer - 1} done: call workflow with {{"workflow_id": '
                      f'"{state.workflow_id}", "action": "continue"}} to go on')
     return "\n".join(lines)
-
-
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 meta.register(WORKFLOW, WORKFLOW_SCHEMA)

@@ -31,9 +31,9 @@ from gateway.capabilities import (
 )
 from gateway.dag.state import RunStatus, WorkflowState
 from gateway.errors import InvalidRequestError
-from gateway.graph import EDGE_TYPE_WEIGHT, PROMOTE_AFTER, SOURCE_FACTOR
-from gateway.graph.view import CAPABILITY_PREFIX
-from gateway.models import LOCAL_USER, JsonObject, ToolDef
+from gateway.graph import EDGE_TYPE_WEIGHT, PROMOTE_AFTER, SOURCE_FACTOR, ToolGraph
+from gateway.graph.view import GraphView, graph_view
+from gateway.models import CAPABILITY_PREFIX, LOCAL_USER, JsonObject, ToolDef
 from gateway.ports import Embedder, Vector
 
 MAX_LIST = 500
@@ -153,7 +153,7 @@ class CapabilityService:
             calls, successes = self._tool_usage(tool)
             if calls >= MIN_TOOL_CALLS:
                 rates.append(successes / calls)
-            elif depth < _NESTING and _capability_id(tool) and (inner := await self._store.get(tool)) is not None:
+            elif depth < _NESTING and _uuid(tool) and (inner := await self._store.get(tool)) is not None:
                 rates.append(await self._reliability(inner, depth=depth + 1))
         return min(rates)
 
@@ -198,25 +198,16 @@ class CapabilityService:
         return row
 
 
-async def capability_labels(store: Any, nodes: Sequence[str]) -> dict[str, str]:
-    """Each capability node's display name; a node whose capability is gone (or malformed) keeps its id."""
+async def labelled_view(graph: ToolGraph, store: Any, limiter: anyio.CapacityLimiter) -> GraphView:
+    """The page data of `graph` (laid out off the event loop), capability nodes named by their display name;
+    a node whose capability is gone keeps its id."""
     labels: dict[str, str] = {}
-    for node in nodes:
-        capability_id = _capability_node(node)
+    for node in graph.nodes:
+        capability_id = _uuid(node.removeprefix(CAPABILITY_PREFIX)) if node.startswith(CAPABILITY_PREFIX) else None
         row = await store.get(capability_id) if capability_id else None
         if row is not None:
             labels[node] = row.display_name
-    return labels
-
-
-def _capability_node(node: str) -> str | None:
-    """The UUID of a ``capability:<id>`` node, None for a tool (or a name that is not a UUID)."""
-    if not node.startswith(CAPABILITY_PREFIX):
-        return None
-    try:
-        return str(uuid.UUID(node.removeprefix(CAPABILITY_PREFIX)))
-    except ValueError:
-        return None
+    return await anyio.to_thread.run_sync(graph_view, graph, labels, limiter=limiter)
 
 
 def _owned_hash(canonical_hash: str, owner: str | None) -> str:
@@ -224,13 +215,12 @@ def _owned_hash(canonical_hash: str, owner: str | None) -> str:
     return canonical_hash if owner is None else document_hash({"owner": owner, "canonical": canonical_hash})
 
 
-def _capability_id(name: str) -> bool:
-    """Whether a tool of a capability is another capability (learned workflows name those by id)."""
+def _uuid(text: str) -> str | None:
+    """`text` as a canonical UUID, or None when it is not one (a tool id, say)."""
     try:
-        uuid.UUID(name)
+        return str(uuid.UUID(text))
     except ValueError:
-        return False
-    return True
+        return None
 
 
 def _defs(state: WorkflowState, tools: Mapping[str, ToolDef]) -> list[tuple[str, ToolDef | None]]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
-import json
 import logging
 import time
 import uuid
@@ -22,7 +21,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from typing import Any, Protocol
 
 from gateway.capabilities import document_hash, instantiate
-from gateway.dag import Dag, parse_dag
+from gateway.dag import Dag, as_text, parse_dag
 from gateway.dag.state import RunStatus, TaskStatus, WorkflowState
 from gateway.errors import DagValidationError, GatewayError
 from gateway.models import ToolOutput
@@ -167,7 +166,7 @@ class CapabilityCalls:
             return None
         if value is None:
             return None
-        return ToolOutput(is_error=False, text=_text(value["output"]), structured=value["output"], cached=True)
+        return ToolOutput(is_error=False, text=as_text(value["output"]), structured=value["output"], cached=True)
 
     async def _keep(self, row: CapabilityRecord, params_hash: str, output: ToolOutput) -> None:
         ttl_ms = int(row.cache_config.get("ttl_ms", 0))
@@ -195,11 +194,7 @@ def _answer(row: CapabilityRecord, state: WorkflowState) -> ToolOutput:
         return _error(f"capability {row.display_name} {state.status.value}: " + "; ".join(failed))
     last = state.dag.layers[-1]
     value = state.results[last[0]].output if len(last) == 1 else {i: state.results[i].output for i in last}
-    return ToolOutput(is_error=False, text=_text(value), structured=value)
-
-
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return ToolOutput(is_error=False, text=as_text(value), structured=value)
 
 
 def _error(message: str) -> ToolOutput:
