@@ -42,13 +42,31 @@ def gateway_env(**extra: str) -> dict[str, str]:
     return {**env, "PML_LOG_LEVEL": "INFO", **extra}
 
 
+SETTLE_S = 60.0
+"""How long a new gateway's servers may take to start (a loaded machine, two test workers)."""
+
+
 @asynccontextmanager
-async def gateway_client(config: Path, *flags: str) -> AsyncIterator[Client]:
-    """The SDK's own client, spawning `python -m gateway serve` over stdio."""
+async def gateway_client(config: Path, *flags: str, settle: bool = True) -> AsyncIterator[Client]:
+    """The SDK's own client, spawning `python -m gateway serve` over stdio; with `settle`, once no server is
+    still starting (a test's first call would otherwise spend its short timeout waiting for the server's start)."""
     command = gateway_command("serve", "--config", str(config), *flags)
     params = StdioServerParameters(command=command[0], args=command[1:], env=gateway_env(), cwd=str(ROOT))
     async with Client(params, read_timeout_seconds=60) as client:
+        if settle:
+            await _servers_started(client)
         yield client
+
+
+async def _servers_started(client: Client) -> None:
+    """Wait until search_tools reports no server as starting (or cannot answer: its index is unavailable)."""
+    with anyio.fail_after(SETTLE_S):
+        while True:
+            result = await client.call_tool("search_tools", {"query": "servers started", "limit": 1})
+            down = (result.structured_content or {}).get("unavailable_servers", [])
+            if result.is_error or all(server["state"] != "starting" for server in down):
+                return
+            await anyio.sleep(0.1)
 
 
 def gateway_processes(config: Path) -> list[psutil.Process]:
