@@ -111,15 +111,15 @@ class GatewayHttpApp:
         """The caller's principal; else the 401 or 429 answer is sent and None returned."""
         try:
             principal = await self._gate.authenticate(_header(scope, b"authorization"))
+            retry_after = await self._gate.check(principal)
         except AuthenticationError as exc:
             logger.info("refused an HTTP request: %s", getattr(exc, "reason", "unauthorized"))
             await _json(send, 401, {"error": "unauthorized", "message": UNAUTHORIZED},
                         [(b"www-authenticate", b'Bearer realm="pml-gateway"')])
             return None
-        except GatewayError as exc:  # the database behind the keys is down: say so, never let anyone in
+        except GatewayError as exc:  # the database behind the keys or windows is down: say so, let nobody in
             await _json(send, 503, {"error": "unavailable", "message": str(exc)}, [(b"retry-after", b"5")])
             return None
-        retry_after = await self._gate.check(principal)
         if retry_after is not None:
             seconds = str(max(1, round(retry_after)))
             await _json(send, 429, {"error": "rate_limited", "message": f"rate limit reached; retry in {seconds} s"},
