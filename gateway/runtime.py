@@ -268,7 +268,8 @@ class Runtime:
             graph=lambda: learning.graph, reliability=learning.reliability, memory=db.memory,
             servers=self.active_servers(),
         )
-        self._planner = Planner(search=self._search, memory=db.memory, store=_StoredThresholds(db))
+        self._planner = Planner(search=self._search, memory=db.memory, store=_StoredThresholds(db),
+                                prior=lambda: learning.tool_prior)
         await self._planner.load()
         await self._load_stored(db)
         await self._search.set_tools(self.known_tools().values())

@@ -47,6 +47,22 @@ class IntentMemory:
             await cursor.execute(named_query("recall_intents"), params, prepare=True)
             return await cursor.fetchall()
 
+    async def count(self, *, model_id: str) -> int:
+        """How many successful past intents of this embedding model are remembered."""
+        async with translated("counting past intents"), self._pool.connection() as conn:
+            row = await (await conn.execute(named_query("count_intents"), {"model": model_id})).fetchone()
+            return int(row[0]) if row else 0
+
+    async def training_rows(self, *, model_id: str, limit: int) -> tuple[np.ndarray, list[list[str]]]:
+        """The `limit` most recent successful past intents: their embeddings (one row each) and their tools."""
+        async with translated("reading past intents"), self._pool.connection() as conn:
+            rows = await (await conn.execute(named_query("training_intents"),
+                                             {"model": model_id, "limit": limit})).fetchall()
+        if not rows:
+            return np.zeros((0, 0), dtype=np.float32), []
+        return (np.vstack([np.asarray(embedding.to_numpy(), dtype=np.float32) for embedding, _ in rows]),
+                [list(tools) for _, tools in rows])
+
 
 def _recalled(*, intent: str, tools: list[str], edges: Any, similarity: float) -> Recalled:
     return Recalled(intent=intent, tools=tuple(tools), similarity=float(similarity),

@@ -52,7 +52,7 @@ class EvalInputs:
 
 async def evaluate_retrieval(inputs: EvalInputs, progress: Progress) -> dict[str, Any]:
     """hit@1, mrr@10, recall@5/10, ndcg@10, comp@5/10 and search latency over the queries."""
-    async with _prepared(inputs, progress) as (search, _):
+    async with _prepared(inputs, progress) as (search, _, _):
         rows, times = [], []
         for i, query in enumerate(inputs.queries, 1):
             began = time.perf_counter()
@@ -65,8 +65,9 @@ async def evaluate_retrieval(inputs: EvalInputs, progress: Progress) -> dict[str
 
 async def evaluate_dag(inputs: EvalInputs, progress: Progress) -> dict[str, Any]:
     """Node and edge F1 of the suggested DAGs, exact matches, and the share of queries that got one."""
-    async with _prepared(inputs, progress) as (search, memory):
-        planner = Planner(search=search, memory=memory, use_graph=inputs.use_graph)
+    async with _prepared(inputs, progress) as (search, memory, learning):
+        planner = Planner(search=search, memory=memory, use_graph=inputs.use_graph,
+                          prior=lambda: learning.tool_prior)
         nodes, edges, exact, suggested = [], [], [], []
         for i, query in enumerate(inputs.queries, 1):
             s = await planner.suggest(query.query)
@@ -84,7 +85,8 @@ async def evaluate_dag(inputs: EvalInputs, progress: Progress) -> dict[str, Any]
 
 
 @asynccontextmanager
-async def _prepared(inputs: EvalInputs, progress: Progress) -> AsyncIterator[tuple[SearchService, IntentMemory]]:
+async def _prepared(inputs: EvalInputs,
+                    progress: Progress) -> AsyncIterator[tuple[SearchService, IntentMemory, LearningService]]:
     with tempfile.TemporaryDirectory(prefix="pml-eval-") as scratch:
         async with open_database(url=None, pgdata=Path(scratch) / "pgdata") as db:
             embedder = await anyio.to_thread.run_sync(lambda: load_embedder(inputs.model_dir, threads=2))
@@ -97,7 +99,7 @@ async def _prepared(inputs: EvalInputs, progress: Progress) -> AsyncIterator[tup
                                    graph=lambda: learning.graph, reliability=learning.reliability,
                                    weights=_weights(inputs), memory=db.memory)
             await search.set_tools(tools)
-            yield search, db.memory
+            yield search, db.memory, learning
 
 
 async def _learned(db: Database, embedder: Embedder, history: Sequence[EvalQuery], limiter: anyio.CapacityLimiter,

@@ -4,6 +4,9 @@ Edges are counted in Postgres (one transaction per workflow, so concurrent gatew
 in-memory graph is an immutable snapshot swapped in after a debounced rebuild, so a search never waits for it.
 A rebuild follows this gateway's own learning, another gateway's on the same database (`changed_elsewhere`,
 called on its notice), and in any case every `REFRESH_EVERY_S`, in case a notice was missed.
+
+The `tool_prior` (which tools an intent needs, fitted on the remembered intents) is refitted in its own task, so
+the graph never waits for it, once the memory has grown by `REFIT_SHARE` since the last fit.
 """
 
 from __future__ import annotations
@@ -15,12 +18,15 @@ from typing import Protocol
 import anyio
 import anyio.abc
 import anyio.to_thread
+import numpy as np
 
 from gateway.dag.state import RunStatus, TaskStatus, WorkflowState
 from gateway.errors import GatewayError
 from gateway.graph import EDGE_TYPE_WEIGHT, PROMOTE_AFTER, SOURCE_FACTOR, Edge, ToolGraph, build_graph, workflow_edges
 from gateway.ports import Embedder, Vector
+from gateway.services import tool_prior
 from gateway.services.ranking import reliability_factor
+from gateway.services.tool_prior import ToolPrior
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +34,10 @@ DEBOUNCE_S = 0.25
 """Bursts of finished workflows within this window cause one rebuild."""
 REFRESH_EVERY_S = 60.0
 """The graph is rebuilt this often even when nothing was heard of (a notice from another gateway may be lost)."""
+REFIT_SHARE = 0.05
+"""The tool prior is refitted once the remembered intents grew (or shrank) by this share since its last fit."""
+PRIOR_ROWS = 5000
+"""The tool prior learns from at most this many of the most recent intents (a fit of 2,500 takes ~15 s of CPU)."""
 
 
 class _EdgeRow(Protocol):
@@ -56,6 +66,10 @@ class MemoryPort(Protocol):
     async def remember(self, *, intent: str, embedding: Vector, model_id: str, tools: Sequence[str],
                        edges: Sequence[tuple[str, str]], success: bool) -> None: ...
 
+    async def count(self, *, model_id: str) -> int: ...
+
+    async def training_rows(self, *, model_id: str, limit: int) -> tuple[np.ndarray, list[list[str]]]: ...
+
 
 class LearningService:
     """Records what workflows did and keeps the current `ToolGraph` snapshot."""
@@ -71,10 +85,18 @@ class LearningService:
         self._graph = ToolGraph.empty()
         self._usage: dict[str, tuple[int, int]] = {}
         self._dirty = anyio.Event()
+        self._prior: ToolPrior | None = None
+        self._prior_rows = 0
+        self._prior_due = anyio.Event()
 
     @property
     def graph(self) -> ToolGraph:
         return self._graph
+
+    @property
+    def tool_prior(self) -> ToolPrior | None:
+        """The last fitted `ToolPrior` (None until there is a remembered intent to learn from)."""
+        return self._prior
 
     def usage(self, tool_id: str) -> tuple[int, int]:
         """``(calls, successes)`` of a tool as of the last graph rebuild."""
@@ -113,7 +135,31 @@ class LearningService:
                                     success=state.status is RunStatus.COMPLETED)
 
     async def refresh(self) -> ToolGraph:
-        """Rebuild the graph now from the stored edges (off the event loop) and swap it in."""
+        """Rebuild the graph now from the stored edges (off the event loop) and swap it in, then refit the tool
+        prior if the memory has grown enough."""
+        graph = await self._rebuild()
+        await self.refit_prior()
+        return graph
+
+    async def refit_prior(self, *, force: bool = False) -> ToolPrior | None:
+        """Refit the tool prior (off the event loop) when the remembered intents changed by `REFIT_SHARE`."""
+        if self._memory is None or self._embedder is None:
+            return None
+        model_id = self._embedder.model_id
+        count = await self._memory.count(model_id=model_id)
+        changed = abs(count - self._prior_rows)
+        if count == 0 or (not force and changed == 0) or (not force and self._prior is not None
+                                                         and changed < REFIT_SHARE * self._prior_rows):
+            return self._prior
+        vectors, tools = await self._memory.training_rows(model_id=model_id, limit=PRIOR_ROWS)
+        previous = self._prior
+        fitted = await anyio.to_thread.run_sync(lambda: tool_prior.fit(vectors, tools, previous=previous))
+        self._prior, self._prior_rows = fitted, count
+        if fitted is not None:
+            logger.debug("tool prior fitted on %d intents (%d tools)", fitted.samples, len(fitted.tools))
+        return fitted
+
+    async def _rebuild(self) -> ToolGraph:
         rows = await self._store.edges()
         self._usage = await self._store.usage()
         edges = [Edge(source=r.from_tool_id, target=r.to_tool_id, edge_type=r.edge_type, origin=r.source,
@@ -123,15 +169,28 @@ class LearningService:
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Load the graph, then rebuild it after each burst of learning, or `REFRESH_EVERY_S` after the last
-        rebuild; runs until cancelled."""
-        await self.refresh()
+        rebuild, and refit the tool prior beside it; runs until cancelled."""
+        await self._rebuild()
         task_status.started()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._refit_when_due)
+            while True:
+                self._prior_due.set()
+                with anyio.move_on_after(REFRESH_EVERY_S):
+                    await self._dirty.wait()
+                await anyio.sleep(DEBOUNCE_S)
+                self._dirty = anyio.Event()
+                try:
+                    await self._rebuild()
+                except GatewayError:
+                    logger.exception("rebuilding the tool graph failed; keeping the previous one")
+
+    async def _refit_when_due(self) -> None:
+        """Refit the tool prior after graph rebuilds, one fit at a time; a rebuild during a fit asks for one more."""
         while True:
-            with anyio.move_on_after(REFRESH_EVERY_S):
-                await self._dirty.wait()
-            await anyio.sleep(DEBOUNCE_S)
-            self._dirty = anyio.Event()
+            await self._prior_due.wait()
+            self._prior_due = anyio.Event()
             try:
-                await self.refresh()
-            except GatewayError:
-                logger.exception("rebuilding the tool graph failed; keeping the previous one")
+                await self.refit_prior()
+            except Exception:  # a failed fit (database or numerics) must not end learning: keep the last prior
+                logger.exception("refitting the tool prior failed; keeping the previous one")

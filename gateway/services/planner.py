@@ -1,6 +1,7 @@
 """`execute_dag {intent}` without tasks: suggest a workflow, and learn from what then happens to it.
 
-The nearest past intents propose the workflow that served them (`suggest.recalled`); without one near enough
+The nearest past intents propose the workflow that served them (`suggest.recalled`), weighed with the tool
+prior learned from all of them (`tool_prior`); without one near enough
 the DAG is built from the ranking and the learned graph (`suggest.suggest`). A suggestion is remembered by its
 intent for a while: when a workflow with that intent finishes, its outcome feeds the adaptive threshold.
 """
@@ -17,6 +18,7 @@ from gateway.errors import GatewayError
 from gateway.services import thresholds as th
 from gateway.services.search import Recall, SearchService
 from gateway.services.suggest import CONSENSUS_K, Suggestion, recalled, suggest
+from gateway.services.tool_prior import ToolPrior
 
 logger = logging.getLogger(__name__)
 
@@ -38,9 +40,11 @@ class Planner:
     """Suggests DAGs for intents and keeps the suggestion threshold adapted to how suggestions fare."""
 
     def __init__(self, *, search: SearchService, memory: Recall | None = None,
-                 store: ThresholdPort | None = None, use_graph: bool = True) -> None:
+                 store: ThresholdPort | None = None, use_graph: bool = True,
+                 prior: Callable[[], ToolPrior | None] = lambda: None) -> None:
         self._search = search
         self._memory = memory
+        self._prior = prior
         self._store = store
         self._use_graph = use_graph
         self._pending: OrderedDict[str, bool] = OrderedDict()
@@ -57,7 +61,9 @@ class Planner:
         if self._memory is not None and self._use_graph:
             vector = await self._search.embed_query(intent)
             memories = await self._memory.recall(vector, model_id=self._search.model_id, limit=CONSENSUS_K)
-            found = recalled(memories, result.ranked, intent=intent)
+            prior = self._prior()
+            found = recalled(memories, result.ranked, intent=intent,
+                             prior=prior.probabilities(vector) if prior is not None else None)
         suggestion = found or suggest(result.ranked, self._search.current_graph(), use_graph=self._use_graph)
         self._remember(intent, suggestion)
         return suggestion

@@ -159,6 +159,34 @@ async def test_neither_a_failed_run_nor_a_run_without_intent_is_recalled(
     assert await memory.recall(query, model_id=embedder.model_id, limit=5) == []
 
 
+async def test_the_tool_prior_learns_which_tools_each_kind_of_intent_needs_and_refits_only_on_growth(
+    learning_store: LearningStore, memory: IntentMemory, embedder: OnnxEmbedder
+) -> None:
+    learning = service(learning_store, memory=memory, embedder=embedder)
+    assert await learning.refit_prior() is None  # nothing remembered yet
+    weather = [("a", "s:forecast", ()), ("b", "s:email", ("a",))]
+    files = [("a", "s:read_file", ()), ("b", "s:compress", ("a",))]
+    n = 0
+    for intent, tasks in [(INTENT, weather), ("get tomorrow's forecast for Lyon and mail it", weather),
+                          ("read the log file and zip it", files), ("open report.txt and compress it", files)]:
+        n += 1
+        await learning.learn(finished(tasks, intent=intent, number=n))
+    await learning.learn(finished(files, intent="read and zip the file", failed=frozenset({"b"}), number=9))
+
+    await learning.refresh()
+
+    prior = learning.tool_prior
+    assert prior is not None
+    assert prior.samples == 4  # the failed run taught nothing
+    assert set(prior.tools) == {"s:forecast", "s:email", "s:read_file", "s:compress"}
+    asked = prior.probabilities(embedder.embed(["weather in Paris by email please"])[0])
+    assert asked["s:forecast"] > asked.get("s:compress", 0.0)
+    assert asked["s:email"] > asked.get("s:read_file", 0.0)
+
+    assert await learning.refit_prior() is prior  # nothing new remembered: the same fit
+    assert await learning.refit_prior(force=True) is not prior
+
+
 async def until_learned(learning: LearningService, u: str, v: str, timeout_s: float = 10.0) -> None:
     """Poll the snapshot (a rebuild announces itself to nobody) until it holds the edge ``u -> v``."""
     with anyio.fail_after(timeout_s):

@@ -250,6 +250,25 @@ def test_a_workflow_whose_tools_the_intent_names_outweighs_an_equally_near_one()
     assert by_mail.tools == ["chat:send_email"]
 
 
+def test_the_tool_prior_decides_between_equally_near_workflows_and_alone_does_not_overrule_a_consensus() -> None:
+    memories = [
+        Memory(tools=("s:a", "s:b"), edges=(("s:a", "s:b"),), similarity=0.9),
+        Memory(tools=("s:a", "s:c"), edges=(("s:a", "s:c"),), similarity=0.9),
+    ]
+
+    with_b = recalled(memories, [], prior={"s:a": 0.95, "s:b": 0.8, "s:c": 0.1})
+    with_c = recalled(memories, [], prior={"s:a": 0.95, "s:b": 0.1, "s:c": 0.8})
+
+    assert with_b is not None and with_c is not None
+    assert with_b.tools == ["s:a", "s:b"] and with_b.edges == [("s:a", "s:b")]
+    assert with_c.tools == ["s:a", "s:c"] and with_c.edges == [("s:a", "s:c")]
+
+    # Only workflows that served a near intent are proposed: a prior for tools no memory used adds none.
+    agreed = [Memory(tools=("s:a", "s:b"), edges=(("s:a", "s:b"),), similarity=0.9)] * 3
+    found = recalled(agreed, [], prior={"s:x": 0.99, "s:y": 0.99})
+    assert found is not None and found.tools == ["s:a", "s:b"]
+
+
 async def test_the_planner_recalls_the_learned_workflow_for_a_paraphrase(stack: Stack) -> None:
     await stack.learning.learn(report_workflow())
     await stack.learning.refresh()
