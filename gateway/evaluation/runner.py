@@ -108,7 +108,9 @@ async def _learned(db: Database, embedder: Embedder, history: Sequence[EvalQuery
     for i, task in enumerate(history, 1):
         await learning.learn(_replayed(task, i))
         progress("history", i, len(history))
+    progress("learning", 0, 1)  # the graph and the tool prior (seconds for thousands of intents)
     await learning.refresh()
+    progress("learning", 1, 1)
     return learning
 
 
