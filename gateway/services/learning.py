@@ -148,9 +148,11 @@ class LearningService:
             return None
         model_id = self._embedder.model_id
         count = await self._memory.count(model_id=model_id)
+        if count == 0:  # nothing remembered (or all of it pruned): nothing to believe
+            self._prior, self._prior_rows = None, 0
+            return None
         changed = abs(count - self._prior_rows)
-        if count == 0 or (not force and changed == 0) or (not force and self._prior is not None
-                                                         and changed < REFIT_SHARE * self._prior_rows):
+        if not force and (changed == 0 or (self._prior is not None and changed < REFIT_SHARE * self._prior_rows)):
             return self._prior
         vectors, tools = await self._memory.training_rows(model_id=model_id, limit=PRIOR_ROWS)
         previous = self._prior
