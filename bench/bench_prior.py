@@ -1,10 +1,11 @@
 """How long the tool prior takes to fit, from scratch and warm after the memory grew by 5%, and its size.
 
-Run: ``python bench/bench_prior.py [--history PATH] [--runs 3] [--synthetic 5000 500]``.
+Run: ``python bench/bench_prior.py [--history PATH] [--runs 3] [--synthetic 5000 1000]``.
 The real case embeds UltraTool's history intents (2,527, 248 tools) with the default model, as the gateway
 remembers them; the synthetic case draws `rows` random unit vectors whose tools (1-4 of `tools`) follow their
-nearest of `tools` random directions, the size at which the gateway caps the fit (`PRIOR_ROWS`). Prints the
-median wall time over `runs` of a cold fit, a warm refit after 5% more rows, and one `probabilities` call;
+nearest of `tools` random directions, the size at which the gateway caps the fit (`PRIOR_ROWS`, `MAX_TOOLS`).
+Prints the median wall time over `runs` of a cold fit, a warm refit after 5% more rows, and one
+`probabilities` call, and the peak of memory allocated during a fit (tracemalloc, which sees numpy's arrays);
 writes ``bench/results/prior.json``.
 """
 
@@ -14,6 +15,7 @@ import argparse
 import json
 import statistics
 import time
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +51,10 @@ def measure(name: str, vectors: np.ndarray, tools: list[list[str]], runs: int) -
     base_vectors, base_tools = vectors[:-grown], tools[:-grown]
     cold, warm, ask = [], [], []
     prior: ToolPrior | None = None
+    tracemalloc.start()
+    fit(base_vectors, base_tools, max_iterations=5)
+    peak_mb = tracemalloc.get_traced_memory()[1] / 2**20
+    tracemalloc.stop()
     for _ in range(runs):
         started = time.perf_counter()
         first = fit(base_vectors, base_tools)
@@ -64,23 +70,25 @@ def measure(name: str, vectors: np.ndarray, tools: list[list[str]], runs: int) -
     assert prior is not None
     return {"case": name, "rows": len(tools), "tools": len(prior.tools),
             "cold_fit_ms": statistics.median(cold), "warm_refit_ms": statistics.median(warm),
-            "probabilities_ms": statistics.median(ask), "weights_mb": prior.weights.nbytes / 2**20}
+            "probabilities_ms": statistics.median(ask), "weights_mb": prior.weights.nbytes / 2**20,
+            "fit_peak_mb": peak_mb}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--history", type=Path, default=HISTORY)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--synthetic", type=int, nargs=2, default=[5000, 500], metavar=("ROWS", "TOOLS"))
+    parser.add_argument("--synthetic", type=int, nargs=2, default=[5000, 1000], metavar=("ROWS", "TOOLS"))
     args = parser.parse_args()
     machine = _common.machine()
     results = []
     if args.history.exists():
         results.append(measure("ultratool history", *ultratool(args.history), args.runs))
     results.append(measure("synthetic", *synthetic(*args.synthetic), args.runs))
-    print(_common.table(["case", "rows", "tools", "cold fit ms", "warm refit ms", "probabilities ms", "weights MB"],
-                        [[r["case"], r["rows"], r["tools"], r["cold_fit_ms"], r["warm_refit_ms"],
-                          r["probabilities_ms"], r["weights_mb"]] for r in results]))
+    headers = ["case", "rows", "tools", "cold fit ms", "warm refit ms", "probabilities ms", "weights MB",
+               "fit peak MB"]
+    keys = ["case", "rows", "tools", "cold_fit_ms", "warm_refit_ms", "probabilities_ms", "weights_mb", "fit_peak_mb"]
+    print(_common.table(headers, [[r[k] for k in keys] for r in results]))
     path = _common.write_results("prior", {"machine_start": machine, "runs": args.runs, "results": results})
     print(f"written {path}")
 

@@ -11,6 +11,7 @@ agreement. Measured with `eval dag` on UltraTool: node F1 81.6 -> 84.0, edge F1 
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,6 +23,9 @@ from scipy.special import expit
 L2 = 0.03
 """The L2 penalty on the weights (the bias is not penalised), per sample: 1 / C in scikit-learn's terms."""
 MAX_ITERATIONS = 500
+MAX_TOOLS = 1000
+"""Only the most used tools get a model: a fit holds a few (intents x tools) float64 arrays at once (5,000 x 1,000:
+~40 MB each)."""
 MIN_PROBABILITY = 0.05
 """Tools below this probability are left out of `probabilities` (they weigh nothing in practice)."""
 
@@ -51,23 +55,24 @@ class ToolPrior:
 
 
 def fit(vectors: NDArray[np.floating], tool_sets: Sequence[Sequence[str]], *, previous: ToolPrior | None = None,
-        l2: float = L2, max_iterations: int = MAX_ITERATIONS) -> ToolPrior | None:
+        l2: float = L2, max_iterations: int = MAX_ITERATIONS, max_tools: int = MAX_TOOLS) -> ToolPrior | None:
     """Fit the prior on past intents (`vectors`, one row each) and the tools that served them.
 
     `previous` warm-starts the weights of the tools it knew (a refit after a few more workflows converges in
-    fewer steps). None when there is nothing to learn from.
+    fewer steps). Only the `max_tools` most used tools are modelled. None when there is nothing to learn from.
     """
     x = np.asarray(vectors, dtype=np.float64)
     if x.ndim != 2 or x.shape[0] == 0 or x.shape[0] != len(tool_sets):
         return None
-    tools = tuple(sorted({t for s in tool_sets for t in s}))
+    uses = Counter(t for s in tool_sets for t in set(s))
+    tools = tuple(sorted(t for t, _ in sorted(uses.items(), key=lambda kv: (-kv[1], kv[0]))[:max_tools]))
     if not tools:
         return None
     column = {t: k for k, t in enumerate(tools)}
     n, d = x.shape
     y = np.zeros((n, len(tools)))
     for row, used in enumerate(tool_sets):
-        y[row, [column[t] for t in set(used)]] = 1.0
+        y[row, [column[t] for t in set(used) if t in column]] = 1.0
     xb = np.hstack([x, np.ones((n, 1))])
     penalised = np.ones((d + 1, 1))
     penalised[-1] = 0.0

@@ -67,6 +67,18 @@ def test_a_warm_start_from_the_previous_fit_lands_on_the_same_model() -> None:
             assert warm_p.get(tool, 0.0) == pytest.approx(cold_p.get(tool, 0.0), abs=0.05)
 
 
+def test_only_the_most_used_tools_get_a_model_when_there_are_too_many() -> None:
+    vectors, tools = clusters(np.random.default_rng(6))
+    tools = [[*used, f"s:once_{k}"] for k, used in enumerate(tools)]
+
+    prior = fit(vectors, tools, max_tools=3)
+
+    assert prior is not None
+    assert prior.tools == ("s:a", "s:b", "s:c")
+    assert prior.weights.shape == (9, 3)
+    assert prior.probabilities(np.eye(8)[1])["s:c"] > 0.9
+
+
 def test_nothing_to_learn_from_gives_no_prior_and_a_foreign_vector_gets_nothing() -> None:
     assert fit(np.zeros((0, 8)), []) is None
     assert fit(np.ones((2, 8)), [["s:a"]]) is None
