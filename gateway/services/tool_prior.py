@@ -1,12 +1,13 @@
 """Which tools an intent needs, read from its embedding by a model fitted on every past workflow, pure.
 
 The nearest past intents say what served intents like this one, but only the 20 nearest speak, and near
-neighbours often disagree (on UltraTool's history, the nearest past intent at cosine >= 0.9 used the same tools
-only half the time). A multi-label logistic regression over the intent embeddings of all past successful
-workflows (one sigmoid per tool, L2-penalised, fitted by L-BFGS) learns which directions of the embedding space
-call for which tool, from the whole memory. `suggest.recalled` weighs its probabilities beside the neighbours'
-agreement. Measured with `eval dag` on UltraTool: node F1 81.6 -> 84.0, edge F1 54.7 -> 56.4, exact 42.8 ->
-47.2 on its queries; 82.6 -> 84.2, 57.5 -> 58.2 and 47.0 -> 48.0 over 5 folds of its history.
+neighbours often disagree (on UltraTool's history, a past task's nearest other task at cosine >= 0.9 used the
+same tools 60% of the time, the same workflow 51%). A multi-label logistic regression over the intent
+embeddings of all past successful workflows (one sigmoid per tool, L2-penalised, fitted by L-BFGS) learns
+which directions of the embedding space call for which tool, from the whole memory. `suggest.recalled`
+weighs its probabilities beside the neighbours' agreement. Measured with `eval dag` on UltraTool: node F1
+81.6 -> 84.0, edge F1 54.7 -> 56.4, exact 42.8 -> 47.2 on its queries; 82.6 -> 84.2, 57.5 -> 58.2 and
+47.0 -> 48.0 over 5 folds of its history.
 """
 
 from __future__ import annotations
