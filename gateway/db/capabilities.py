@@ -147,7 +147,8 @@ class CapabilityStore:
         display name (``\\`` escapes); `unnamed_only` keeps those still named ``exec_<hash>``; a `user` sees
         their own and the shared ones."""
         params = {"like": like, "unnamed_only": unnamed_only, "limit": limit, "offset": offset, "user": user}
-        async with translated("listing capabilities"), self._pool.connection() as conn:
+        async with translated("listing capabilities"), self._pool.connection() as conn, conn.transaction():
+            await conn.execute(named_query("page_snapshot"))
             cursor = conn.cursor(row_factory=class_row(CapabilityRow))
             rows = await (await cursor.execute(named_query("list_capabilities"), params)).fetchall()
             counter = conn.cursor(row_factory=scalar_row)

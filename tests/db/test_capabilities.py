@@ -15,6 +15,7 @@ from psycopg.rows import dict_row
 
 from gateway.db import CapabilityStore, open_pool
 from gateway.db.capabilities import CapabilityRow
+from gateway.db.queries import query as named_query
 from gateway.errors import InvalidRequestError
 
 pytestmark = pytest.mark.anyio
@@ -133,6 +134,31 @@ async def test_list_filters_by_like_and_unnamed_pages_and_counts_all_matches(
     everything, _ = await capability_store.list()
     assert page == everything[1:3] and total == 4
     assert await capability_store.list(offset=10) == ([], 4)
+
+
+async def test_a_page_and_its_total_come_from_one_snapshot_even_when_a_capability_lands_between_them(
+    capability_store: CapabilityStore, database_url: str,
+) -> None:
+    await recorded(capability_store, "first")
+    params = {"like": None, "unnamed_only": False, "limit": 50, "offset": 0, "user": None}
+    pool = await open_pool(database_url, max_size=1)
+    try:
+        async with pool.connection() as conn:
+            # Without the snapshot (autocommit, one statement each) a commit in between is counted but not listed.
+            listed = await (await conn.execute(named_query("list_capabilities"), params)).fetchall()
+            await recorded(capability_store, "second")
+            counted = await (await conn.execute(named_query("count_capabilities"), params)).fetchone()
+            assert (len(listed), counted) == (1, (2,))
+            async with conn.transaction():
+                await conn.execute(named_query("page_snapshot"))
+                listed = await (await conn.execute(named_query("list_capabilities"), params)).fetchall()
+                await recorded(capability_store, "third")
+                counted = await (await conn.execute(named_query("count_capabilities"), params)).fetchone()
+            assert (len(listed), counted) == (2, (2,))
+    finally:
+        await pool.close()
+    page, total = await capability_store.list()
+    assert (len(page), total) == (3, 3)
 
 
 async def test_a_renamed_capability_keeps_its_old_names_as_aliases(capability_store: CapabilityStore) -> None:

@@ -54,6 +54,11 @@ WHERE (%(user)s::text IS NULL OR v.created_by = %(user)s::text OR v.visibility <
 ORDER BY hits.rank, v.created_at DESC
 LIMIT 1;
 
+-- name: page_snapshot
+-- A page and its total read in one snapshot (else a capability committed between the two reads is counted
+-- but not listed).
+SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY;
+
 -- name: list_capabilities
 SELECT * FROM capability_view v
 WHERE (%(user)s::text IS NULL OR v.created_by = %(user)s::text OR v.visibility <> 'private')
