@@ -58,15 +58,20 @@ async def gateway_client(config: Path, *flags: str, settle: bool = True) -> Asyn
         yield client
 
 
-async def _servers_started(client: Client) -> None:
-    """Wait until search_tools reports no server as starting (or cannot answer: its index is unavailable)."""
+async def _servers_started(client: Client, *, states: frozenset[str] = frozenset({"starting"})) -> None:
+    """Wait until search_tools reports no server in `states` (or cannot answer: its index is unavailable)."""
     with anyio.fail_after(SETTLE_S):
         while True:
             result = await client.call_tool("search_tools", {"query": "servers started", "limit": 1})
             down = (result.structured_content or {}).get("unavailable_servers", [])
-            if result.is_error or all(server["state"] != "starting" for server in down):
+            if result.is_error or all(server["state"] not in states for server in down):
                 return
             await anyio.sleep(0.1)
+
+
+async def servers_back(client: Client) -> None:
+    """Wait until no server is restarting or starting again (a call's short timeout would be spent on it)."""
+    await _servers_started(client, states=frozenset({"starting", "restarting"}))
 
 
 def gateway_processes(config: Path) -> list[psutil.Process]:

@@ -21,6 +21,7 @@ from tests.e2e.support import (
     gateway_processes,
     search,
     search_until,
+    servers_back,
     servers_file,
     text_of,
     wait_gone,
@@ -92,6 +93,7 @@ async def test_a_killed_downstream_is_restarted_and_the_next_call_succeeds(
     async with gateway_client(indexed, "--database-url", database_url) as client:
         first = await client.call_tool("faulty__count_calls", {})
         crashed = await client.call_tool("faulty__crash", {})
+        await servers_back(client)  # a restart can outlast faulty's 1.5 s call timeout on a loaded machine
         echoed = await client.call_tool("faulty__echo", {"text": "back again"})
         count = await client.call_tool("faulty__count_calls", {})
     assert crashed.is_error and "faulty" in text_of(crashed)
