@@ -151,8 +151,7 @@ class LearningService:
         if count == 0:  # nothing remembered (or all of it pruned): nothing to believe
             self._prior, self._prior_rows = None, 0
             return None
-        changed = abs(count - self._prior_rows)
-        if not force and (changed == 0 or (self._prior is not None and changed < REFIT_SHARE * self._prior_rows)):
+        if not force and abs(count - self._prior_rows) < max(1.0, REFIT_SHARE * self._prior_rows):
             return self._prior
         vectors, tools = await self._memory.training_rows(model_id=model_id, limit=PRIOR_ROWS)
         previous = self._prior
@@ -179,8 +178,8 @@ class LearningService:
         task_status.started()
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._refit_when_due)
+            self._prior_due.set()
             while True:
-                self._prior_due.set()
                 with anyio.move_on_after(REFRESH_EVERY_S):
                     await self._dirty.wait()
                 await anyio.sleep(DEBOUNCE_S)
@@ -189,6 +188,7 @@ class LearningService:
                     await self._rebuild()
                 except GatewayError:
                     logger.exception("rebuilding the tool graph failed; keeping the previous one")
+                self._prior_due.set()
 
     async def _refit_when_due(self) -> None:
         """Refit the tool prior after graph rebuilds, one fit at a time; a rebuild during a fit asks for one more."""

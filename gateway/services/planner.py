@@ -1,9 +1,9 @@
 """`execute_dag {intent}` without tasks: suggest a workflow, and learn from what then happens to it.
 
 The nearest past intents propose the workflow that served them (`suggest.recalled`), weighed with the tool
-prior learned from all of them (`tool_prior`); without one near enough
-the DAG is built from the ranking and the learned graph (`suggest.suggest`). A suggestion is remembered by its
-intent for a while: when a workflow with that intent finishes, its outcome feeds the adaptive threshold.
+prior learned from all of them (`tool_prior`); without one near enough the DAG is built from the ranking and
+the learned graph (`suggest.suggest`). A suggestion is remembered by its intent for a while: when a workflow
+with that intent finishes, its outcome feeds the adaptive threshold.
 """
 
 from __future__ import annotations

@@ -66,7 +66,7 @@ def fit(vectors: NDArray[np.floating], tool_sets: Sequence[Sequence[str]], *, pr
     if x.ndim != 2 or x.shape[0] == 0 or x.shape[0] != len(tool_sets):
         return None
     uses = Counter(t for s in tool_sets for t in set(s))
-    tools = tuple(sorted(t for t, _ in sorted(uses.items(), key=lambda kv: (-kv[1], kv[0]))[:max_tools]))
+    tools = tuple(sorted(sorted(uses, key=lambda t: (-uses[t], t))[:max_tools]))
     if not tools:
         return None
     column = {t: k for k, t in enumerate(tools)}
