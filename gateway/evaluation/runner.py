@@ -134,9 +134,9 @@ def _replayed(task: EvalQuery, number: int) -> WorkflowState:
 def _weights(inputs: EvalInputs) -> RankWeights:
     """The ranking mix of a run; the baseline arms rank by one raw signal (linear, no names) and learn nothing."""
     if inputs.signals == "dense":
-        return RankWeights(semantic=1.0, lexical=0.0, named=0.0, semantic_spread=None, graph=False)
+        return RankWeights(semantic=1.0, lexical=0.0, named=0.0, phrases=0.0, semantic_spread=None, graph=False)
     if inputs.signals == "bm25":
-        return RankWeights(semantic=0.0, lexical=1.0, named=0.0, lexical_spread=None, graph=False)
+        return RankWeights(semantic=0.0, lexical=1.0, named=0.0, phrases=0.0, lexical_spread=None, graph=False)
     return RankWeights(graph=inputs.use_graph)
 
 

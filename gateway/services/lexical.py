@@ -1,4 +1,4 @@
-"""Okapi BM25 over tool names and descriptions, in memory, pure numpy.
+"""Okapi BM25 over tool names and descriptions, single words and adjacent word pairs, in memory, pure numpy.
 
 Why not Postgres full-text search on the hot path: natural-language queries need OR semantics, and ranking
 thousands of OR matches with ts_rank_cd costs ~17 ms at 10,000 tools, while these postings answer in well
@@ -8,6 +8,7 @@ under a millisecond. Names are split on camelCase, snake_case and digits, so `ca
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections import Counter
@@ -56,21 +57,25 @@ class Bm25Index:
     def __init__(self, documents: Iterable[tuple[str, str]]) -> None:
         docs = list(documents)
         self.ids: tuple[str, ...] = tuple(d for d, _ in docs)
-        tokenised = [Counter(words(text)) for _, text in docs]
-        lengths = np.array([sum(c.values()) for c in tokenised], dtype=np.float32)
-        average = float(lengths.mean()) if len(docs) else 1.0
-        self._postings = _postings(tokenised, lengths, average or 1.0)
+        said = [words(text) for _, text in docs]
+        self._postings = _postings([Counter(w) for w in said])
+        self._pairs = _postings([Counter(_pairs(w)) for w in said])
 
     def __len__(self) -> int:
         return len(self.ids)
 
-    def search(self, query: str, limit: int) -> list[tuple[str, float]]:
-        """The `limit` best tools for `query` with their BM25 scores (only tools sharing a word)."""
-        scores = np.zeros(len(self.ids), dtype=np.float32)
-        for term in set(words(query)):
-            posting = self._postings.get(term)
-            if posting is not None:
-                scores[posting[0]] += posting[1]
+    def search(self, query: str, limit: int, *, phrases: float = 0.0) -> list[tuple[str, float]]:
+        """The `limit` best tools for `query` with their BM25 scores (only tools sharing a word).
+
+        With `phrases` > 0 each pair of adjacent query words that the tool's text also has side by side adds
+        `phrases` x its own BM25 score over such pairs (the sequential dependence model of Metzler and Croft,
+        2005): "gender and sexuality support" then tells `getGenderAndSexualitySupport` from `getGenderSupport`,
+        which share every single word with it.
+        """
+        said = words(query)
+        scores = _scored(self._postings, set(said), len(self.ids))
+        if phrases > 0:
+            scores += phrases * _scored(self._pairs, set(_pairs(said)), len(self.ids))
         hits = np.flatnonzero(scores)
         if hits.size > limit:
             hits = hits[np.argpartition(-scores[hits], limit - 1)[:limit]]
@@ -78,16 +83,33 @@ class Bm25Index:
         return [(self.ids[i], float(scores[i])) for i in order]
 
 
-def _postings(
-    tokenised: Sequence[Counter[str]], lengths: NDArray[np.float32], average: float
-) -> dict[str, tuple[NDArray[np.int64], NDArray[np.float32]]]:
+_Postings = dict[str, tuple[NDArray[np.int64], NDArray[np.float32]]]
+
+
+def _pairs(said: Sequence[str]) -> list[str]:
+    """Adjacent words (stop words left out, so "gender and sexuality" pairs gender with sexuality)."""
+    return [f"{a} {b}" for a, b in itertools.pairwise(said)]
+
+
+def _scored(postings: _Postings, terms: Iterable[str], size: int) -> NDArray[np.float32]:
+    scores = np.zeros(size, dtype=np.float32)
+    for term in terms:
+        posting = postings.get(term)
+        if posting is not None:
+            scores[posting[0]] += posting[1]
+    return scores
+
+
+def _postings(tokenised: Sequence[Counter[str]]) -> _Postings:
     """Per term: the documents holding it and each one's BM25 contribution (idf x saturated tf)."""
+    lengths = np.array([sum(c.values()) for c in tokenised], dtype=np.float32)
+    average = (float(lengths.mean()) if len(tokenised) else 1.0) or 1.0
     by_term: dict[str, list[tuple[int, int]]] = {}
     for doc, counts in enumerate(tokenised):
         for term, tf in counts.items():
             by_term.setdefault(term, []).append((doc, tf))
     total = len(tokenised)
-    postings: dict[str, tuple[NDArray[np.int64], NDArray[np.float32]]] = {}
+    postings: _Postings = {}
     for term, entries in by_term.items():
         idf = math.log(1 + (total - len(entries) + 0.5) / (len(entries) + 0.5))
         docs = np.array([d for d, _ in entries], dtype=np.int64)

@@ -45,6 +45,8 @@ class RankWeights:
     """Cosine gap below the best candidate that costs a factor e."""
     lexical_spread: float | None = 0.3
     """Share of the best BM25 score below it that costs a factor e."""
+    phrases: float = 0.5
+    """Weight of adjacent query words found side by side in a tool's text, beside single words (`Bm25Index`)."""
     companion: float = 0.35
     companion_seeds: int = 3
     pagerank: float = 0.05

@@ -119,7 +119,7 @@ class SearchService:
         return SearchResult(query=text, hits=hits, unavailable=down, ranked=ranked)
 
     def _words(self, text: str, pool: int, server: str | None) -> list[tuple[str, float]]:
-        found = self._lexical.search(text, pool if server is None else pool * 4)
+        found = self._lexical.search(text, pool if server is None else pool * 4, phrases=self.weights.phrases)
         return found if server is None else [h for h in found if h[0].startswith(f"{server}:")][:pool]
 
     async def _recall(self, vector: NDArray[np.float32], server: str | None) -> dict[str, float]:

@@ -76,6 +76,35 @@ def test_a_query_sharing_no_word_with_any_tool_finds_nothing(query: str) -> None
     assert Bm25Index(TOOLS).search(query, limit=5) == []
 
 
+def test_phrases_tell_a_tool_named_word_for_word_from_one_sharing_every_single_word() -> None:
+    index = Bm25Index([
+        ("s:getGenderSupport", "getGenderSupport | Support services by gender and sexuality"),
+        ("s:getGenderAndSexualitySupport", "getGenderAndSexualitySupport | Support services by gender"),
+    ])
+    query = "available gender and sexuality support services"
+
+    plain = index.search(query, limit=5)
+    phrased = index.search(query, limit=5, phrases=0.5)
+
+    # Single words: both tools hold gender, sexuality, support and service once; the shorter text wins.
+    assert [tool for tool, _ in plain] == ["s:getGenderSupport", "s:getGenderAndSexualitySupport"]
+    # Pairs: "gender sexuality" and "sexuality support" are side by side only in the longer name.
+    assert [tool for tool, _ in phrased] == ["s:getGenderAndSexualitySupport", "s:getGenderSupport"]
+
+
+def test_a_phrase_adds_its_weight_times_the_pairs_own_bm25_score() -> None:
+    index = Bm25Index([("s:a", "net income"), ("s:b", "income net")])
+
+    (_, a_plain), (_, b_plain) = sorted(index.search("net income", limit=5))
+    scores = dict(index.search("net income", limit=5, phrases=0.5))
+
+    # One document of two holds the pair "net income"; each holds exactly one pair, the average.
+    pair = math.log(1 + (2 - 1 + 0.5) / (1 + 0.5)) * 2.2 / (1 + 1.2)
+    assert a_plain == pytest.approx(b_plain)
+    assert scores["s:a"] == pytest.approx(a_plain + 0.5 * pair, rel=1e-6)
+    assert scores["s:b"] == pytest.approx(b_plain, rel=1e-6)
+
+
 @pytest.mark.parametrize(
     ("query", "name", "share"),
     [
