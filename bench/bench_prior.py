@@ -5,7 +5,8 @@ The real case embeds UltraTool's history intents (2,527, 248 tools) with the def
 remembers them; the synthetic case draws `rows` random unit vectors whose tools (1-4 of `tools`) follow their
 nearest of `tools` random directions, the size at which the gateway caps the fit (`PRIOR_ROWS`, `MAX_TOOLS`).
 Prints the median wall time over `runs` of a cold fit, a warm refit after 5% more rows, and one
-`probabilities` call, and the peak of memory allocated during a fit (tracemalloc, which sees numpy's arrays);
+`probabilities` call, the peak of memory allocated during a fit (tracemalloc, which sees numpy's arrays), and
+storing the fit in a temporary embedded Postgres and reading it back (what a restart does instead of a cold fit);
 writes ``bench/results/prior.json``.
 """
 
@@ -14,15 +15,19 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import tempfile
 import time
 import tracemalloc
 from pathlib import Path
 from typing import Any
 
 import _common
+import anyio
 import numpy as np
 
+from gateway.db import IntentMemory, open_database
 from gateway.embed import load_embedder
+from gateway.models import StoredPrior
 from gateway.services.learning import REFIT_SHARE
 from gateway.services.tool_prior import ToolPrior, fit
 
@@ -71,7 +76,28 @@ def measure(name: str, vectors: np.ndarray, tools: list[list[str]], runs: int) -
     return {"case": name, "rows": len(tools), "tools": len(prior.tools),
             "cold_fit_ms": statistics.median(cold), "warm_refit_ms": statistics.median(warm),
             "probabilities_ms": statistics.median(ask), "weights_mb": prior.weights.nbytes / 2**20,
-            "fit_peak_mb": peak_mb}
+            "fit_peak_mb": peak_mb, "prior": prior}
+
+
+async def stored(results: list[dict[str, Any]], runs: int) -> None:
+    """Median ms to store each case's fit and to read it back, in a fresh embedded Postgres."""
+    with tempfile.TemporaryDirectory(prefix="pml-bench-prior-") as scratch:
+        async with open_database(url=None, pgdata=Path(scratch) / "pgdata") as db:
+            memory: IntentMemory = db.memory
+            for result in results:
+                prior = result.pop("prior")
+                kept = StoredPrior(tools=prior.tools, weights=prior.weights, samples=prior.samples,
+                                   intents=prior.samples)
+                store, read = [], []
+                for _ in range(runs):
+                    started = time.perf_counter()
+                    await memory.store_prior(kept, model_id=result["case"])
+                    store.append(_common.timed_ms(started))
+                    started = time.perf_counter()
+                    back = await memory.stored_prior(model_id=result["case"])
+                    read.append(_common.timed_ms(started))
+                    assert back is not None and np.array_equal(back.weights, prior.weights)
+                result["store_ms"], result["read_back_ms"] = statistics.median(store), statistics.median(read)
 
 
 def main() -> None:
@@ -85,9 +111,11 @@ def main() -> None:
     if args.history.exists():
         results.append(measure("ultratool history", *ultratool(args.history), args.runs))
     results.append(measure("synthetic", *synthetic(*args.synthetic), args.runs))
+    anyio.run(stored, results, args.runs)
     headers = ["case", "rows", "tools", "cold fit ms", "warm refit ms", "probabilities ms", "weights MB",
-               "fit peak MB"]
-    keys = ["case", "rows", "tools", "cold_fit_ms", "warm_refit_ms", "probabilities_ms", "weights_mb", "fit_peak_mb"]
+               "fit peak MB", "store ms", "read back ms"]
+    keys = ["case", "rows", "tools", "cold_fit_ms", "warm_refit_ms", "probabilities_ms", "weights_mb", "fit_peak_mb",
+            "store_ms", "read_back_ms"]
     print(_common.table(headers, [[r[k] for k in keys] for r in results]))
     path = _common.write_results("prior", {"machine_start": machine, "runs": args.runs, "results": results})
     print(f"written {path}")

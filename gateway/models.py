@@ -7,6 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
+
 JsonObject = dict[str, Any]
 
 
@@ -116,3 +119,14 @@ class EpisodicEvent:
     data: JsonObject
     task_id: str | None = None
     context_hash: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class StoredPrior:
+    """A fitted tool prior as stored: weights ``(dimensions + 1) x len(tools)`` (the last row is the bias), the
+    intents it learned from (`samples`) and how many were remembered when it was fitted (`intents`)."""
+
+    tools: tuple[str, ...]
+    weights: NDArray[np.float64]
+    samples: int
+    intents: int

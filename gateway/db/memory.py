@@ -13,6 +13,7 @@ from psycopg.types.json import Jsonb
 from gateway.db.pool import Pool, translated
 from gateway.db.queries import query as named_query
 from gateway.db.tools import Vector
+from gateway.models import StoredPrior
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -62,6 +63,28 @@ class IntentMemory:
             return np.zeros((0, 0), dtype=np.float32), []
         return (np.vstack([np.asarray(embedding.to_numpy(), dtype=np.float32) for embedding, _ in rows]),
                 [list(tools) for _, tools in rows])
+
+
+    async def stored_prior(self, *, model_id: str) -> StoredPrior | None:
+        """The tool prior last stored for this embedding model; None if there is none or its weights do not
+        have the shape its tools and dimensions say (then it is refitted)."""
+        async with translated("reading the tool prior"), self._pool.connection() as conn:
+            row = await (await conn.execute(named_query("stored_prior"), {"model": model_id})).fetchone()
+        if row is None:
+            return None
+        tools, dimensions, weights, samples, intents = row
+        if len(weights) != (dimensions + 1) * len(tools) * 8:
+            return None
+        matrix = np.frombuffer(weights, dtype="<f8").reshape(dimensions + 1, len(tools)).copy()
+        return StoredPrior(tools=tuple(tools), weights=matrix, samples=samples, intents=intents)
+
+    async def store_prior(self, prior: StoredPrior, *, model_id: str) -> None:
+        """Keep a fitted tool prior for this embedding model, replacing the one before."""
+        weights = np.ascontiguousarray(prior.weights, dtype="<f8")
+        params = {"model": model_id, "tools": list(prior.tools), "dimensions": weights.shape[0] - 1,
+                  "weights": weights.tobytes(), "samples": prior.samples, "intents": prior.intents}
+        async with translated("storing the tool prior"), self._pool.connection() as conn:
+            await conn.execute(named_query("store_prior"), params)
 
 
 def _recalled(*, intent: str, tools: list[str], edges: Any, similarity: float) -> Recalled:

@@ -6,7 +6,8 @@ A rebuild follows this gateway's own learning, another gateway's on the same dat
 called on its notice), and in any case every `REFRESH_EVERY_S`, in case a notice was missed.
 
 The `tool_prior` (which tools an intent needs, fitted on the remembered intents) is refitted in its own task, so
-the graph never waits for it, once the memory has grown by `REFIT_SHARE` since the last fit.
+the graph never waits for it, once the memory has grown by `REFIT_SHARE` since the last fit. Each fit is stored,
+so a restart reads it back and refits only when the rule says so.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ import anyio.to_thread
 import numpy as np
 
 from gateway.dag.state import RunStatus, TaskStatus, WorkflowState
-from gateway.errors import GatewayError
+from gateway.errors import DatabaseError, GatewayError
 from gateway.graph import EDGE_TYPE_WEIGHT, PROMOTE_AFTER, SOURCE_FACTOR, Edge, ToolGraph, build_graph, workflow_edges
+from gateway.models import StoredPrior
 from gateway.ports import Embedder, Vector
 from gateway.services import tool_prior
 from gateway.services.ranking import reliability_factor
@@ -70,6 +72,10 @@ class MemoryPort(Protocol):
     async def count(self, *, model_id: str) -> int: ...
 
     async def training_rows(self, *, model_id: str, limit: int) -> tuple[np.ndarray, list[list[str]]]: ...
+
+    async def stored_prior(self, *, model_id: str) -> StoredPrior | None: ...
+
+    async def store_prior(self, prior: StoredPrior, *, model_id: str) -> None: ...
 
 
 class LearningService:
@@ -151,6 +157,11 @@ class LearningService:
         if count == 0:  # nothing remembered (or all of it pruned): nothing to believe
             self._prior, self._prior_rows = None, 0
             return None
+        if self._prior is None:  # at start: the fit a previous run kept, counted at the intents it was fitted on
+            stored = await self._memory.stored_prior(model_id=model_id)
+            if stored is not None and stored.weights.shape[0] == self._embedder.dimensions + 1:
+                self._prior = ToolPrior(tools=stored.tools, weights=stored.weights, samples=stored.samples)
+                self._prior_rows = stored.intents
         if not force and abs(count - self._prior_rows) < max(1.0, REFIT_SHARE * self._prior_rows):
             return self._prior
         vectors, tools = await self._memory.training_rows(model_id=model_id, limit=PRIOR_ROWS)
@@ -161,7 +172,18 @@ class LearningService:
         self._prior, self._prior_rows = fitted, count
         if fitted is not None:
             logger.debug("tool prior fitted on %d intents (%d tools)", fitted.samples, len(fitted.tools))
+            await self._keep(fitted, count, model_id)
         return fitted
+
+    async def _keep(self, fitted: ToolPrior, count: int, model_id: str) -> None:
+        """Store the fit for the next start; failing that, it is still used now and refitted at the next start."""
+        assert self._memory is not None
+        try:
+            await self._memory.store_prior(
+                StoredPrior(tools=fitted.tools, weights=fitted.weights, samples=fitted.samples, intents=count),
+                model_id=model_id)
+        except DatabaseError as exc:
+            logger.warning("could not store the tool prior (%s); it is used, and refitted at the next start", exc)
 
     async def _rebuild(self) -> ToolGraph:
         rows = await self._store.edges()

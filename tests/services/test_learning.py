@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 
 import anyio
+import numpy as np
 import pytest
 
 from gateway.dag import parse_dag
@@ -185,6 +186,45 @@ async def test_the_tool_prior_learns_which_tools_each_kind_of_intent_needs_and_r
 
     assert await learning.refit_prior() is prior  # nothing new remembered: the same fit
     assert await learning.refit_prior(force=True) is not prior
+
+
+async def test_a_restart_reads_the_stored_prior_back_and_refits_only_once_the_memory_has_grown(
+    learning_store: LearningStore, memory: IntentMemory, embedder: OnnxEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    weather = [("a", "s:forecast", ()), ("b", "s:email", ("a",))]
+    files = [("a", "s:read_file", ()), ("b", "s:compress", ("a",))]
+    first = service(learning_store, memory=memory, embedder=embedder)
+    for n, (intent, tasks) in enumerate([(INTENT, weather), ("read the log file and zip it", files)], 1):
+        await first.learn(finished(tasks, intent=intent, number=n))
+    fitted = await first.refit_prior()
+    assert fitted is not None
+
+    fits: list[object] = []
+    real_fit = learning_module.tool_prior.fit
+
+    def counted_fit(*args: object, **kwargs: object) -> object:
+        fits.append(kwargs.get("previous"))
+        return real_fit(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(learning_module.tool_prior, "fit", counted_fit)
+    restarted = service(learning_store, memory=memory, embedder=embedder)
+
+    read = await restarted.refit_prior()
+
+    assert fits == []  # read back, not refitted
+    assert read is not None and read is restarted.tool_prior
+    assert read.tools == fitted.tools and read.samples == 2
+    assert np.array_equal(read.weights, fitted.weights)
+    asked = embedder.embed(["weather in Paris by email please"])[0]
+    assert read.probabilities(asked) == fitted.probabilities(asked)
+
+    await restarted.learn(finished(files, intent="open report.txt and compress it", number=3))
+    refitted = await restarted.refit_prior()
+
+    assert refitted is not None and refitted.samples == 3
+    assert len(fits) == 1 and fits[0] is read  # warm-started from what was read back
+    stored = await memory.stored_prior(model_id=embedder.model_id)
+    assert stored is not None and stored.intents == 3 and np.array_equal(stored.weights, refitted.weights)
 
 
 async def until_learned(learning: LearningService, u: str, v: str, timeout_s: float = 10.0) -> None:

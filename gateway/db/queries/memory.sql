@@ -20,3 +20,16 @@ SELECT embedding, tools FROM workflow_intent
 WHERE model = %(model)s::text AND success
 ORDER BY id DESC
 LIMIT %(limit)s::int;
+
+-- name: stored_prior
+-- The tool prior last fitted for this embedding model, if any.
+SELECT tools, dimensions, weights, samples, intents FROM tool_prior WHERE model = %(model)s::text;
+
+-- name: store_prior
+-- Keep a freshly fitted tool prior (the last fit of any gateway sharing this database wins).
+INSERT INTO tool_prior (model, tools, dimensions, weights, samples, intents)
+VALUES (%(model)s::text, %(tools)s::text[], %(dimensions)s::int, %(weights)s::bytea, %(samples)s::int,
+        %(intents)s::int)
+ON CONFLICT (model) DO UPDATE
+SET tools = EXCLUDED.tools, dimensions = EXCLUDED.dimensions, weights = EXCLUDED.weights,
+    samples = EXCLUDED.samples, intents = EXCLUDED.intents, fitted_at = now();
