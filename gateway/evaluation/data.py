@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from gateway.errors import ConfigError
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -41,9 +44,16 @@ class EvalQuery:
 
 
 def load_tools(path: Path) -> list[EvalTool]:
+    """The tools, in file order; a repeated id keeps its first line (a warning names the line left out)."""
     tools = []
+    first: dict[str, int] = {}
     for line, doc in _lines(path):
         tool_id = _string(doc, "id", path, line)
+        if tool_id in first:
+            logger.warning("%s:%d: tool id %r repeats line %d; line %d is left out", path, line, tool_id,
+                           first[tool_id], line)
+            continue
+        first[tool_id] = line
         schema = doc.get("input_schema")
         if schema is not None and not isinstance(schema, dict):
             raise ConfigError(f"{path}:{line}: \"input_schema\" must be an object or null")

@@ -152,7 +152,10 @@ def _acyclic(pairs: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
 
 
 def _tool_def(tool: EvalTool) -> ToolDef:
-    return ToolDef(server=SERVER, name=tool.id, description=tool.description,
+    """The tool as a server lists it, named by its id; a `name` that is not the id (a title beside an opaque
+    id) leads the description, so that meaning and words see it too."""
+    description = tool.description if tool.name == tool.id else f"{tool.name}. {tool.description}".strip()
+    return ToolDef(server=SERVER, name=tool.id, description=description,
                    input_schema=tool.input_schema or {"type": "object"})
 
 
