@@ -40,7 +40,8 @@ def _save(notes: dict[str, str]) -> None:
     os.replace(scratch, path)
 
 
-@server.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True))
+@server.tool(title="Write a note",
+             annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True))
 def write_note(title: str, text: str) -> str:
     """Save a note under `title`, replacing the text of any note with the same title."""
     notes = _load()
@@ -49,7 +50,7 @@ def write_note(title: str, text: str) -> str:
     return f"saved note {title!r} ({len(text)} characters)"
 
 
-@server.tool(annotations=ToolAnnotations(read_only_hint=True))
+@server.tool(title="Read a note", annotations=ToolAnnotations(read_only_hint=True))
 def read_note(title: str) -> str:
     """Return the text of the note called `title`; fails if there is none (see list_notes)."""
     notes = _load()
@@ -58,13 +59,14 @@ def read_note(title: str) -> str:
     return notes[title]
 
 
-@server.tool(annotations=ToolAnnotations(read_only_hint=True))
+@server.tool(title="List the notes", annotations=ToolAnnotations(read_only_hint=True))
 def list_notes() -> list[str]:
     """Return the titles of all notes, sorted."""
     return sorted(_load())
 
 
-@server.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True))
+@server.tool(title="Delete a note",
+             annotations=ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True))
 def delete_note(title: str) -> str:
     """Delete the note called `title` for good; fails if there is none."""
     notes = _load()

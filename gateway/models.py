@@ -34,15 +34,28 @@ class ToolDef:
     input_schema: JsonObject = field(default_factory=lambda: {"type": "object"})
     output_schema: JsonObject | None = None
     annotations: JsonObject | None = None
+    title: str | None = None
+    """The server's display title (MCP ``Tool.title``), forwarded as given."""
 
     @property
     def tool_id(self) -> str:
         return tool_id(self.server, self.name)
 
     @property
+    def display_title(self) -> str | None:
+        """`title`, else ``annotations.title`` (the MCP display precedence before the name); None if neither."""
+        if self.title and self.title.strip():
+            return self.title.strip()
+        given = (self.annotations or {}).get("title")
+        return given.strip() if isinstance(given, str) and given.strip() else None
+
+    @property
     def embed_text(self) -> str:
-        """The text that is embedded: ``name | description`` (behaviour.md section 2)."""
-        return f"{self.name} | {self.description}".strip()
+        """The text that is embedded: ``name | description`` (behaviour.md section 2), with the display title,
+        when the server gives one, before the description: ``name | Title. description``."""
+        title = self.display_title
+        head = f"{self.name} | {title}." if title and title != self.name else f"{self.name} |"
+        return f"{head} {self.description}".strip()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

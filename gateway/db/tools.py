@@ -54,7 +54,9 @@ class _EmbeddingState:
     tool_id: str
     server: str
     name: str
+    title: str | None
     description: str
+    annotations: JsonObject | None
     model: str | None
     text_hash: str | None
 
@@ -67,8 +69,13 @@ class _Count:
 
 
 def schema_hash(tool: ToolDef) -> str:
-    """sha256 of the canonical JSON of (description, input_schema, output_schema, annotations)."""
-    doc = [tool.description, tool.input_schema, tool.output_schema, tool.annotations]
+    """sha256 of the canonical JSON of (description, input_schema, output_schema, annotations[, title]).
+
+    The title is appended only when there is one, so tools without one keep the hashes they had before titles
+    were stored (and are not all rewritten on the first sync after the upgrade)."""
+    doc: list[Any] = [tool.description, tool.input_schema, tool.output_schema, tool.annotations]
+    if tool.title is not None:
+        doc.append(tool.title)
     canonical = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -109,14 +116,15 @@ class ToolStore:
         )
 
     async def pending_embeddings(self, model_id: str, *, server: str | None = None) -> list[Pending]:
-        """Tools never embedded, whose `name | description` changed, or embedded by another model."""
+        """Tools never embedded, whose embedded text (`ToolDef.embed_text`) changed, or embedded by another model."""
         async with translated("listing tools to embed"), self._pool.connection() as conn:
             cursor = conn.cursor(row_factory=class_row(_EmbeddingState))
             await cursor.execute(named_query("embedding_states"), {"server": server})
             rows = await cursor.fetchall()
         pending: list[Pending] = []
         for row in rows:
-            text = ToolDef(server=row.server, name=row.name, description=row.description).embed_text
+            text = ToolDef(server=row.server, name=row.name, title=row.title, description=row.description,
+                           annotations=row.annotations).embed_text
             digest = text_hash(text)
             if row.model != model_id or row.text_hash != digest:
                 pending.append(Pending(row.tool_id, text, digest))
@@ -198,7 +206,8 @@ if TYPE_CHECKING:
 
 def _tool_params(tool: ToolDef, digest: str) -> dict[str, Any]:
     return {
-        "tool_id": tool.tool_id, "server": tool.server, "name": tool.name, "description": tool.description,
+        "tool_id": tool.tool_id, "server": tool.server, "name": tool.name, "title": tool.title,
+        "description": tool.description,
         "input_schema": Jsonb(tool.input_schema), "output_schema": _jsonb(tool.output_schema),
         "annotations": _jsonb(tool.annotations), "schema_hash": digest,
     }  # fmt: skip

@@ -56,4 +56,5 @@ def to_tool_def(server: str, tool: types.Tool) -> ToolDef:
         input_schema=dict(tool.input_schema),
         output_schema=dict(tool.output_schema) if tool.output_schema is not None else None,
         annotations=annotations or None,
+        title=tool.title,
     )

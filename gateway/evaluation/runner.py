@@ -152,11 +152,10 @@ def _acyclic(pairs: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
 
 
 def _tool_def(tool: EvalTool) -> ToolDef:
-    """The tool as a server lists it, named by its id; a `name` that is not the id (a title beside an opaque
-    id) leads the description, so that meaning and words see it too."""
-    description = tool.description if tool.name == tool.id else f"{tool.name}. {tool.description}".strip()
-    return ToolDef(server=SERVER, name=tool.id, description=description,
-                   input_schema=tool.input_schema or {"type": "object"})
+    """The tool as a server lists it, named by its id; a `name` that is not the id (a readable name beside an
+    opaque id) is its title, embedded and matched with it."""
+    return ToolDef(server=SERVER, name=tool.id, title=tool.name if tool.name != tool.id else None,
+                   description=tool.description, input_schema=tool.input_schema or {"type": "object"})
 
 
 def _plain(tool_id: str) -> str:

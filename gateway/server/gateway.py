@@ -197,8 +197,10 @@ def _exposed(backend: GatewayBackend, listed: Sequence[ToolDef]) -> list[types.T
         tools.append(
             types.Tool(
                 name=backend.names.name_of(tool.server, tool.name),
+                title=tool.title,
                 description=f"[{tool.server}] {tool.description}",
                 input_schema=tool.input_schema or {"type": "object"},
+                output_schema=tool.output_schema,
                 annotations=types.ToolAnnotations.model_validate(tool.annotations) if tool.annotations else None,
             )
         )

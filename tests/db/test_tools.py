@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
@@ -206,3 +207,36 @@ def test_the_schema_hash_ignores_key_order_but_not_content() -> None:
     b = ToolDef(server="s", name="t", input_schema={"properties": {"b": {}, "a": {}}, "type": "object"})
     assert schema_hash(a) == schema_hash(b)
     assert schema_hash(a) != schema_hash(dataclasses.replace(a, annotations={"readOnlyHint": True}))
+
+
+def test_a_tool_without_a_title_keeps_the_schema_hash_it_had_before_titles_were_stored() -> None:
+    tool = ToolDef(server="s", name="t", description="d", input_schema={"type": "object"})
+    before = hashlib.sha256(b'["d",{"type":"object"},null,null]').hexdigest()  # (description, in, out, annotations)
+    assert schema_hash(tool) == before
+    assert schema_hash(dataclasses.replace(tool, title="T")) != before
+
+
+@pytest.mark.parametrize(
+    ("title", "annotations", "text"),
+    [
+        (None, None, "t001 | does things 1"),
+        ("Does things", None, "t001 | Does things. does things 1"),
+        (None, {"title": "From the hints"}, "t001 | From the hints. does things 1"),
+        ("Given", {"title": "From the hints"}, "t001 | Given. does things 1"),
+        ("t001", None, "t001 | does things 1"),
+    ],
+)
+async def test_a_title_is_stored_and_embedded_before_the_description_and_a_new_one_is_re_embedded(
+    tool_store: ToolStore, title: str | None, annotations: dict[str, str] | None, text: str
+) -> None:
+    await tool_store.sync_server("fs", tools("fs", 2))
+    await embed_all(tool_store, "m1", {"fs:t000": unit((0, 1)), "fs:t001": unit((1, 1))})
+    listed = tools("fs", 2)
+    listed[1] = dataclasses.replace(listed[1], title=title, annotations=annotations)
+
+    report = await tool_store.sync_server("fs", listed)
+
+    assert report.changed == (0 if title is None and annotations is None else 1)
+    assert await tool_store.get_tool("fs:t001") == listed[1]
+    pending = [(p.tool_id, p.text) for p in await tool_store.pending_embeddings("m1")]
+    assert pending == ([] if text == "t001 | does things 1" else [("fs:t001", text)])

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import anyio
 import psutil
 import psycopg
 import pytest
+from mcp import Client, StdioServerParameters, types
 from mcp.shared.exceptions import MCPError
 
 from tests.e2e.support import (
@@ -141,8 +144,23 @@ async def test_expose_all_lists_the_downstream_tools_by_client_safe_name(tmp_pat
     config = servers_file(tmp_path, expose="all")
     assert run_cli("index", "--config", str(config), "--database-url", database_url).returncode == 0
     async with gateway_client(config, "--database-url", database_url) as client:
-        names = {t.name for t in (await client.list_tools()).tools}
-    assert {"search_tools", "time__get_current_time", "notes__write_note", "faulty__echo"} <= names
+        listed = {t.name: t for t in (await client.list_tools()).tools}
+        listed_by_notes = {t.name: t for t in (await notes_tools())}
+    assert {"search_tools", "time__get_current_time", "notes__write_note", "faulty__echo"} <= set(listed)
+    # What the server says of a tool reaches the client: its title and its output schema, as given.
+    write = listed["notes__write_note"]
+    assert write.title == "Write a note" == listed_by_notes["write_note"].title
+    assert write.output_schema is not None
+    assert write.output_schema == listed_by_notes["write_note"].output_schema
+    assert listed["time__get_current_time"].title is None
+
+
+async def notes_tools() -> list[types.Tool]:
+    """The notes server's own listing, straight from it."""
+    params = StdioServerParameters(command=sys.executable, args=[str(ROOT / "examples" / "notes_server.py")],
+                                   env={**os.environ, "NOTES_FILE": os.devnull})
+    async with Client(params, read_timeout_seconds=60) as client:
+        return list((await client.list_tools()).tools)
 
 
 async def test_no_child_process_survives_the_gateway(indexed: Path, database_url: str) -> None:

@@ -33,11 +33,11 @@ def test_a_repeated_tool_id_keeps_its_first_line_and_a_warning_names_both_lines(
     assert "tools.jsonl:3: tool id 'weather' repeats line 1" in caplog.text
 
 
-def test_a_name_other_than_the_id_leads_the_indexed_description() -> None:
+def test_a_name_other_than_the_id_is_the_title_embedded_before_the_description() -> None:
     opaque = EvalTool(id="api_17", name="Currency converter", description="Rates from the ECB.", input_schema=None)
     plain = EvalTool(id="get_weather", name="get_weather", description="Weather by city.", input_schema=None)
 
-    assert _tool_def(opaque).name == "api_17"
+    assert (_tool_def(opaque).name, _tool_def(opaque).title) == ("api_17", "Currency converter")
     assert _tool_def(opaque).embed_text == "api_17 | Currency converter. Rates from the ECB."
     assert _tool_def(plain).embed_text == "get_weather | Weather by city."
     assert _tool_def(plain).input_schema == {"type": "object"}

@@ -9,13 +9,14 @@ SELECT tool_id, schema_hash FROM tool_schema WHERE server_id = %(server)s;
 
 -- name: upsert_tool
 INSERT INTO tool_schema
-    (tool_id, server_id, name, description, input_schema, output_schema, annotations, schema_hash)
+    (tool_id, server_id, name, title, description, input_schema, output_schema, annotations, schema_hash)
 VALUES
-    (%(tool_id)s, %(server)s, %(name)s, %(description)s, %(input_schema)s, %(output_schema)s,
+    (%(tool_id)s, %(server)s, %(name)s, %(title)s, %(description)s, %(input_schema)s, %(output_schema)s,
      %(annotations)s, %(schema_hash)s)
 ON CONFLICT (tool_id) DO UPDATE SET
     server_id = EXCLUDED.server_id,
     name = EXCLUDED.name,
+    title = EXCLUDED.title,
     description = EXCLUDED.description,
     input_schema = EXCLUDED.input_schema,
     output_schema = EXCLUDED.output_schema,
@@ -27,7 +28,7 @@ ON CONFLICT (tool_id) DO UPDATE SET
 DELETE FROM tool_schema WHERE tool_id = ANY(%(tool_ids)s::text[]);
 
 -- name: embedding_states
-SELECT s.tool_id, s.server_id AS server, s.name, s.description, e.model, e.text_hash
+SELECT s.tool_id, s.server_id AS server, s.name, s.title, s.description, s.annotations, e.model, e.text_hash
 FROM tool_schema s LEFT JOIN tool_embedding e USING (tool_id)
 WHERE %(server)s::text IS NULL OR s.server_id = %(server)s
 ORDER BY s.tool_id;
@@ -44,11 +45,11 @@ ON CONFLICT (tool_id) DO UPDATE SET
     updated_at = now();
 
 -- name: get_tool
-SELECT server_id AS server, name, description, input_schema, output_schema, annotations
+SELECT server_id AS server, name, title, description, input_schema, output_schema, annotations
 FROM tool_schema WHERE tool_id = %(tool_id)s;
 
 -- name: all_tools
-SELECT server_id AS server, name, description, input_schema, output_schema, annotations
+SELECT server_id AS server, name, title, description, input_schema, output_schema, annotations
 FROM tool_schema ORDER BY tool_id;
 
 -- name: count_by_server
