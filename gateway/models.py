@@ -70,6 +70,7 @@ class SearchHit:
     score: float
     semantic: float
     annotations: JsonObject | None = None
+    title: str | None = None
     before: tuple[str, ...] = ()
     after: tuple[str, ...] = ()
 

@@ -99,6 +99,7 @@ def search_payload(
             "tool_id": h.tool_id,
             "server": h.server,
             "name": h.name,
+            **({"title": h.title} if h.title else {}),
             "call_as": call_as.get(h.tool_id, h.tool_id),
             "description": h.description,
             "input_schema": h.input_schema,

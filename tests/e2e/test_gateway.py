@@ -146,6 +146,10 @@ async def test_expose_all_lists_the_downstream_tools_by_client_safe_name(tmp_pat
     async with gateway_client(config, "--database-url", database_url) as client:
         listed = {t.name: t for t in (await client.list_tools()).tools}
         listed_by_notes = {t.name: t for t in (await notes_tools())}
+        found = await client.call_tool("search_tools", {"query": "save a note under a title", "limit": 10})
+    hits = {h["tool_id"]: h for h in (found.structured_content or {})["results"]}
+    assert hits["notes:write_note"]["title"] == "Write a note"
+    assert "title" not in hits.get("time:get_current_time", {})
     assert {"search_tools", "time__get_current_time", "notes__write_note", "faulty__echo"} <= set(listed)
     # What the server says of a tool reaches the client: its title and its output schema, as given.
     write = listed["notes__write_note"]

@@ -82,7 +82,7 @@ WITH dense AS MATERIALIZED (
 ), pool AS (
     SELECT tool_id FROM dense UNION SELECT unnest(%(extra)s::text[])
 )
-SELECT s.tool_id, s.server_id AS server, s.name, s.description, s.input_schema, s.annotations,
+SELECT s.tool_id, s.server_id AS server, s.name, s.title, s.description, s.input_schema, s.annotations,
        1 - (e.embedding <=> %(query)s::vector) AS semantic
 FROM pool p
 JOIN tool_schema s ON s.tool_id = p.tool_id
@@ -98,7 +98,7 @@ WITH dense AS MATERIALIZED (
 ), pool AS (
     SELECT tool_id FROM dense UNION SELECT unnest(%(extra)s::text[])
 )
-SELECT s.tool_id, s.server_id AS server, s.name, s.description, s.input_schema, s.annotations,
+SELECT s.tool_id, s.server_id AS server, s.name, s.title, s.description, s.input_schema, s.annotations,
        1 - (e.embedding <=> %(query)s::vector) AS semantic
 FROM pool p
 JOIN tool_schema s ON s.tool_id = p.tool_id AND s.server_id = %(server)s::text
