@@ -117,9 +117,9 @@ async def load(store: ToolStore, tools: list[Tool], vectors: NDArray[np.float32]
 
 async def plan(store_pool: Any, vector: NDArray[np.float32], model_id: str) -> dict[str, Any]:
     """EXPLAIN ANALYZE of the unfiltered search: whether the HNSW index answers, and its own timing."""
-    params = {"query": vector, "model": model_id, "limit": LIMIT, "server": None}
+    params = {"query": vector, "model": model_id, "pool": LIMIT, "extra": []}
     async with store_pool.connection() as conn:
-        cursor = await conn.execute("EXPLAIN (ANALYZE, COSTS OFF) " + named_query("search_tools"), params)
+        cursor = await conn.execute("EXPLAIN (ANALYZE, COSTS OFF) " + named_query("search_pool"), params)
         lines = [row[0] for row in await cursor.fetchall()]
     return {
         "uses_hnsw": any("tool_embedding_hnsw_idx" in line for line in lines),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -33,3 +34,15 @@ def test_the_packaged_queries_are_found_by_name() -> None:
     assert query("search_pool").startswith("WITH dense AS MATERIALIZED")
     with pytest.raises(LookupError, match="no SQL query named 'nope'"):
         query("nope")
+
+
+def test_every_query_named_in_the_code_and_the_benchmarks_exists() -> None:
+    # The benchmarks run outside the tests: a renamed query once broke bench_search.py unnoticed.
+    root = Path(__file__).resolve().parents[2]
+    called = re.compile(r"\b(?:named_query|query|composed)\(\s*\"([a-z_][a-z0-9_]*)\"")
+    sources = [*root.joinpath("gateway").rglob("*.py"), *root.joinpath("bench").glob("*.py")]
+    names = {(path.name, name) for path in sources for name in called.findall(path.read_text(encoding="utf-8"))}
+    known = load_queries()
+
+    assert len(names) > 50  # the pattern still finds the calls
+    assert sorted((file, name) for file, name in names if name not in known) == []
