@@ -11,6 +11,8 @@ import random
 import statistics
 import time
 
+import _common  # noqa: F401  (puts the repository root on sys.path, as in the other scripts)
+
 from gateway.embed import load_embedder
 
 QUERY = "what time is it in Tokyo right now please"

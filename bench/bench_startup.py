@@ -128,7 +128,7 @@ def cli_index(config: Path, data_dir: Path, log: Path) -> float:
     started = time.perf_counter()
     with log.open("a", encoding="utf-8") as err:
         subprocess.run(gateway_command("index", "--config", str(config), "--data-dir", str(data_dir)),
-                       check=True, stdout=err, stderr=err, env=clean_env(), timeout=600)  # fmt: skip
+                       check=True, stdout=err, stderr=err, env=clean_env(), cwd=ROOT, timeout=600)  # fmt: skip
     return time.perf_counter() - started
 
 

@@ -78,6 +78,8 @@ class SearchService:
         self._servers = servers
         self._lexical = Bm25Index([])
         self._names: dict[str, frozenset[str]] = {}
+        self._documents: dict[str, str] | None = None
+        self._generation = 0
         self._cache: OrderedDict[str, NDArray[np.float32]] = OrderedDict()
 
     def current_graph(self) -> ToolGraph:
@@ -85,11 +87,28 @@ class SearchService:
         return self._graph() if self.weights.graph else ToolGraph.empty()
 
     async def set_tools(self, tools: Iterable[ToolDef]) -> None:
-        """Rebuild the word index over `tools` (off the event loop)."""
+        """Rebuild the word index over `tools` (off the event loop).
+
+        The same texts as the last call rebuild nothing: at a restart every server lists what the index already
+        holds, and 20 servers of 4,076 tools cost 20 builds of 0.18 s each on the start's busy cores. Of builds
+        that overlap, only the one asked for last is kept, whichever thread ends last.
+        """
         tools = list(tools)
-        documents = [(t.tool_id, t.embed_text) for t in tools]
-        self._lexical = await anyio.to_thread.run_sync(Bm25Index, documents, limiter=self._limiter)
-        self._names = {t.tool_id: frozenset(words(t.name)) for t in tools}
+        documents = {t.tool_id: t.embed_text for t in tools}
+        if documents == self._documents:
+            return
+        self._documents = documents
+        self._generation += 1
+        generation = self._generation
+        try:
+            built = await anyio.to_thread.run_sync(Bm25Index, list(documents.items()), limiter=self._limiter)
+        except BaseException:
+            if generation == self._generation:
+                self._documents = None  # not built: the next call builds it
+            raise
+        if generation == self._generation:
+            self._lexical = built
+            self._names = {t.tool_id: frozenset(words(t.name)) for t in tools}
 
     async def search(
         self, query: str, *, limit: int = 5, server: str | None = None,

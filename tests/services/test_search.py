@@ -1,0 +1,92 @@
+"""The search service's word index: rebuilt only when the tools' texts change, and never left on a stale build."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections.abc import Iterable
+from typing import ClassVar
+
+import anyio
+import pytest
+
+from gateway.db import ToolStore
+from gateway.embed import OnnxEmbedder, load_embedder
+from gateway.models import ToolDef
+from gateway.services import search as search_module
+from gateway.services.lexical import Bm25Index
+from gateway.services.search import SearchService
+
+pytestmark = pytest.mark.anyio
+
+TOOLS = [
+    ToolDef(server="s", name="get_forecast", description="Weather forecast for a city"),
+    ToolDef(server="s", name="send_email", description="Send an email"),
+]
+
+
+class Spied(Bm25Index):
+    """A real `Bm25Index` that records each build; a build whose texts mention `slow` takes 0.5 s longer."""
+
+    builds: ClassVar[list[dict[str, str]]] = []
+    lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, documents: Iterable[tuple[str, str]]) -> None:
+        docs = dict(documents)
+        with Spied.lock:
+            Spied.builds.append(docs)
+        if any("slow" in text for text in docs.values()):
+            time.sleep(0.5)
+        super().__init__(docs.items())
+
+
+@pytest.fixture
+def spied(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, str]]:
+    Spied.builds = []
+    monkeypatch.setattr(search_module, "Bm25Index", Spied)
+    return Spied.builds
+
+
+@pytest.fixture(scope="module")
+def embedder() -> OnnxEmbedder:
+    return load_embedder()
+
+
+def service(tool_store: ToolStore, embedder: OnnxEmbedder) -> SearchService:
+    """A fresh service; the empty index it starts with is not counted as a build."""
+    made = SearchService(index=tool_store, embedder=embedder, limiter=anyio.CapacityLimiter(2))
+    Spied.builds.clear()
+    return made
+
+
+async def test_the_same_tools_again_rebuild_nothing_and_a_changed_text_rebuilds(
+    tool_store: ToolStore, embedder: OnnxEmbedder, spied: list[dict[str, str]]
+) -> None:
+    search = service(tool_store, embedder)
+
+    await search.set_tools(TOOLS)
+    await search.set_tools(list(reversed(TOOLS)))  # same tools, another order: a restart's re-listing
+    assert len(spied) == 1
+
+    changed = [TOOLS[0], dataclasses.replace(TOOLS[1], description="Send an email or a text message")]
+    await search.set_tools(changed)
+    assert len(spied) == 2
+    assert spied[-1]["s:send_email"] == "send_email | Send an email or a text message"
+    assert [tool for tool, _ in search._lexical.search("text message", limit=5)] == ["s:send_email"]
+
+
+async def test_of_two_overlapping_builds_the_one_asked_for_last_is_kept(
+    tool_store: ToolStore, embedder: OnnxEmbedder, spied: list[dict[str, str]]
+) -> None:
+    search = service(tool_store, embedder)
+    slow = [*TOOLS, ToolDef(server="s", name="old_tool", description="slow to index")]
+    fresh = [*TOOLS, ToolDef(server="s", name="new_tool", description="quick to index")]
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(search.set_tools, slow)
+        await anyio.sleep(0.1)  # the slow build is running in its thread
+        tg.start_soon(search.set_tools, fresh)
+
+    assert len(spied) == 2  # both were built; the slow one finished last
+    assert "s:new_tool" in search._lexical.ids and "s:old_tool" not in search._lexical.ids
