@@ -115,13 +115,18 @@ class Runtime:
             try:
                 async with open_database(url=self._settings.database_url, pgdata=self._settings.pgdata) as db:
                     try:
-                        await self._open_index(db)
-                        await anyio.sleep_forever()
+                        # What uses the database runs in this group, so that a shutdown cancels it and waits for
+                        # it (an embedding batch ending in its thread, a last write) before the pool closes.
+                        async with anyio.create_task_group() as with_db:
+                            self._tg = with_db
+                            await self._open_index(db)
+                            await anyio.sleep_forever()
                     finally:
+                        self._tg, self._indexer = tg, None  # late callbacks (a server stopping) start nothing here
                         await record_stopped(db, self.supervisor.statuses())
                         await self.telemetry.close(db.learning)
-            except GatewayError as exc:
-                self._fail(str(exc))
+            except* GatewayError as failed:
+                self._fail(str(_first_leaf(failed)))
                 await anyio.sleep_forever()
 
     async def search(
@@ -434,6 +439,15 @@ class Runtime:
         logger.error("the tool index could not be opened: %s", reason)
         self._failure = reason
         self._ready.set()
+
+
+def _first_leaf(group: BaseExceptionGroup[GatewayError]) -> GatewayError:
+    """The first exception of a (possibly nested) group, for a one-line reason."""
+    found: BaseException = group
+    while isinstance(found, BaseExceptionGroup):
+        found = found.exceptions[0]
+    assert isinstance(found, GatewayError)
+    return found
 
 
 async def record_stopped(db: Database, statuses: Sequence[ServerStatus]) -> None:

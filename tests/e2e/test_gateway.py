@@ -241,3 +241,19 @@ def _time_only_with_notes_disabled(config: Path, target: Path) -> Path:
     target.write_text(json.dumps({"mcpServers": {"time": servers["time"],
                                                  "notes": {**servers["notes"], "disabled": True}}}))
     return target
+
+
+async def test_an_unreachable_database_leaves_the_gateway_up_saying_why_and_still_calling_tools(
+    tmp_path: Path,
+) -> None:
+    config = servers_file(tmp_path)
+    unreachable = "postgresql://nobody@127.0.0.1:1/nothing?connect_timeout=2"
+    async with gateway_client(config, "--database-url", unreachable, settle=False) as client:
+        names = {t.name for t in (await client.list_tools()).tools}
+        searched = await client.call_tool("search_tools", {"query": "what time is it"})
+        again = await client.call_tool("search_tools", {"query": "still there?"})
+        called = await client.call_tool("time__get_current_time", {"timezone": "UTC"})
+    assert "search_tools" in names
+    assert searched.is_error and "the tool index is not available" in text_of(searched)
+    assert again.is_error and text_of(again) == text_of(searched)
+    assert not called.is_error and "UTC" in text_of(called)
