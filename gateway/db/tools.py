@@ -154,7 +154,8 @@ class ToolStore:
     async def search_pool(
         self, query: Vector, *, model_id: str, pool: int, extra: Sequence[str] = (), server: str | None = None
     ) -> list[SearchHit]:
-        """The `pool` nearest tools plus the `extra` ones, unordered, each with its cosine similarity."""
+        """The `pool` nearest tools plus the `extra` ones, unordered, each with its cosine similarity (0 for an
+        `extra` tool this model has not embedded yet)."""
         sql = named_query("search_pool" if server is None else "search_pool_server")
         params = {"query": np.asarray(query, dtype=np.float32), "model": model_id, "pool": pool,
                   "extra": list(extra), "server": server}

@@ -240,3 +240,16 @@ async def test_a_title_is_stored_and_embedded_before_the_description_and_a_new_o
     assert await tool_store.get_tool("fs:t001") == listed[1]
     pending = [(p.tool_id, p.text) for p in await tool_store.pending_embeddings("m1")]
     assert pending == ([] if text == "t001 | does things 1" else [("fs:t001", text)])
+
+
+async def test_a_tool_found_by_words_before_it_is_embedded_joins_the_pool_with_similarity_zero(
+    tool_store: ToolStore,
+) -> None:
+    await tool_store.sync_server("fs", tools("fs", 3))
+    await embed_all(tool_store, "m1", {"fs:t000": unit((0, 1))})  # t001 and t002 still wait for their embedding
+
+    pool = await tool_store.search_pool(unit((0, 1)), model_id="m1", pool=5, extra=["fs:t001"])
+    nearest = await tool_store.search(unit((0, 1)), model_id="m1", limit=5)
+
+    assert sorted((h.tool_id, round(h.semantic, 4)) for h in pool) == [("fs:t000", 1.0), ("fs:t001", 0.0)]
+    assert [h.tool_id for h in nearest] == ["fs:t000"]  # by meaning alone only embedded tools are found

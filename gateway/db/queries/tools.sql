@@ -73,7 +73,8 @@ SELECT server_id AS name, state, reason, tool_count, restarts, pid FROM server_s
 
 -- name: search_pool
 -- The candidate pool of a hybrid search: the HNSW nearest tools plus the tools named in `extra` (found by
--- words or by the learned graph), each with its exact cosine similarity to the query.
+-- words or by the learned graph), each with its exact cosine similarity to the query; an `extra` tool not yet
+-- embedded by this model (the first indexing is still running) comes with similarity 0, so words still find it.
 WITH dense AS MATERIALIZED (
     SELECT tool_id FROM tool_embedding
     WHERE model = %(model)s::text
@@ -83,10 +84,10 @@ WITH dense AS MATERIALIZED (
     SELECT tool_id FROM dense UNION SELECT unnest(%(extra)s::text[])
 )
 SELECT s.tool_id, s.server_id AS server, s.name, s.title, s.description, s.input_schema, s.annotations,
-       1 - (e.embedding <=> %(query)s::vector) AS semantic
+       COALESCE(1 - (e.embedding <=> %(query)s::vector), 0) AS semantic
 FROM pool p
 JOIN tool_schema s ON s.tool_id = p.tool_id
-JOIN tool_embedding e ON e.tool_id = p.tool_id AND e.model = %(model)s::text;
+LEFT JOIN tool_embedding e ON e.tool_id = p.tool_id AND e.model = %(model)s::text;
 
 -- name: search_pool_server
 -- The same within one server: an exact scan of its tools (see search_server_tools).
@@ -99,7 +100,7 @@ WITH dense AS MATERIALIZED (
     SELECT tool_id FROM dense UNION SELECT unnest(%(extra)s::text[])
 )
 SELECT s.tool_id, s.server_id AS server, s.name, s.title, s.description, s.input_schema, s.annotations,
-       1 - (e.embedding <=> %(query)s::vector) AS semantic
+       COALESCE(1 - (e.embedding <=> %(query)s::vector), 0) AS semantic
 FROM pool p
 JOIN tool_schema s ON s.tool_id = p.tool_id AND s.server_id = %(server)s::text
-JOIN tool_embedding e ON e.tool_id = p.tool_id AND e.model = %(model)s::text;
+LEFT JOIN tool_embedding e ON e.tool_id = p.tool_id AND e.model = %(model)s::text;
