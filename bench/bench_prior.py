@@ -51,7 +51,7 @@ def synthetic(rows: int, tools: int, *, seed: int = 7) -> tuple[np.ndarray, list
     return vectors, used
 
 
-def measure(name: str, vectors: np.ndarray, tools: list[list[str]], runs: int) -> dict[str, Any]:
+def measure(name: str, vectors: np.ndarray, tools: list[list[str]], runs: int) -> tuple[dict[str, Any], ToolPrior]:
     grown = max(1, int(len(tools) * REFIT_SHARE))
     base_vectors, base_tools = vectors[:-grown], tools[:-grown]
     cold, warm, ask = [], [], []
@@ -76,16 +76,15 @@ def measure(name: str, vectors: np.ndarray, tools: list[list[str]], runs: int) -
     return {"case": name, "rows": len(tools), "tools": len(prior.tools),
             "cold_fit_ms": statistics.median(cold), "warm_refit_ms": statistics.median(warm),
             "probabilities_ms": statistics.median(ask), "weights_mb": prior.weights.nbytes / 2**20,
-            "fit_peak_mb": peak_mb, "prior": prior}
+            "fit_peak_mb": peak_mb}, prior
 
 
-async def stored(results: list[dict[str, Any]], runs: int) -> None:
-    """Median ms to store each case's fit and to read it back, in a fresh embedded Postgres."""
+async def stored(measured: list[tuple[dict[str, Any], ToolPrior]], runs: int) -> None:
+    """Median ms to store each case's fit and to read it back, in a fresh embedded Postgres (into its result)."""
     with tempfile.TemporaryDirectory(prefix="pml-bench-prior-") as scratch:
         async with open_database(url=None, pgdata=Path(scratch) / "pgdata") as db:
             memory: IntentMemory = db.memory
-            for result in results:
-                prior = result.pop("prior")
+            for result, prior in measured:
                 kept = StoredPrior(tools=prior.tools, weights=prior.weights, samples=prior.samples,
                                    intents=prior.samples)
                 store, read = [], []
@@ -107,11 +106,12 @@ def main() -> None:
     parser.add_argument("--synthetic", type=int, nargs=2, default=[5000, 1000], metavar=("ROWS", "TOOLS"))
     args = parser.parse_args()
     machine = _common.machine()
-    results = []
+    measured = []
     if args.history.exists():
-        results.append(measure("ultratool history", *ultratool(args.history), args.runs))
-    results.append(measure("synthetic", *synthetic(*args.synthetic), args.runs))
-    anyio.run(stored, results, args.runs)
+        measured.append(measure("ultratool history", *ultratool(args.history), args.runs))
+    measured.append(measure("synthetic", *synthetic(*args.synthetic), args.runs))
+    anyio.run(stored, measured, args.runs)
+    results = [result for result, _ in measured]
     headers = ["case", "rows", "tools", "cold fit ms", "warm refit ms", "probabilities ms", "weights MB",
                "fit peak MB", "store ms", "read back ms"]
     keys = ["case", "rows", "tools", "cold_fit_ms", "warm_refit_ms", "probabilities_ms", "weights_mb", "fit_peak_mb",

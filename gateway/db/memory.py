@@ -64,7 +64,6 @@ class IntentMemory:
         return (np.vstack([np.asarray(embedding.to_numpy(), dtype=np.float32) for embedding, _ in rows]),
                 [list(tools) for _, tools in rows])
 
-
     async def stored_prior(self, *, model_id: str) -> StoredPrior | None:
         """The tool prior last stored for this embedding model; None if there is none or its weights do not
         have the shape its tools and dimensions say (then it is refitted)."""
