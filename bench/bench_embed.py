@@ -1,7 +1,10 @@
-"""How fast the default embedder is: one short query (the search hot path) and a catalog of tool texts.
+"""How fast the default embedder is: a short and a long query (the search hot path) and a catalog of tool texts.
 
-Run: ``python bench/bench_embed.py [--threads N] [--runs 200] [--tools 1000] [--repeats 3]``.
-Prints the query latency (median, P95 over `runs`) and the catalog throughput (median over `repeats`).
+Run: ``python bench/bench_embed.py [--runs 200] [--tools 1000] [--repeats 3]``.
+For one onnxruntime thread and for the gateway's default (`default_threads`, two or the cores available): the
+latency of each query alone (median, P95 over `runs`); the process's CPU time per query when queries arrive
+50 ms apart, which shows what a thread pool spinning between runs costs; and the catalog throughput (median
+over `repeats`). Writes ``bench/results/embed.json``.
 """
 
 from __future__ import annotations
@@ -10,12 +13,20 @@ import argparse
 import random
 import statistics
 import time
+from typing import Any
 
-import _common  # noqa: F401  (puts the repository root on sys.path, as in the other scripts)
+from _common import percentile, table, write_results
 
-from gateway.embed import load_embedder
+from gateway.embed import OnnxEmbedder, load_embedder
+from gateway.embed.onnx import default_threads
 
-QUERY = "what time is it in Tokyo right now please"
+SHORT = "what time is it in Tokyo right now please"
+LONG = (
+    "I need to plan a trip to Tokyo next month: find flights from Berlin that arrive before noon on a Friday, "
+    "check the weather forecast for the first week, book a hotel near Shinjuku station for five nights, and "
+    "convert the total cost into euros so I can compare it with my budget"
+)
+IDLE_S = 0.05
 WORDS = (
     "read write list search create delete update file directory repository commit branch issue pull request "
     "query table row database time zone convert current calendar event message channel user email send "
@@ -34,23 +45,29 @@ def tool_texts(count: int, *, seed: int = 7) -> list[str]:
     return texts
 
 
-def query_latency_ms(threads: int, runs: int) -> tuple[float, float]:
-    """Median and P95 of embedding `QUERY` alone, after a warm-up."""
-    embedder = load_embedder(threads=threads)
+def latency_ms(embedder: OnnxEmbedder, text: str, runs: int) -> dict[str, float]:
+    """Median and P95 of embedding `text` alone, back to back, after a warm-up."""
     for _ in range(20):
-        embedder.embed([QUERY])
+        embedder.embed([text])
     samples = []
     for _ in range(runs):
         started = time.perf_counter()
-        embedder.embed([QUERY])
+        embedder.embed([text])
         samples.append((time.perf_counter() - started) * 1e3)
-    samples.sort()
-    return statistics.median(samples), samples[int(0.95 * (len(samples) - 1))]
+    return {"p50": statistics.median(samples), "p95": percentile(samples, 95)}
 
 
-def catalog_rate(threads: int, count: int, repeats: int) -> float:
+def cpu_ms_per_spaced_query(embedder: OnnxEmbedder, runs: int) -> float:
+    """This process's CPU ms per long query when queries come `IDLE_S` apart (a spinning pool burns the gap)."""
+    started = time.process_time()
+    for _ in range(runs):
+        embedder.embed([LONG])
+        time.sleep(IDLE_S)
+    return (time.process_time() - started) * 1e3 / runs
+
+
+def catalog_rate(embedder: OnnxEmbedder, count: int, repeats: int) -> float:
     """Median tools per second of embedding `count` tool texts in one call."""
-    embedder = load_embedder(threads=threads)
     texts = tool_texts(count)
     embedder.embed(texts[:64])
     rates = []
@@ -63,18 +80,27 @@ def catalog_rate(threads: int, count: int, repeats: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--tools", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    median, p95 = query_latency_ms(args.threads, args.runs)
-    print(
-        f"query ({len(QUERY.split())} words, {args.threads} thread(s)): "
-        f"median {median:.2f} ms, P95 {p95:.2f} ms over {args.runs} runs"
-    )
-    rate = catalog_rate(args.threads, args.tools, args.repeats)
-    print(f"catalog ({args.tools} tool texts of ~20 words): median {rate:.0f} tools/s")
+    results: dict[str, Any] = {}
+    for threads in sorted({1, default_threads()}):
+        embedder = load_embedder(threads=threads)
+        results[str(threads)] = {
+            "short_ms": latency_ms(embedder, SHORT, args.runs),
+            "long_ms": latency_ms(embedder, LONG, args.runs),
+            "cpu_ms_per_spaced_query": cpu_ms_per_spaced_query(embedder, min(args.runs, 60)),
+            "tools_per_s": catalog_rate(embedder, args.tools, args.repeats),
+        }
+    rows = [[threads, r["short_ms"]["p50"], r["short_ms"]["p95"], r["long_ms"]["p50"], r["long_ms"]["p95"],
+             r["cpu_ms_per_spaced_query"], r["tools_per_s"]] for threads, r in results.items()]  # fmt: skip
+    print(f"queries of {len(SHORT.split())} and {len(LONG.split())} words, {args.runs} runs each; "
+          f"{args.tools} tool texts of ~20 words, median of {args.repeats}")
+    print(table(["threads", "short P50 ms", "short P95", "long P50 ms", "long P95",
+                 f"CPU ms/long query {IDLE_S * 1e3:.0f} ms apart", "tools/s"], rows))  # fmt: skip
+    write_results("embed", {"args": vars(args), "default_threads": default_threads(),
+                            "by_threads": results})  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -290,7 +290,7 @@ async def stdio_round(rounds: Rounds, gateway: Client, batch: list[str]) -> None
 
 async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     tools = catalog(max(args.sizes), directory=args.catalog)
-    embedder = load_embedder()  # one thread, as the gateway runs it
+    embedder = load_embedder()  # default_threads(), as the gateway runs it
     vectors = cached_vectors(tools, embedder.model_id)
     rows = queries(args.catalog)
     texts = [r["query"] for r in rows]
@@ -298,7 +298,7 @@ async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     warm, measured = texts[-WARMUP:], texts[: args.runs * args.per_run]
     batches = [measured[i * args.per_run : (i + 1) * args.per_run] for i in range(args.runs)]
     limiter = anyio.CapacityLimiter(2)
-    embedders = {EMBED_ONLY: embedder, f"{EMBED_ONLY}, 2 ONNX threads": load_embedder(threads=2)}
+    embedders = {EMBED_ONLY: embedder, f"{EMBED_ONLY}, 1 ONNX thread": load_embedder(threads=1)}
     for each in embedders.values():
         for text in warm:
             await anyio.to_thread.run_sync(each.embed, [text], limiter=limiter)

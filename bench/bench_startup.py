@@ -3,7 +3,7 @@
 Run: ``python bench/bench_startup.py [--quick]``.
 1. Indexing the sealtools catalog (4,076 tools over 20 fake servers) into an embedded Postgres in a temporary
    directory, in process, step by step as `Indexer.sync` does them: `sync_server` (schemas), the embedding
-   (64-tool batches in a worker thread, one ONNX thread, as the gateway runs it; timed on the first run only,
+   (64-tool batches in a worker thread, on `default_threads()` as the gateway runs it; timed on the first run only,
    it takes about half a minute) and `save_embeddings`; then the real ``pml-gateway index`` end to end on a
    fresh data directory (initdb, 20 servers spawned, every tool embedded).
 2. Time to ready with an EXISTING data directory: ``pml-gateway index`` once on a servers file holding faulty,
@@ -48,6 +48,7 @@ from _common import (
 
 from gateway.db import ToolStore, open_database
 from gateway.embed import OnnxEmbedder, load_embedder
+from gateway.embed.onnx import default_threads
 from gateway.models import ToolDef
 from gateway.services.indexer import EMBED_BATCH
 
@@ -210,7 +211,7 @@ def median_marks(runs: list[dict[str, float]]) -> dict[str, float]:
 def report(out: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     ix = out["indexing"]
     print(f"\nindexing {ix['tools']} tools over {SERVERS} servers, in process (sync and save: median of "
-          f"{ix['runs']} runs; embedding: first run, one ONNX thread)")  # fmt: skip
+          f"{ix['runs']} runs; embedding: first run, {default_threads()} ONNX threads)")  # fmt: skip
     rows = [
         ["sync_server (schemas)", ix["sync_tools_per_s"]],
         ["embed (64-tool batches)", ix["embed_tools_per_s"]],

@@ -95,7 +95,7 @@ async def merge(settings: Settings, source: str, target: str, *, prefer_source_c
 async def _opened(settings: Settings) -> AsyncIterator[tuple[Database, CapabilityService]]:
     async with open_database(url=settings.database_url, pgdata=settings.pgdata, share_running=True) as db:
         yield db, CapabilityService(store=db.capabilities, edges=db.learning, embedder=_OnDemandEmbedder(
-            settings.model_dir), limiter=anyio.CapacityLimiter(1))
+            settings.model_dir, settings.embed_threads), limiter=anyio.CapacityLimiter(1))
 
 
 class _OnDemandEmbedder:
@@ -103,8 +103,9 @@ class _OnDemandEmbedder:
     loading the model costs about a second. The service calls `embed` in a worker thread, so the load runs
     there too."""
 
-    def __init__(self, model_dir: Path | None) -> None:
+    def __init__(self, model_dir: Path | None, threads: int | None) -> None:
         self._model_dir = model_dir
+        self._threads = threads
         self._loaded: Embedder | None = None
 
     @property
@@ -120,7 +121,7 @@ class _OnDemandEmbedder:
 
     def _model(self) -> Embedder:
         if self._loaded is None:
-            self._loaded = load_embedder(self._model_dir)
+            self._loaded = load_embedder(self._model_dir, threads=self._threads)
         return self._loaded
 
 

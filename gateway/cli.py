@@ -93,6 +93,7 @@ async def _command(args: argparse.Namespace, settings: Settings, environ: Any) -
         return await commands.evaluate(
             args.kind, tools=args.tools, queries=args.queries, history=args.history, split=args.split,
             use_graph=not args.no_graph, as_json=args.json, model_dir=settings.model_dir, signals=args.signals,
+            threads=settings.embed_threads,
         )
     if args.command == "search":
         return await commands.search(settings, args.query, limit=args.limit, server=args.server)
@@ -129,6 +130,8 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--database-url", help="external Postgres 15+ with pgvector (env PML_DATABASE_URL)")
     common.add_argument("--data-dir", help="data directory of the embedded Postgres (env PML_DATA_DIR)")
     common.add_argument("--model-dir", help="folder with model.onnx + tokenizer.json (env PML_MODEL_DIR)")
+    common.add_argument("--embed-threads", help="onnxruntime threads per embedding call, default 2 or the cores "
+                        "available if fewer (env PML_EMBED_THREADS)")
     common.add_argument("--call-timeout", type=float, help="seconds per downstream call (env PML_CALL_TIMEOUT)")
     common.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR (env PML_LOG_LEVEL)")
     parser = argparse.ArgumentParser(prog="pml-gateway", description="One MCP server in front of many.")

@@ -18,7 +18,7 @@ from rich.table import Table
 from gateway.config import GatewayConfig, Settings
 from gateway.db import open_database
 from gateway.downstream import Supervisor
-from gateway.embed import load_embedder
+from gateway.embed import OnnxEmbedder, load_embedder
 from gateway.evaluation import EvalInputs, evaluate_dag, evaluate_retrieval, load_queries, load_tools
 from gateway.models import IndexReport, ServerState, ToolDef
 from gateway.runtime import record_stopped
@@ -37,7 +37,7 @@ async def index(settings: Settings, config: GatewayConfig) -> int:
         listed[server] = tools
 
     async with open_database(url=settings.database_url, pgdata=settings.pgdata, share_running=True) as db:
-        embedder = await anyio.to_thread.run_sync(load_embedder, settings.model_dir)
+        embedder = await anyio.to_thread.run_sync(_embedder, settings)
         indexer = Indexer(index=db.tools, embedder=embedder, limiter=anyio.CapacityLimiter(2))
         supervisor = Supervisor(servers=config.servers, on_tools=on_tools, on_status=db.tools.record_server_status)
         async with anyio.create_task_group() as tg:
@@ -75,7 +75,7 @@ async def _index_with_progress(indexer: Indexer, listed: dict[str, Sequence[Tool
 async def search(settings: Settings, query: str, *, limit: int, server: str | None) -> int:
     """Rank the indexed tools for `query` exactly as `search_tools` does, as a table."""
     async with open_database(url=settings.database_url, pgdata=settings.pgdata, share_running=True) as db:
-        embedder = await anyio.to_thread.run_sync(load_embedder, settings.model_dir)
+        embedder = await anyio.to_thread.run_sync(_embedder, settings)
         service = SearchService(index=db.tools, embedder=embedder, limiter=anyio.CapacityLimiter(1))
         result = await service.search(query, limit=limit, server=server)
     table = Table("#", "tool", "score", "description", title=f"search: {result.query}")
@@ -91,7 +91,7 @@ async def status(settings: Settings, config: GatewayConfig | None) -> int:
         size = await db.size_bytes()
         counts = await db.tools.count_by_server()
         known = {s.name: s for s in await db.tools.server_statuses()}
-    embedder = await anyio.to_thread.run_sync(load_embedder, settings.model_dir)
+    embedder = await anyio.to_thread.run_sync(_embedder, settings)
     console = Console()
     kind = "embedded" if db.embedded else "external"
     console.print(f"database: {kind} {db.location} ({size / 1e6:.1f} MB)")
@@ -110,11 +110,12 @@ async def status(settings: Settings, config: GatewayConfig | None) -> int:
 
 
 async def evaluate(kind: str, *, tools: Path, queries: Path, history: Path | None, split: str | None,
-                   use_graph: bool, as_json: bool, model_dir: Path | None, signals: str = "hybrid") -> int:
+                   use_graph: bool, as_json: bool, model_dir: Path | None, signals: str = "hybrid",
+                   threads: int | None = None) -> int:
     """`eval retrieval|dag`: metrics as a table, or as one JSON object on the last line with `--json`."""
     inputs = EvalInputs(tools=load_tools(tools), queries=load_queries(queries, split=split),
                         history=load_queries(history) if history else (), use_graph=use_graph, signals=signals,
-                        model_dir=model_dir)
+                        model_dir=model_dir, threads=threads)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=Console(stderr=True)) as bar:
         stages: dict[str, Any] = {}
@@ -134,3 +135,7 @@ async def evaluate(kind: str, *, tools: Path, queries: Path, history: Path | Non
             table.add_row(key, json.dumps(value))
         Console().print(table)
     return 0
+
+
+def _embedder(settings: Settings) -> OnnxEmbedder:
+    return load_embedder(settings.model_dir, threads=settings.embed_threads)

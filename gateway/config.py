@@ -80,6 +80,8 @@ class Settings:
     database_url: str | None = None
     data_dir: Path = field(default_factory=lambda: default_data_dir())
     model_dir: Path | None = None
+    embed_threads: int | None = None
+    """onnxruntime threads per embedding call (None: `gateway.embed.onnx.default_threads`, two or fewer cores)."""
     log_level: str = "INFO"
     call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S
     http_bind: tuple[str, int] | None = None
@@ -109,6 +111,7 @@ def settings_from(flags: Mapping[str, Any], environ: Mapping[str, str]) -> Setti
     config = pick("config", "PML_CONFIG")
     data_dir = pick("data_dir", "PML_DATA_DIR")
     model_dir = pick("model_dir", "PML_MODEL_DIR")
+    threads = pick("embed_threads", "PML_EMBED_THREADS")
     timeout = pick("call_timeout", "PML_CALL_TIMEOUT")
     http = pick("http", "PML_HTTP")
     rate = pick("rate_limit", "PML_RATE_LIMIT")
@@ -118,6 +121,7 @@ def settings_from(flags: Mapping[str, Any], environ: Mapping[str, str]) -> Setti
         database_url=pick("database_url", "PML_DATABASE_URL"),
         data_dir=Path(data_dir).expanduser() if data_dir else default_data_dir(),
         model_dir=Path(model_dir).expanduser() if model_dir else None,
+        embed_threads=_threads(threads, "PML_EMBED_THREADS / --embed-threads") if threads is not None else None,
         log_level=str(pick("log_level", "PML_LOG_LEVEL") or "INFO").upper(),
         call_timeout_s=_positive_float(timeout, "PML_CALL_TIMEOUT / --call-timeout") or DEFAULT_CALL_TIMEOUT_S,
         http_bind=parse_bind(str(http)) if http else None,
@@ -134,6 +138,16 @@ def parse_bind(text: str) -> tuple[str, int]:
     if not port.isdigit() or not 0 <= int(port) <= 65535 or not host:
         raise ConfigError(f"--http / PML_HTTP: expected HOST:PORT such as 127.0.0.1:8765, got {text!r}")
     return host.strip("[]") if host.startswith("[") else host, int(port)
+
+
+def _threads(value: Any, name: str) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = 0
+    if number < 1:
+        raise ConfigError(f"{name}: expected a whole number of threads, at least 1, got {value!r}")
+    return number
 
 
 def _count(value: Any, name: str) -> int:

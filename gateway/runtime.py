@@ -259,7 +259,8 @@ class Runtime:
                         needs_approval=approval, schema_of=self._schema_of)
 
     async def _open_index(self, db: Database) -> None:
-        embedder = await anyio.to_thread.run_sync(load_embedder, self._settings.model_dir)
+        embedder = await anyio.to_thread.run_sync(
+            lambda: load_embedder(self._settings.model_dir, threads=self._settings.embed_threads))
         self._db = db
         self._indexer = Indexer(index=db.tools, embedder=embedder, limiter=self._limiter)
         assert self._tg is not None

