@@ -93,6 +93,11 @@ def cached_vectors(tools: list[Tool], model_id: str) -> NDArray[np.float32]:
     return vectors
 
 
+def tool_defs(tools: list[Tool]) -> list[ToolDef]:
+    return [ToolDef(server=t["server"], name=t["name"], description=t["description"], input_schema=t["input_schema"])
+            for t in tools]  # fmt: skip
+
+
 def embed_text(tool: Tool) -> str:
     return ToolDef(server=tool["server"], name=tool["name"], description=tool["description"]).embed_text
 
@@ -100,9 +105,8 @@ def embed_text(tool: Tool) -> str:
 async def load(store: ToolStore, tools: list[Tool], vectors: NDArray[np.float32], model_id: str) -> dict[str, float]:
     """Make the index hold exactly `tools`; seconds spent syncing schemas and saving embeddings."""
     by_server: dict[str, list[ToolDef]] = defaultdict(list)
-    for t in tools:
-        by_server[t["server"]].append(ToolDef(server=t["server"], name=t["name"], description=t["description"],
-                                              input_schema=t["input_schema"]))  # fmt: skip
+    for t in tool_defs(tools):
+        by_server[t.server].append(t)
     started = time.perf_counter()
     for server, defs in sorted(by_server.items()):
         await store.sync_server(server, defs)
@@ -205,9 +209,11 @@ async def loaded(
     db: Database, tools: list[Tool], vectors: NDArray[np.float32], embedder: OnnxEmbedder,
     limiter: anyio.CapacityLimiter, warm: list[str],
 ) -> Sized:  # fmt: skip
-    """`db` holding `tools`, and a warmed search service over it with its own (still cold for our queries) LRU."""
+    """`db` holding `tools`, and a warmed search service over it (its word index built from `tools`, as the
+    gateway builds it from the listed tools) with its own (still cold for our queries) LRU."""
     timings = await load(db.tools, tools, vectors, embedder.model_id)
     service = SearchService(index=db.tools, embedder=embedder, limiter=limiter)
+    await service.set_tools(tool_defs(tools))
     for text in warm:
         await service.search(text, limit=LIMIT)
     return Sized(size=len(tools), db=db, service=service, load=timings)

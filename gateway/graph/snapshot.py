@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from types import MappingProxyType
 
 import numpy as np
@@ -41,8 +42,9 @@ class ToolGraph:
 
     @classmethod
     def empty(cls) -> ToolGraph:
-        """The graph before anything was learned: no nodes, no edges."""
-        return build_graph((), ())
+        """The graph before anything was learned: no nodes, no edges (one shared instance: it is immutable, and
+        building it cost a search with the graph turned off ~0.2 ms every time)."""
+        return _empty()
 
     def edge(self, u: str, v: str) -> float:
         """The weight of the heaviest edge u -> v, 0.0 if there is none."""
@@ -148,3 +150,8 @@ def _members(names: tuple[str, ...], labels: list[int]) -> Mapping[int, tuple[st
     for name, label in zip(names, labels, strict=True):
         grouped.setdefault(label, []).append(name)
     return MappingProxyType({label: tuple(group) for label, group in grouped.items()})
+
+
+@cache
+def _empty() -> ToolGraph:
+    return build_graph((), ())

@@ -52,6 +52,7 @@ def test_nodes_are_sorted_and_indexed_and_the_adjacency_is_directed() -> None:
 
 
 def test_an_empty_graph_answers_every_question_without_error() -> None:
+    assert ToolGraph.empty() is ToolGraph.empty()  # built once: a search with the graph off asks for it each time
     for graph in (build_graph([], []), ToolGraph.empty()):
         assert graph.nodes == ()
         assert graph.adjacency.shape == (0, 0)
