@@ -231,7 +231,7 @@ def report(out: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     version, imports = (statistics.median(f[k] for f in out["startups"]["floors"]) for k in ("version", "imports"))
     small = median_marks(out["startups"]["small"])
     print(
-        f"\nstart with an existing data dir (faulty, 7 tools): median of {len(out['startups']['small'])} spawns, "
+        f"\nstart with an existing data dir (faulty, 9 tools): median of {len(out['startups']['small'])} spawns, "
         f"ms from spawn; `python -m gateway --version` alone {version:.0f} ms, importing serve's modules "
         f"{imports:.0f} ms"
     )

@@ -1,8 +1,8 @@
 """A deliberately misbehaving MCP stdio server, for testing the gateway's downstream supervision.
 
 Run it as ``python examples/faulty_server.py``. Its tools echo, sleep, add, count the calls this process
-served, crash the process, hang forever, and register new tools at run time (announcing them with
-``notifications/tools/list_changed``). With ``FAULTY_FAIL_AT_START`` set it writes that text to stderr and
+served, report progress step by step, crash the process, hang until cancelled (counting the cancellations),
+and register new tools at run time (announcing them with ``notifications/tools/list_changed``). With ``FAULTY_FAIL_AT_START`` set it writes that text to stderr and
 exits before the MCP handshake, like a server with a missing API key.
 """
 
@@ -17,6 +17,7 @@ from mcp_types import ToolAnnotations
 
 server = MCPServer("faulty", instructions="A test server that crashes, hangs and adds tools on demand.")
 _served = 0
+_cancelled = 0
 
 
 def _count() -> int:
@@ -53,6 +54,16 @@ def count_calls() -> int:
     return _count()
 
 
+@server.tool(annotations=ToolAnnotations(read_only_hint=True))
+async def steps(count: int, ms: int, ctx: Context) -> str:
+    """Work through `count` steps of `ms` milliseconds, reporting progress after each (if the caller asked)."""
+    _count()
+    for step in range(1, count + 1):
+        await anyio.sleep(ms / 1000)
+        await ctx.report_progress(step, count, f"step {step} of {count}")
+    return f"{count} steps done"
+
+
 @server.tool(annotations=ToolAnnotations(destructive_hint=True))
 def crash() -> str:
     """Exit the server process at once with status 1, without answering."""
@@ -62,9 +73,19 @@ def crash() -> str:
 @server.tool(annotations=ToolAnnotations(read_only_hint=True))
 async def hang() -> str:
     """Never answer (until the call is cancelled)."""
+    global _cancelled
     _count()
-    await anyio.sleep_forever()
+    try:
+        await anyio.sleep_forever()
+    finally:  # only a cancellation gets here
+        _cancelled += 1
     return "unreachable"
+
+
+@server.tool(annotations=ToolAnnotations(read_only_hint=True))
+def count_cancelled() -> int:
+    """How many `hang` calls this process saw cancelled."""
+    return _cancelled
 
 
 @server.tool()

@@ -104,5 +104,11 @@ class WorkflowStore(Protocol):
     async def record_events(self, events: Sequence[EpisodicEvent]) -> None: ...
 
 
+class Progress(Protocol):
+    """Where a downstream call's ``notifications/progress`` go: the upstream request's own progress."""
+
+    async def __call__(self, progress: float, total: float | None, message: str | None) -> None: ...
+
+
 ToolCall = Callable[[str, dict[str, Any], float], Awaitable[ToolOutput]]
 """``call(tool_id, arguments, timeout_s)``: run one downstream tool (raises `DownstreamError` subclasses)."""

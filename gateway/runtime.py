@@ -36,6 +36,7 @@ from gateway.embed import load_embedder
 from gateway.errors import DatabaseError, GatewayError, ServerUnavailableError
 from gateway.graph.view import render_html
 from gateway.models import ServerState, ServerStatus, ToolDef, ToolOutput
+from gateway.ports import Progress
 from gateway.server import NameTable
 from gateway.server import capability_tools as caps
 from gateway.services import Indexer, SearchResult, SearchService
@@ -163,9 +164,10 @@ class Runtime:
         suggestion = await self._planner.suggest(intent)
         return suggestion, self._planner.above_threshold(suggestion)
 
-    async def call_tool(self, server: str, tool: str, arguments: dict[str, Any] | None) -> types.CallToolResult:
+    async def call_tool(self, server: str, tool: str, arguments: dict[str, Any] | None, *,
+                        progress: Progress | None = None) -> types.CallToolResult:
         with self.telemetry.timed(CALL_LATENCY, tool=f"{server}:{tool}", outcome="error") as labels:
-            result = await self.supervisor.call_tool(server, tool, arguments)
+            result = await self.supervisor.call_tool(server, tool, arguments, progress=progress)
             labels["outcome"] = "error" if result.is_error else "ok"
         return result
 

@@ -44,7 +44,7 @@ from gateway.downstream.translate import (
 from gateway.downstream.watch import Item, WatchedReadStream
 from gateway.errors import ServerUnavailableError
 from gateway.models import ServerState, ServerStatus, ToolDef
-from gateway.ports import StatusChanged, ToolsListed
+from gateway.ports import Progress, StatusChanged, ToolsListed
 
 logger = logging.getLogger(__name__)
 
@@ -100,9 +100,14 @@ class Connection:
         return self.record.snapshot()
 
     async def call_tool(
-        self, name: str, arguments: dict[str, Any] | None, timeout_s: float | None
+        self, name: str, arguments: dict[str, Any] | None, timeout_s: float | None, progress: Progress | None = None
     ) -> types.CallToolResult:
-        """Send tools/call on the live session from the caller's task; waits (in the timeout) for a start."""
+        """Send tools/call on the live session from the caller's task; waits (in the timeout) for a start.
+
+        With `progress` the request carries a progress token and the server's ``notifications/progress`` for
+        it go to `progress`. A caller cancelled (or timed out) abandons the request, and the SDK tells the
+        server with ``notifications/cancelled``.
+        """
         timeout = self.spec.call_timeout_s if timeout_s is None else timeout_s
         request = types.CallToolRequest(params=types.CallToolRequestParams(name=name, arguments=arguments))
         session = self._session
@@ -112,7 +117,7 @@ class Connection:
                     session = await self._wait_running()
                 # Not session.call_tool: it validates structured output (re-listing tools for unknown
                 # names); the gateway forwards results and leaves judging them to its client.
-                return await session.send_request(request, types.CallToolResult)
+                return await session.send_request(request, types.CallToolResult, progress_callback=progress)
         except CALL_FAILURES as exc:
             if session is None:
                 raise self._unavailable(f"is still {self.record.state} after {timeout:g} s") from exc

@@ -21,6 +21,7 @@ import gateway
 from gateway.dag.state import WorkflowState
 from gateway.errors import GatewayError
 from gateway.models import ToolDef
+from gateway.ports import Progress
 from gateway.server import capability_tools as caps
 from gateway.server import meta
 from gateway.server import workflow_tools as wf
@@ -54,7 +55,8 @@ class GatewayBackend(Protocol):
         """A learned capability (`CapabilityMatch`) whose score passes the suggestion threshold, and runners-up."""
         ...
 
-    async def call_tool(self, server: str, tool: str, arguments: dict[str, Any] | None) -> types.CallToolResult: ...
+    async def call_tool(self, server: str, tool: str, arguments: dict[str, Any] | None, *,
+                        progress: Progress | None = None) -> types.CallToolResult: ...
 
     async def listed_tools(self, session: Any) -> Sequence[ToolDef]:
         """The downstream tools to expose; `session` is told when they change (``expose: all`` mode)."""
@@ -124,7 +126,10 @@ def build_server(backend: GatewayBackend) -> Server[Any]:
                 types.INVALID_PARAMS,
                 f"unknown tool {params.name!r}: use {meta.SEARCH_TOOLS} to find tools and call them by `call_as`",
             )
-        return await _guarded(backend, backend.call_tool(route[0], route[1], params.arguments))
+        # The client's progress token asks for progress: only then is the server asked for it, and what it
+        # reports goes back as this request's progress (with the client's token, not the one sent down).
+        progress = ctx.session.report_progress if _wants_progress(params) else None
+        return await _guarded(backend, backend.call_tool(route[0], route[1], params.arguments, progress=progress))
 
     return Server(
         "pml-gateway",
@@ -185,6 +190,10 @@ async def _guarded(backend: GatewayBackend, call: Any) -> types.CallToolResult:
         logger.exception("tool call failed unexpectedly")
         backend.record_error(type(exc).__name__, str(exc), traceback.format_exc())
         return error_result("internal error in the gateway; see its log for the traceback")
+
+
+def _wants_progress(params: types.CallToolRequestParams) -> bool:
+    return params.meta is not None and params.meta.get("progress_token") is not None
 
 
 def error_result(message: str) -> types.CallToolResult:

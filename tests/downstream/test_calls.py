@@ -9,6 +9,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+from gateway.downstream import Supervisor
 from gateway.errors import CallTimeoutError, ServerUnavailableError, UnknownToolError
 
 from .support import SETTLE_S, faulty, notes, supervising, text_of, time_server
@@ -53,6 +54,39 @@ async def test_a_hanging_tool_times_out_quickly_and_the_server_stays_usable() ->
         assert text_of(await supervisor.call_tool("faulty", "echo", {"text": "still here"})) == "still here"
         assert text_of(await supervisor.call_tool("faulty", "count_calls", {})) == "3"
         assert supervisor.statuses()[0].restarts == 0
+
+
+async def test_a_timed_out_call_is_cancelled_at_the_server_too() -> None:
+    async with supervising(faulty()) as (supervisor, _):
+        await supervisor.wait_settled(SETTLE_S)
+        with pytest.raises(CallTimeoutError):
+            await supervisor.call_tool("faulty", "hang", {}, timeout_s=0.3)
+        assert await cancelled_count(supervisor) == 1
+
+
+async def cancelled_count(supervisor: Supervisor, *, at_least: int = 1) -> int:
+    """faulty's count of cancelled `hang` calls, once it reaches `at_least` (the notice travels on its own)."""
+    for _ in range(250):
+        count = int(text_of(await supervisor.call_tool("faulty", "count_cancelled", {})))
+        if count >= at_least:
+            break
+        await anyio.sleep(0.02)
+    return count
+
+
+async def test_a_servers_progress_reaches_the_caller_who_asked_for_it_and_no_one_else() -> None:
+    reports: list[tuple[float, float | None, str | None]] = []
+
+    async def progress(done: float, total: float | None, message: str | None) -> None:
+        reports.append((done, total, message))
+
+    async with supervising(faulty()) as (supervisor, _):
+        await supervisor.wait_settled(SETTLE_S)
+        result = await supervisor.call_tool("faulty", "steps", {"count": 3, "ms": 10}, progress=progress)
+        assert text_of(result) == "3 steps done"
+        assert reports == [(1, 3, "step 1 of 3"), (2, 3, "step 2 of 3"), (3, 3, "step 3 of 3")]
+        assert text_of(await supervisor.call_tool("faulty", "steps", {"count": 2, "ms": 10})) == "2 steps done"
+        assert len(reports) == 3
 
 
 async def test_fifty_concurrent_callers_each_get_their_own_answer() -> None:

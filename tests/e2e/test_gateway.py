@@ -114,6 +114,28 @@ async def test_a_hanging_tool_times_out_with_a_clear_error(indexed: Path, databa
     assert "still here" in text_of(after)
 
 
+async def test_a_client_s_progress_and_cancel_pass_through_to_the_downstream_server(
+    tmp_path: Path, database_url: str
+) -> None:
+    patient = {"command": sys.executable, "args": [str(ROOT / "examples/faulty_server.py")], "callTimeoutMs": 60_000}
+    config = servers_file(tmp_path, extra={"faulty": patient})  # no gateway timeout will cancel `hang` first
+    reports: list[tuple[float, float | None, str | None]] = []
+
+    async def progress(done: float, total: float | None, message: str | None) -> None:
+        reports.append((done, total, message))
+
+    async with gateway_client(config, "--database-url", database_url) as client:
+        done = await client.call_tool("faulty__steps", {"count": 3, "ms": 20}, progress_callback=progress)
+        with anyio.move_on_after(0.5):  # the client gives up: the SDK sends notifications/cancelled
+            await client.call_tool("faulty__hang", {})
+        with anyio.fail_after(20):
+            while (cancelled := int(text_of(await client.call_tool("faulty__count_cancelled", {})))) < 1:
+                await anyio.sleep(0.05)
+    assert text_of(done) == "3 steps done"
+    assert reports == [(1, 3, "step 1 of 3"), (2, 3, "step 2 of 3"), (3, 3, "step 3 of 3")]
+    assert cancelled == 1
+
+
 async def test_a_server_with_a_wrong_command_shows_failed_while_the_others_work(
     tmp_path: Path, database_url: str
 ) -> None:
