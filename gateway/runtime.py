@@ -205,17 +205,20 @@ class Runtime:
         self._known = by_id
         self._schemas = {tool_id: tool.input_schema for tool_id, tool in by_id.items()}
 
-    async def execute_dag(self, document: dict[str, Any], *, owner: str | None = None) -> WorkflowState:
+    async def execute_dag(self, document: dict[str, Any], *, owner: str | None = None,
+                          progress: Progress | None = None) -> WorkflowState:
         await self._wait_ready()
         assert self._workflows is not None
-        return await self._workflows.execute(document, owner=owner)
+        return await self._workflows.execute(document, owner=owner, progress=progress)
 
     async def control_workflow(
-        self, workflow_id: str, action: str, *, approved: bool | None, tasks: Any, owner: str | None = None
+        self, workflow_id: str, action: str, *, approved: bool | None, tasks: Any, owner: str | None = None,
+        progress: Progress | None = None,
     ) -> WorkflowState:
         await self._wait_ready()
         assert self._workflows is not None
-        return await self._workflows.control(workflow_id, action, approved=approved, tasks=tasks, owner=owner)
+        return await self._workflows.control(workflow_id, action, approved=approved, tasks=tasks, owner=owner,
+                                             progress=progress)
 
     async def _call_for_dag(self, tool_id: str, arguments: dict[str, Any], timeout_s: float) -> ToolOutput:
         if tool_id not in self._known and self._calls is not None:

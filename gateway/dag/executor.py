@@ -27,7 +27,7 @@ from gateway.dag.run import LayerRun, Record, Run, blocking_dependency, interrup
 from gateway.dag.state import RunStatus, TaskResult, TaskStatus, WorkflowState
 from gateway.errors import InvalidRequestError
 from gateway.models import EpisodicEvent
-from gateway.ports import ToolCall
+from gateway.ports import Progress, ToolCall
 
 logger = logging.getLogger(__name__)
 
@@ -75,8 +75,12 @@ class Executor:
         """How long the recent successful checkpoint saves took, in milliseconds, oldest first."""
         return list(self._timings)
 
-    async def advance(self, state: WorkflowState, *, approved: bool | None = None) -> WorkflowState:
+    async def advance(
+        self, state: WorkflowState, *, approved: bool | None = None, progress: Progress | None = None
+    ) -> WorkflowState:
         """Run `state` on until it finishes or pauses; `approved` answers a pending approval.
+
+        With `progress`, each task's end is reported as (tasks with a result, all tasks, which task ended how).
 
         A final state comes back as it is. Raises `InvalidRequestError` if this workflow is already advancing.
         """
@@ -85,7 +89,9 @@ class Executor:
         if state.workflow_id in self._active:
             raise InvalidRequestError(f"workflow {state.workflow_id} is already running", field="workflow_id")
         send, receive = anyio.create_memory_object_stream[Record](SAVE_QUEUE)
-        run = self._active[state.workflow_id] = Run(state.workflow_id, send, self._events is not None, state.wall_ms)
+        run = self._active[state.workflow_id] = Run(
+            state.workflow_id, send, self._events is not None, state.wall_ms, progress=progress
+        )
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._persist, receive)
@@ -170,15 +176,18 @@ class Executor:
     async def _run_layer(self, state: WorkflowState, run: Run) -> WorkflowState:
         """Run the next layer's tasks that have no result yet; on an abort, account for the ones cut off."""
         index, options = state.next_layer, state.dag.options
+        done: dict[str, TaskResult] = {}
         layer = LayerRun(
             call=self._call,
             schema_of=self._schema_of,
             timeout_s=options.timeout_ms / 1000,
             limiter=anyio.CapacityLimiter(options.max_concurrency),
             layer=index,
+            on_done=None if run.progress is None else lambda r: run.report(
+                len(state.results) + len(done), len(state.dag.tasks),
+                f"task {r.id} ({state.dag.task(r.id).tool}): {r.status.value}"),
         )
         tasks = [state.dag.task(i) for i in state.dag.layers[index] if i not in state.results]
-        done: dict[str, TaskResult] = {}
         started: dict[str, float] = {}
         with anyio.CancelScope() as scope:
             run.scope = scope

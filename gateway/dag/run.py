@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +26,7 @@ from gateway.dag.references import output_value, resolve_arguments
 from gateway.dag.state import TaskResult, TaskStatus, WorkflowState
 from gateway.errors import CallTimeoutError, DagValidationError, DownstreamError, OutputReferenceError
 from gateway.models import EpisodicEvent, JsonObject
-from gateway.ports import ToolCall
+from gateway.ports import Progress, ToolCall
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +50,8 @@ class LayerRun:
     limiter: anyio.CapacityLimiter
     timeout_s: float
     layer: int
+    on_done: Callable[[TaskResult], Awaitable[None]] | None = None
+    """Told of each task's result as the task ends (the run's progress report)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +75,16 @@ class Run:
     aborted: bool = False
     scope: anyio.CancelScope | None = None
     finished: anyio.Event = field(default_factory=anyio.Event)
+    progress: Progress | None = None
+
+    async def report(self, done: int, total: int, message: str) -> None:
+        """Tell the caller who asked for progress (a courtesy: a report that fails is logged, the run goes on)."""
+        if self.progress is None:
+            return
+        try:
+            await self.progress(done, total, message)
+        except Exception:
+            logger.debug("workflow %s: a progress report was not delivered", self.workflow_id, exc_info=True)
 
     def abort(self) -> None:
         """Cancel the layer running now, and let no later layer start."""
@@ -184,10 +196,12 @@ async def _run_task(
         begin = started[task.id] = time.perf_counter()
         status, output, error, cached = await _attempt(run, task, outputs)
         duration = (time.perf_counter() - begin) * 1000
-        done[task.id] = TaskResult(
+        result = done[task.id] = TaskResult(
             id=task.id, status=status, layer=run.layer, output=output, error=error, duration_ms=duration,
             cached=cached,
         )
+    if run.on_done is not None:
+        await run.on_done(result)
 
 
 async def _attempt(

@@ -62,10 +62,14 @@ class GatewayBackend(Protocol):
         """The downstream tools to expose; `session` is told when they change (``expose: all`` mode)."""
         ...
 
-    async def execute_dag(self, document: dict[str, Any], *, owner: str | None = None) -> WorkflowState: ...
+    async def execute_dag(self, document: dict[str, Any], *, owner: str | None = None,
+                          progress: Progress | None = None) -> WorkflowState:
+        """Run a workflow, telling `progress` (when the client asked for it) of each task's end."""
+        ...
 
     async def control_workflow(
-        self, workflow_id: str, action: str, *, approved: bool | None, tasks: Any, owner: str | None = None
+        self, workflow_id: str, action: str, *, approved: bool | None, tasks: Any, owner: str | None = None,
+        progress: Progress | None = None,
     ) -> WorkflowState:
         """`owner` (the HTTP user; None on stdio) must be the one who started the workflow."""
         ...
@@ -114,10 +118,13 @@ def build_server(backend: GatewayBackend) -> Server[Any]:
     async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> types.CallToolResult:
         if params.name == meta.SEARCH_TOOLS:
             return await _guarded(backend, _search(backend, params.arguments))
+        # A client's progress token asks for progress: only then is anyone asked for it (a downstream server,
+        # the workflow's tasks), and what comes back is this request's progress, under the client's token.
+        progress = ctx.session.report_progress if _wants_progress(params) else None
         if params.name == wf.EXECUTE_DAG:
-            return await _guarded(backend, _execute(backend, params.arguments))
+            return await _guarded(backend, _execute(backend, params.arguments, progress))
         if params.name == wf.WORKFLOW:
-            return await _guarded(backend, _control(backend, params.arguments))
+            return await _guarded(backend, _control(backend, params.arguments, progress))
         if params.name in (caps.CAP_LIST, caps.CAP_RENAME, caps.CAP_MERGE):
             return await _guarded(backend, _capabilities(backend, params.name, params.arguments))
         route = backend.names.resolve(params.name) or await backend.resolve(params.name)
@@ -126,9 +133,6 @@ def build_server(backend: GatewayBackend) -> Server[Any]:
                 types.INVALID_PARAMS,
                 f"unknown tool {params.name!r}: use {meta.SEARCH_TOOLS} to find tools and call them by `call_as`",
             )
-        # The client's progress token asks for progress: only then is the server asked for it, and what it
-        # reports goes back as this request's progress (with the client's token, not the one sent down).
-        progress = ctx.session.report_progress if _wants_progress(params) else None
         return await _guarded(backend, backend.call_tool(route[0], route[1], params.arguments, progress=progress))
 
     return Server(
@@ -154,21 +158,23 @@ async def _search(backend: GatewayBackend, arguments: dict[str, Any] | None) -> 
     )
 
 
-async def _execute(backend: GatewayBackend, arguments: dict[str, Any] | None) -> types.CallToolResult:
+async def _execute(backend: GatewayBackend, arguments: dict[str, Any] | None,
+                   progress: Progress | None) -> types.CallToolResult:
     document = dict(arguments or {})
     if "tasks" not in document and isinstance(document.get("intent"), str) and document["intent"].strip():
         if (found := await backend.suggest_capability(document["intent"], user=gateway_user())) is not None:
             return caps.suggestion_result(*found)
         suggestion, above = await backend.suggest(document["intent"])
         return wf.suggestion_result(suggestion, above, backend.listed_schemas())
-    return wf.workflow_result(await backend.execute_dag(document, owner=gateway_user()))
+    return wf.workflow_result(await backend.execute_dag(document, owner=gateway_user(), progress=progress))
 
 
-async def _control(backend: GatewayBackend, arguments: dict[str, Any] | None) -> types.CallToolResult:
+async def _control(backend: GatewayBackend, arguments: dict[str, Any] | None,
+                   progress: Progress | None) -> types.CallToolResult:
     args = meta.check_arguments(wf.WORKFLOW, arguments)
     state = await backend.control_workflow(
         args["workflow_id"], args["action"], approved=args.get("approved"), tasks=args.get("tasks"),
-        owner=gateway_user(),
+        owner=gateway_user(), progress=progress,
     )
     return wf.workflow_result(state)
 

@@ -20,7 +20,7 @@ from gateway.dag.executor import Executor
 from gateway.dag.state import RunStatus, TaskResult, TaskStatus, WorkflowState
 from gateway.errors import GatewayError, InvalidRequestError
 from gateway.models import ToolDef
-from gateway.ports import WorkflowStore
+from gateway.ports import Progress, WorkflowStore
 from gateway.services.capability_calls import acting_as
 
 logger = logging.getLogger(__name__)
@@ -51,26 +51,29 @@ class WorkflowService:
         self._live: dict[str, WorkflowState] = {}
         self._locks: dict[str, anyio.Lock] = {}
 
-    async def execute(self, document: Any, *, owner: str | None = None) -> WorkflowState:
-        """Validate and run a DAG until it finishes or pauses."""
+    async def execute(self, document: Any, *, owner: str | None = None, progress: Progress | None = None
+                      ) -> WorkflowState:
+        """Validate and run a DAG until it finishes or pauses, telling `progress` of each task's end."""
         with acting_as(owner):
             dag = parse_dag(document, tool_schemas=await self._schemas_for(document))
             state = WorkflowState(workflow_id=f"wf_{uuid.uuid4().hex[:16]}", dag=dag, owner=owner)
             if persisted(dag):
                 await self._store.save_dag(state.workflow_id, to_document(dag), intent=dag.intent, owner=owner)
-            return await self._advance(state, approved=None)
+            return await self._advance(state, approved=None, progress=progress)
 
     async def control(
         self, workflow_id: str, action: str, *, approved: bool | None = None, tasks: Any = None,
-        owner: str | None = None,
+        owner: str | None = None, progress: Progress | None = None,
     ) -> WorkflowState:
         """Continue (approved or not), abort, replan or report a workflow. With an `owner` (an HTTP user), only
         that user's workflows are found: another's answers as an unknown one does."""
         with acting_as(owner):
-            return await self._control(workflow_id, action, approved=approved, tasks=tasks, owner=owner)
+            return await self._control(workflow_id, action, approved=approved, tasks=tasks, owner=owner,
+                                       progress=progress)
 
     async def _control(
-        self, workflow_id: str, action: str, *, approved: bool | None, tasks: Any, owner: str | None
+        self, workflow_id: str, action: str, *, approved: bool | None, tasks: Any, owner: str | None,
+        progress: Progress | None,
     ) -> WorkflowState:
         if owner is not None:
             await self._check_owner(workflow_id, owner)
@@ -89,7 +92,7 @@ class WorkflowService:
                 return await self._finish(_aborted(state))
             if action == "replan":
                 return await self._replan(state, tasks)
-            return await self._continue(state, approved)
+            return await self._continue(state, approved, progress)
 
     async def resume_unfinished(self) -> int:
         """Continue, in the background, every workflow a restart cut off while it was running."""
@@ -107,14 +110,15 @@ class WorkflowService:
         except GatewayError:
             logger.exception("continuing workflow %s failed", state.workflow_id)
 
-    async def _continue(self, state: WorkflowState, approved: bool | None) -> WorkflowState:
+    async def _continue(self, state: WorkflowState, approved: bool | None, progress: Progress | None
+                        ) -> WorkflowState:
         if state.status is RunStatus.APPROVAL_REQUIRED and approved is None:
             raise InvalidRequestError(
                 f"workflow {state.workflow_id} waits for approval of {', '.join(state.pending_approval)}: "
                 "continue with approved: true or false",
                 field="approved",
             )
-        return await self._advance(state.evolve(status=RunStatus.RUNNING), approved=approved)
+        return await self._advance(state.evolve(status=RunStatus.RUNNING), approved=approved, progress=progress)
 
     async def _replan(self, state: WorkflowState, tasks: Any) -> WorkflowState:
         if tasks is None:
@@ -128,9 +132,10 @@ class WorkflowService:
         await self._store.save_checkpoint(state.workflow_id, state.next_layer, state.to_json())
         return self._keep(state)
 
-    async def _advance(self, state: WorkflowState, *, approved: bool | None) -> WorkflowState:
+    async def _advance(self, state: WorkflowState, *, approved: bool | None, progress: Progress | None = None
+                       ) -> WorkflowState:
         self._live[state.workflow_id] = state
-        state = await self._executor.advance(state, approved=approved)
+        state = await self._executor.advance(state, approved=approved, progress=progress)
         return await self._finish(state) if state.status.final else self._keep(state)
 
     async def _finish(self, state: WorkflowState) -> WorkflowState:

@@ -134,6 +134,30 @@ async def test_a_diamond_passes_outputs_by_reference_to_the_final_value(faulty: 
     assert done.next_layer == 3 and done.done
 
 
+async def test_each_task_s_end_is_reported_as_progress_and_a_failing_report_stops_nothing(
+    faulty: Downstream,
+) -> None:
+    reports: list[tuple[float, float | None, str | None]] = []
+
+    async def progress(done: float, total: float | None, message: str | None) -> None:
+        reports.append((done, total, message))
+
+    async def broken(done: float, total: float | None, message: str | None) -> None:
+        raise BrokenPipeError("the client went away")
+
+    tasks = (task("a", "echo", text="x"), task("b", "add", "a", a="$OUTPUT[a].result", b=1),
+             task("c", "echo", "b", text="never"), task("d", "echo", "a", text="y"))  # fmt: skip
+    done = await Executor(call=faulty, checkpoint=Checkpoints()).advance(workflow(faulty, *tasks), progress=progress)
+    assert statuses(done) == {"a": "ok", "b": "error", "c": "skipped", "d": "ok"}
+    assert reports[0] == (1, 4, "task a (faulty:echo): ok")
+    assert [(n, total) for n, total, _ in reports[1:]] == [(2, 4), (3, 4)]  # b and d end in either order
+    assert {m for _, _, m in reports[1:]} == {"task b (faulty:add): error", "task d (faulty:echo): ok"}
+    assert len(reports) == 3  # c never ran: it is skipped without a report of its own
+
+    again = await Executor(call=faulty, checkpoint=Checkpoints()).advance(workflow(faulty, *tasks), progress=broken)
+    assert statuses(again) == statuses(done)
+
+
 async def test_five_sleeps_in_one_layer_run_at_once(faulty: Downstream) -> None:
     state = workflow(faulty, *(task(f"s{i}", "sleep", ms=200) for i in range(5)))
 

@@ -114,17 +114,24 @@ async def test_a_hanging_tool_times_out_with_a_clear_error(indexed: Path, databa
     assert "still here" in text_of(after)
 
 
-async def test_a_client_s_progress_and_cancel_pass_through_to_the_downstream_server(
+async def test_a_client_s_progress_and_cancel_pass_through_the_gateway(
     tmp_path: Path, database_url: str
 ) -> None:
     patient = {"command": sys.executable, "args": [str(ROOT / "examples/faulty_server.py")], "callTimeoutMs": 60_000}
     config = servers_file(tmp_path, extra={"faulty": patient})  # no gateway timeout will cancel `hang` first
     reports: list[tuple[float, float | None, str | None]] = []
+    workflow: list[tuple[float, float | None, str | None]] = []
 
     async def progress(done: float, total: float | None, message: str | None) -> None:
         reports.append((done, total, message))
 
+    async def workflow_progress(done: float, total: float | None, message: str | None) -> None:
+        workflow.append((done, total, message))
+
+    tasks = [{"id": "a", "tool": "faulty:echo", "arguments": {"text": "x"}},
+             {"id": "b", "tool": "faulty:echo", "arguments": {"text": "$OUTPUT[a].result!"}, "depends_on": ["a"]}]
     async with gateway_client(config, "--database-url", database_url) as client:
+        ran = await client.call_tool("execute_dag", {"tasks": tasks}, progress_callback=workflow_progress)
         done = await client.call_tool("faulty__steps", {"count": 3, "ms": 20}, progress_callback=progress)
         with anyio.move_on_after(0.5):  # the client gives up: the SDK sends notifications/cancelled
             await client.call_tool("faulty__hang", {})
@@ -134,6 +141,8 @@ async def test_a_client_s_progress_and_cancel_pass_through_to_the_downstream_ser
     assert text_of(done) == "3 steps done"
     assert reports == [(1, 3, "step 1 of 3"), (2, 3, "step 2 of 3"), (3, 3, "step 3 of 3")]
     assert cancelled == 1
+    assert not ran.is_error and (ran.structured_content or {})["status"] == "completed"
+    assert workflow == [(1, 2, "task a (faulty:echo): ok"), (2, 2, "task b (faulty:echo): ok")]
 
 
 async def test_a_server_with_a_wrong_command_shows_failed_while_the_others_work(
