@@ -4,17 +4,23 @@ Run: ``python bench/bench_embed.py [--runs 200] [--tools 1000] [--repeats 3]``.
 For one onnxruntime thread and for the gateway's default (`default_threads`, two or the cores available): the
 latency of each query alone (median, P95 over `runs`); the process's CPU time per query when queries arrive
 50 ms apart, which shows what a thread pool spinning between runs costs; and the catalog throughput (median
-over `repeats`). Writes ``bench/results/embed.json``.
+over `repeats`). Then, in a fresh process with the default embedder, the resident memory after loading it,
+after the catalog (in the indexer's 64-text batches) and after 256 texts of 120-220 words (what a server
+with long tool descriptions brings). Writes ``bench/results/embed.json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import statistics
+import subprocess
+import sys
 import time
 from typing import Any
 
+import psutil
 from _common import percentile, table, write_results
 
 from gateway.embed import OnnxEmbedder, load_embedder
@@ -78,12 +84,45 @@ def catalog_rate(embedder: OnnxEmbedder, count: int, repeats: int) -> float:
     return statistics.median(rates)
 
 
+def long_texts(count: int, *, seed: int = 11) -> list[str]:
+    rng = random.Random(seed)
+    return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(120, 220))) for _ in range(count)]
+
+
+def memory_probe(tools: int) -> dict[str, float]:
+    """This process's RSS in MB: the default embedder loaded, then after `tools` texts, then after long ones."""
+
+    def rss() -> float:
+        return float(psutil.Process().memory_info().rss / 2**20)
+
+    embedder = load_embedder()
+    embedder.embed(["warm up"])
+    marks = {"loaded": rss()}
+    for name, texts in (("catalog", tool_texts(tools)), ("long_texts", long_texts(256))):
+        for start in range(0, len(texts), 64):
+            embedder.embed(texts[start : start + 64])
+        marks[f"after_{name}"] = rss()
+    return marks
+
+
+def memory_mb(tools: int) -> dict[str, float]:
+    """`memory_probe` in a fresh interpreter (RSS only grows: the latency runs above would hide it)."""
+    probe = subprocess.run([sys.executable, __file__, "--memory-probe", "--tools", str(tools)],
+                           check=True, capture_output=True, text=True)  # fmt: skip
+    marks: dict[str, float] = json.loads(probe.stdout.splitlines()[-1])
+    return marks
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--tools", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--memory-probe", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.memory_probe:
+        sys.stdout.write(json.dumps(memory_probe(args.tools)) + "\n")
+        return
     results: dict[str, Any] = {}
     for threads in sorted({1, default_threads()}):
         embedder = load_embedder(threads=threads)
@@ -99,8 +138,12 @@ def main() -> None:
           f"{args.tools} tool texts of ~20 words, median of {args.repeats}")
     print(table(["threads", "short P50 ms", "short P95", "long P50 ms", "long P95",
                  f"CPU ms/long query {IDLE_S * 1e3:.0f} ms apart", "tools/s"], rows))  # fmt: skip
+    memory = memory_mb(args.tools)
+    print(f"RSS of a fresh process with the default embedder: loaded {memory['loaded']:.0f} MB, after "
+          f"{args.tools} tool texts {memory['after_catalog']:.0f} MB, after 256 texts of 120-220 words "
+          f"{memory['after_long_texts']:.0f} MB")  # fmt: skip
     write_results("embed", {"args": vars(args), "default_threads": default_threads(),
-                            "by_threads": results})  # fmt: skip
+                            "by_threads": results, "rss_mb": memory})  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -82,12 +82,13 @@ def test_fewer_than_one_thread_is_refused() -> None:
         load_embedder(threads=0)
 
 
-def test_by_default_an_embedder_runs_on_two_cores_or_fewer_and_its_workers_stop_spinning_after_a_run(
+def test_by_default_an_embedder_runs_on_two_cores_or_fewer_stops_spinning_after_a_run_and_keeps_no_arena(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     options = load_embedder()._session.get_session_options()
     assert options.intra_op_num_threads == default_threads() == min(2, len(os.sched_getaffinity(0)))
     assert options.get_session_config_entry("session.force_spinning_stop") == "1"
+    assert not options.enable_cpu_mem_arena  # it would keep the largest batch's memory for good
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
     assert default_threads() == 1
     assert load_embedder(threads=3)._session.get_session_options().intra_op_num_threads == 3
