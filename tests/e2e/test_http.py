@@ -168,6 +168,11 @@ async def test_a_gateway_chained_over_http_passes_a_search_and_a_dag_through_bot
     indexed: Path, database_url: str, tmp_path: Path  # noqa: F811
 ) -> None:
     key = new_key(database_url, "outer")
+    reports: list[tuple[float, float | None, str | None]] = []
+
+    async def progress(done: float, total: float | None, message: str | None) -> None:
+        reports.append((done, total, message))
+
     with http_gateway(indexed, database_url, tmp_path / "inner.log"):
         base = await base_url(tmp_path / "inner.log")
         outer = tmp_path / "outer.json"
@@ -177,6 +182,8 @@ async def test_a_gateway_chained_over_http_passes_a_search_and_a_dag_through_bot
             found = await search_until(client, "run a workflow of tool calls", "inner:execute_dag")
             inner_search = await client.call_tool("inner__search_tools", {"query": "echo a text back"})
             nested = [echo("a", "through"), echo("b", "$$OUTPUT[a].result both", "a")]  # $$: the inner one's
+            relayed = await client.call_tool("inner__execute_dag", {"tasks": [echo("a", "x"), echo("b", "y", "a")]},
+                                             progress_callback=progress)  # fmt: skip
             then = [{"id": "c", "tool": "faulty:echo", "arguments": {"text": "$OUTPUT[x].tasks.b.output.result!"}}]
             done = await run_dag(client, [{"id": "x", "tool": "inner:execute_dag", "arguments": {"tasks": nested}},
                                           {"id": "y", "tool": "inner:execute_dag", "arguments": {"tasks": then}}])
@@ -185,6 +192,9 @@ async def test_a_gateway_chained_over_http_passes_a_search_and_a_dag_through_bot
     assert inner_search.structured_content["results"][0]["tool_id"] == "faulty:echo"
     assert done.get("status") == "completed", done
     assert done["tasks"]["y"]["output"]["tasks"]["c"]["output"] == {"result": "through both!"}
+    # The inner gateway's progress, over HTTP, relayed by the outer one under this client's token.
+    assert not relayed.is_error
+    assert reports == [(1, 2, "task a (faulty:echo): ok"), (2, 2, "task b (faulty:echo): ok")]
 
 
 async def test_a_capability_is_its_makers_until_shared_and_only_its_maker_changes_it(
