@@ -100,8 +100,8 @@ def open_session(path: Path, *, threads: int) -> ort.InferenceSession:
     # a core burnt per search (measured 42 ms of CPU per query + 50 ms idle, 17 ms with this). Spinning inside a
     # run is kept: it is what makes two threads faster than one.
     options.add_session_config_entry("session.force_spinning_stop", "1")
-    # onnxruntime's arena keeps the largest batch's buffers for the life of the process: 256 tool texts of
-    # ~200 words took the process from 222 MB to 1,174 MB, for good. Without it: 260 MB, at the same speed.
+    # onnxruntime's arena keeps the largest batch's buffers for the life of the process: after 256 texts of
+    # 120-220 words a process held 1,079 MB, for good; without it 277-310 MB, at the same speed (bench_embed).
     options.enable_cpu_mem_arena = False
     try:
         session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
