@@ -110,5 +110,8 @@ class Progress(Protocol):
     async def __call__(self, progress: float, total: float | None, message: str | None) -> None: ...
 
 
+Cancelled = Callable[[], bool]
+"""Whether the client cancelled the request being served (not the gateway stopping)."""
+
 ToolCall = Callable[[str, dict[str, Any], float], Awaitable[ToolOutput]]
 """``call(tool_id, arguments, timeout_s)``: run one downstream tool (raises `DownstreamError` subclasses)."""

@@ -36,7 +36,7 @@ from gateway.embed import load_embedder
 from gateway.errors import DatabaseError, GatewayError, ServerUnavailableError
 from gateway.graph.view import render_html
 from gateway.models import ServerState, ServerStatus, ToolDef, ToolOutput
-from gateway.ports import Progress
+from gateway.ports import Cancelled, Progress
 from gateway.server import NameTable
 from gateway.server import capability_tools as caps
 from gateway.services import Indexer, SearchResult, SearchService
@@ -206,19 +206,19 @@ class Runtime:
         self._schemas = {tool_id: tool.input_schema for tool_id, tool in by_id.items()}
 
     async def execute_dag(self, document: dict[str, Any], *, owner: str | None = None,
-                          progress: Progress | None = None) -> WorkflowState:
+                          progress: Progress | None = None, cancelled: Cancelled | None = None) -> WorkflowState:
         await self._wait_ready()
         assert self._workflows is not None
-        return await self._workflows.execute(document, owner=owner, progress=progress)
+        return await self._workflows.execute(document, owner=owner, progress=progress, cancelled=cancelled)
 
     async def control_workflow(
         self, workflow_id: str, action: str, *, approved: bool | None, tasks: Any, owner: str | None = None,
-        progress: Progress | None = None,
+        progress: Progress | None = None, cancelled: Cancelled | None = None,
     ) -> WorkflowState:
         await self._wait_ready()
         assert self._workflows is not None
         return await self._workflows.control(workflow_id, action, approved=approved, tasks=tasks, owner=owner,
-                                             progress=progress)
+                                             progress=progress, cancelled=cancelled)
 
     async def _call_for_dag(self, tool_id: str, arguments: dict[str, Any], timeout_s: float) -> ToolOutput:
         if tool_id not in self._known and self._calls is not None:

@@ -12,6 +12,7 @@ import traceback
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
+import anyio
 import mcp_types as types
 from mcp.server import Server
 from mcp.server.context import ServerRequestContext
@@ -21,7 +22,7 @@ import gateway
 from gateway.dag.state import WorkflowState
 from gateway.errors import GatewayError
 from gateway.models import ToolDef
-from gateway.ports import Progress
+from gateway.ports import Cancelled, Progress
 from gateway.server import capability_tools as caps
 from gateway.server import meta
 from gateway.server import workflow_tools as wf
@@ -63,13 +64,14 @@ class GatewayBackend(Protocol):
         ...
 
     async def execute_dag(self, document: dict[str, Any], *, owner: str | None = None,
-                          progress: Progress | None = None) -> WorkflowState:
-        """Run a workflow, telling `progress` (when the client asked for it) of each task's end."""
+                          progress: Progress | None = None, cancelled: Cancelled | None = None) -> WorkflowState:
+        """Run a workflow, telling `progress` (when the client asked for it) of each task's end; one the client
+        cancels (`cancelled()` true once the call is cancelled) ends aborted."""
         ...
 
     async def control_workflow(
         self, workflow_id: str, action: str, *, approved: bool | None, tasks: Any, owner: str | None = None,
-        progress: Progress | None = None,
+        progress: Progress | None = None, cancelled: Cancelled | None = None,
     ) -> WorkflowState:
         """`owner` (the HTTP user; None on stdio) must be the one who started the workflow."""
         ...
@@ -122,9 +124,9 @@ def build_server(backend: GatewayBackend) -> Server[Any]:
         # the workflow's tasks), and what comes back is this request's progress, under the client's token.
         progress = ctx.session.report_progress if _wants_progress(params) else None
         if params.name == wf.EXECUTE_DAG:
-            return await _guarded(backend, _execute(backend, params.arguments, progress))
+            return await _guarded(backend, _execute(backend, params.arguments, progress, _client_cancelled(ctx)))
         if params.name == wf.WORKFLOW:
-            return await _guarded(backend, _control(backend, params.arguments, progress))
+            return await _guarded(backend, _control(backend, params.arguments, progress, _client_cancelled(ctx)))
         if params.name in (caps.CAP_LIST, caps.CAP_RENAME, caps.CAP_MERGE):
             return await _guarded(backend, _capabilities(backend, params.name, params.arguments))
         route = backend.names.resolve(params.name) or await backend.resolve(params.name)
@@ -158,23 +160,24 @@ async def _search(backend: GatewayBackend, arguments: dict[str, Any] | None) -> 
     )
 
 
-async def _execute(backend: GatewayBackend, arguments: dict[str, Any] | None,
-                   progress: Progress | None) -> types.CallToolResult:
+async def _execute(backend: GatewayBackend, arguments: dict[str, Any] | None, progress: Progress | None,
+                   cancelled: Cancelled) -> types.CallToolResult:
     document = dict(arguments or {})
     if "tasks" not in document and isinstance(document.get("intent"), str) and document["intent"].strip():
         if (found := await backend.suggest_capability(document["intent"], user=gateway_user())) is not None:
             return caps.suggestion_result(*found)
         suggestion, above = await backend.suggest(document["intent"])
         return wf.suggestion_result(suggestion, above, backend.listed_schemas())
-    return wf.workflow_result(await backend.execute_dag(document, owner=gateway_user(), progress=progress))
+    return wf.workflow_result(await backend.execute_dag(document, owner=gateway_user(), progress=progress,
+                                                        cancelled=cancelled))
 
 
-async def _control(backend: GatewayBackend, arguments: dict[str, Any] | None,
-                   progress: Progress | None) -> types.CallToolResult:
+async def _control(backend: GatewayBackend, arguments: dict[str, Any] | None, progress: Progress | None,
+                   cancelled: Cancelled) -> types.CallToolResult:
     args = meta.check_arguments(wf.WORKFLOW, arguments)
     state = await backend.control_workflow(
         args["workflow_id"], args["action"], approved=args.get("approved"), tasks=args.get("tasks"),
-        owner=gateway_user(), progress=progress,
+        owner=gateway_user(), progress=progress, cancelled=cancelled,
     )
     return wf.workflow_result(state)
 
@@ -196,6 +199,15 @@ async def _guarded(backend: GatewayBackend, call: Any) -> types.CallToolResult:
         logger.exception("tool call failed unexpectedly")
         backend.record_error(type(exc).__name__, str(exc), traceback.format_exc())
         return error_result("internal error in the gateway; see its log for the traceback")
+
+
+def _client_cancelled(ctx: ServerRequestContext[Any]) -> Cancelled:
+    """Whether the client has sent ``notifications/cancelled`` for this request (a shutdown cancels too, but
+    without it). The SDK keeps that on the request's dispatch context, which `ServerRequestContext` does not
+    expose: it is read through the request-scoped session, and an SDK that moved it answers False (the workflow
+    then stays to be continued, as before). The e2e test of a cancelled workflow pins this."""
+    event = getattr(getattr(ctx.session, "_request_outbound", None), "cancel_requested", None)
+    return event.is_set if isinstance(event, anyio.Event) else lambda: False
 
 
 def _wants_progress(params: types.CallToolRequestParams) -> bool:

@@ -20,13 +20,15 @@ from gateway.dag.executor import Executor
 from gateway.dag.state import RunStatus, TaskResult, TaskStatus, WorkflowState
 from gateway.errors import GatewayError, InvalidRequestError
 from gateway.models import ToolDef
-from gateway.ports import Progress, WorkflowStore
+from gateway.ports import Cancelled, Progress, WorkflowStore
 from gateway.services.capability_calls import acting_as
 
 logger = logging.getLogger(__name__)
 
 ACTIONS = ("continue", "abort", "replan", "status")
 _LIVE_LIMIT = 1000
+CANCEL_RECORD_S = 5.0
+"""How long recording a workflow the client cancelled may hold up the cancellation."""
 
 
 class WorkflowService:
@@ -51,29 +53,33 @@ class WorkflowService:
         self._live: dict[str, WorkflowState] = {}
         self._locks: dict[str, anyio.Lock] = {}
 
-    async def execute(self, document: Any, *, owner: str | None = None, progress: Progress | None = None
-                      ) -> WorkflowState:
-        """Validate and run a DAG until it finishes or pauses, telling `progress` of each task's end."""
+    async def execute(self, document: Any, *, owner: str | None = None, progress: Progress | None = None,
+                      cancelled: Cancelled | None = None) -> WorkflowState:
+        """Validate and run a DAG until it finishes or pauses, telling `progress` of each task's end.
+
+        If the call is cancelled and `cancelled()` then says the client asked for it, the workflow ends aborted
+        (a restart will not continue it); cancelled otherwise (the gateway stopping), it stays to be continued.
+        """
         with acting_as(owner):
             dag = parse_dag(document, tool_schemas=await self._schemas_for(document))
             state = WorkflowState(workflow_id=f"wf_{uuid.uuid4().hex[:16]}", dag=dag, owner=owner)
             if persisted(dag):
                 await self._store.save_dag(state.workflow_id, to_document(dag), intent=dag.intent, owner=owner)
-            return await self._advance(state, approved=None, progress=progress)
+            return await self._advance(state, approved=None, progress=progress, cancelled=cancelled)
 
     async def control(
         self, workflow_id: str, action: str, *, approved: bool | None = None, tasks: Any = None,
-        owner: str | None = None, progress: Progress | None = None,
+        owner: str | None = None, progress: Progress | None = None, cancelled: Cancelled | None = None,
     ) -> WorkflowState:
         """Continue (approved or not), abort, replan or report a workflow. With an `owner` (an HTTP user), only
         that user's workflows are found: another's answers as an unknown one does."""
         with acting_as(owner):
             return await self._control(workflow_id, action, approved=approved, tasks=tasks, owner=owner,
-                                       progress=progress)
+                                       progress=progress, cancelled=cancelled)
 
     async def _control(
         self, workflow_id: str, action: str, *, approved: bool | None, tasks: Any, owner: str | None,
-        progress: Progress | None,
+        progress: Progress | None, cancelled: Cancelled | None,
     ) -> WorkflowState:
         if owner is not None:
             await self._check_owner(workflow_id, owner)
@@ -92,7 +98,7 @@ class WorkflowService:
                 return await self._finish(_aborted(state))
             if action == "replan":
                 return await self._replan(state, tasks)
-            return await self._continue(state, approved, progress)
+            return await self._continue(state, approved, progress, cancelled)
 
     async def resume_unfinished(self) -> int:
         """Continue, in the background, every workflow a restart cut off while it was running."""
@@ -110,15 +116,16 @@ class WorkflowService:
         except GatewayError:
             logger.exception("continuing workflow %s failed", state.workflow_id)
 
-    async def _continue(self, state: WorkflowState, approved: bool | None, progress: Progress | None
-                        ) -> WorkflowState:
+    async def _continue(self, state: WorkflowState, approved: bool | None, progress: Progress | None,
+                        cancelled: Cancelled | None) -> WorkflowState:
         if state.status is RunStatus.APPROVAL_REQUIRED and approved is None:
             raise InvalidRequestError(
                 f"workflow {state.workflow_id} waits for approval of {', '.join(state.pending_approval)}: "
                 "continue with approved: true or false",
                 field="approved",
             )
-        return await self._advance(state.evolve(status=RunStatus.RUNNING), approved=approved, progress=progress)
+        return await self._advance(state.evolve(status=RunStatus.RUNNING), approved=approved, progress=progress,
+                                   cancelled=cancelled)
 
     async def _replan(self, state: WorkflowState, tasks: Any) -> WorkflowState:
         if tasks is None:
@@ -132,11 +139,27 @@ class WorkflowService:
         await self._store.save_checkpoint(state.workflow_id, state.next_layer, state.to_json())
         return self._keep(state)
 
-    async def _advance(self, state: WorkflowState, *, approved: bool | None, progress: Progress | None = None
-                       ) -> WorkflowState:
+    async def _advance(self, state: WorkflowState, *, approved: bool | None, progress: Progress | None = None,
+                       cancelled: Cancelled | None = None) -> WorkflowState:
         self._live[state.workflow_id] = state
-        state = await self._executor.advance(state, approved=approved, progress=progress)
+        try:
+            state = await self._executor.advance(state, approved=approved, progress=progress)
+        except anyio.get_cancelled_exc_class():
+            if cancelled is not None and cancelled():
+                with anyio.CancelScope(shield=True), anyio.move_on_after(CANCEL_RECORD_S):
+                    await self._cancelled_by_client(state.workflow_id)
+            raise
         return await self._finish(state) if state.status.final else self._keep(state)
+
+    async def _cancelled_by_client(self, workflow_id: str) -> None:
+        """End aborted, from its last checkpoint (the executor has saved every layer it finished by now)."""
+        self._live.pop(workflow_id, None)
+        try:
+            state = await self._load(workflow_id)
+            logger.info("workflow %s: the client cancelled it at layer %d; aborted", workflow_id, state.next_layer)
+            await self._finish(_aborted(state, "cancelled by the client"))
+        except GatewayError:
+            logger.exception("recording workflow %s as cancelled by the client failed", workflow_id)
 
     async def _finish(self, state: WorkflowState) -> WorkflowState:
         failed = [r for r in state.results.values() if r.status is not TaskStatus.OK]
@@ -205,14 +228,12 @@ def _called(document: Any) -> list[str]:
     return [t["tool"] for t in tasks if isinstance(t, dict) and isinstance(t.get("tool"), str)]
 
 
-def _aborted(state: WorkflowState) -> WorkflowState:
-    """A paused workflow aborted: every task not yet run is skipped."""
+def _aborted(state: WorkflowState, reason: str = "aborted") -> WorkflowState:
+    """A workflow aborted between layers: every task not yet run is skipped, for `reason`."""
     results = dict(state.results)
     for layer, ids in enumerate(state.dag.layers):
         for task_id in ids:
-            results.setdefault(
-                task_id, TaskResult(id=task_id, status=TaskStatus.SKIPPED, layer=layer, error="aborted")
-            )
+            results.setdefault(task_id, TaskResult(id=task_id, status=TaskStatus.SKIPPED, layer=layer, error=reason))
     return state.evolve(status=RunStatus.ABORTED, results=results)
 
 

@@ -145,6 +145,30 @@ async def test_a_client_s_progress_and_cancel_pass_through_the_gateway(
     assert workflow == [(1, 2, "task a (faulty:echo): ok"), (2, 2, "task b (faulty:echo): ok")]
 
 
+async def test_a_workflow_the_client_cancels_ends_aborted_and_is_not_left_to_be_continued(
+    tmp_path: Path, database_url: str
+) -> None:
+    patient = {"command": sys.executable, "args": [str(ROOT / "examples/faulty_server.py")], "callTimeoutMs": 60_000}
+    config = servers_file(tmp_path, extra={"faulty": patient})
+    tasks = [{"id": "a", "tool": "faulty:echo", "arguments": {"text": "x"}},
+             {"id": "h", "tool": "faulty:hang", "arguments": {}, "depends_on": ["a"]}]
+    async with gateway_client(config, "--database-url", database_url) as client:
+        with anyio.move_on_after(2.0):  # the client gives up: the SDK sends notifications/cancelled
+            await client.call_tool("execute_dag", {"tasks": tasks, "options": {"timeout_ms": 60_000}})
+        async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+            row = await (await conn.execute("SELECT workflow_id FROM workflow_dags")).fetchone()
+        assert row is not None
+        with anyio.fail_after(20):
+            while (status := await client.call_tool("workflow", {"workflow_id": row[0], "action": "status"})
+                   ).structured_content["status"] != "aborted":  # fmt: skip
+                await anyio.sleep(0.05)
+        hang_cancelled = int(text_of(await client.call_tool("faulty__count_cancelled", {})))
+    payload = status.structured_content
+    assert payload["tasks"]["a"]["status"] == "ok"
+    assert payload["tasks"]["h"]["status"] == "skipped" and payload["tasks"]["h"]["error"] == "cancelled by the client"
+    assert hang_cancelled == 1
+
+
 async def test_a_server_with_a_wrong_command_shows_failed_while_the_others_work(
     tmp_path: Path, database_url: str
 ) -> None:
