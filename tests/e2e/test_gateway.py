@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -153,13 +154,20 @@ async def test_a_workflow_the_client_cancels_ends_aborted_and_is_not_left_to_be_
     tasks = [{"id": "a", "tool": "faulty:echo", "arguments": {"text": "x"}},
              {"id": "h", "tool": "faulty:hang", "arguments": {}, "depends_on": ["a"]}]
     async with gateway_client(config, "--database-url", database_url) as client:
-        with anyio.move_on_after(2.0):  # the client gives up: the SDK sends notifications/cancelled
-            await client.call_tool("execute_dag", {"tasks": tasks, "options": {"timeout_ms": 60_000}})
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(client.call_tool, "execute_dag", {"tasks": tasks, "options": {"timeout_ms": 60_000}})
+            with anyio.fail_after(30):  # until faulty has served echo and hang, besides these count_calls
+                for polls in itertools.count(1):
+                    if int(text_of(await client.call_tool("faulty__count_calls", {}))) - polls >= 2:
+                        break
+                    await anyio.sleep(0.02)
+            tg.cancel_scope.cancel()  # the client gives up: the SDK sends notifications/cancelled
         async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
             row = await (await conn.execute("SELECT workflow_id FROM workflow_dags")).fetchone()
         assert row is not None
+        workflow_id = str(row[0])
         with anyio.fail_after(20):
-            while (status := await client.call_tool("workflow", {"workflow_id": row[0], "action": "status"})
+            while (status := await client.call_tool("workflow", {"workflow_id": workflow_id, "action": "status"})
                    ).structured_content["status"] != "aborted":  # fmt: skip
                 await anyio.sleep(0.05)
         hang_cancelled = int(text_of(await client.call_tool("faulty__count_cancelled", {})))
