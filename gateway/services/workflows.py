@@ -147,19 +147,23 @@ class WorkflowService:
         except anyio.get_cancelled_exc_class():
             if cancelled is not None and cancelled():
                 with anyio.CancelScope(shield=True), anyio.move_on_after(CANCEL_RECORD_S):
-                    await self._cancelled_by_client(state.workflow_id)
+                    await self._cancelled_by_client(state)
             raise
         return await self._finish(state) if state.status.final else self._keep(state)
 
-    async def _cancelled_by_client(self, workflow_id: str) -> None:
-        """End aborted, from its last checkpoint (the executor has saved every layer it finished by now)."""
-        self._live.pop(workflow_id, None)
+    async def _cancelled_by_client(self, started: WorkflowState) -> None:
+        """End aborted, from its last checkpoint (the executor has saved every layer it finished by now), else
+        from where this run `started`. A plain single call stores nothing and is never continued: left alone."""
+        if not persisted(started.dag):
+            return
         try:
-            state = await self._load(workflow_id)
-            logger.info("workflow %s: the client cancelled it at layer %d; aborted", workflow_id, state.next_layer)
+            doc = await self._store.latest_checkpoint(started.workflow_id)
+            state = WorkflowState.from_json(doc) if doc is not None else started
+            logger.info("workflow %s: the client cancelled it at layer %d; aborted", state.workflow_id,
+                        state.next_layer)
             await self._finish(_aborted(state, "cancelled by the client"))
         except GatewayError:
-            logger.exception("recording workflow %s as cancelled by the client failed", workflow_id)
+            logger.exception("recording workflow %s as cancelled by the client failed", started.workflow_id)
 
     async def _finish(self, state: WorkflowState) -> WorkflowState:
         failed = [r for r in state.results.values() if r.status is not TaskStatus.OK]
