@@ -1,8 +1,9 @@
 """A deliberately misbehaving MCP stdio server, for testing the gateway's downstream supervision.
 
 Run it as ``python examples/faulty_server.py``. Its tools echo, sleep, add, count the calls this process
-served, report progress step by step, crash the process, hang until cancelled (counting the cancellations),
-and register new tools at run time (announcing them with ``notifications/tools/list_changed``). With ``FAULTY_FAIL_AT_START`` set it writes that text to stderr and
+served, report progress step by step, write MCP log messages, crash the process, hang until cancelled
+(counting the cancellations), and register new tools at run time (announcing them with
+``notifications/tools/list_changed``). With ``FAULTY_FAIL_AT_START`` set it writes that text to stderr and
 exits before the MCP handshake, like a server with a missing API key.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
@@ -62,6 +64,16 @@ async def steps(count: int, ms: int, ctx: Context) -> str:
         await anyio.sleep(ms / 1000)
         await ctx.report_progress(step, count, f"step {step} of {count}")
     return f"{count} steps done"
+
+
+@server.tool(annotations=ToolAnnotations(read_only_hint=True))
+async def log(level: str, data: str, ctx: Context) -> str:
+    """Send `data` to the client as an MCP log message (`notifications/message`) at `level` ("info", "error"...)."""
+    _count()
+    with warnings.catch_warnings():  # the logging capability is deprecated from 2026-07-28 on; older clients use it
+        warnings.simplefilter("ignore")
+        await ctx.log(level, data, logger_name="faulty.tools")  # type: ignore[arg-type]
+    return f"logged at {level}"
 
 
 @server.tool(annotations=ToolAnnotations(destructive_hint=True))

@@ -32,6 +32,7 @@ from mcp.shared.message import SessionMessage
 from gateway.config import ServerSpec
 from gateway.downstream.backoff import Backoff
 from gateway.downstream.listing import list_tools
+from gateway.downstream.logs import ServerLog
 from gateway.downstream.record import WAITING, ServerRecord
 from gateway.downstream.stderr import StderrCopy
 from gateway.downstream.translate import (
@@ -255,7 +256,8 @@ class Connection:
         self, read: ReadStream[Item], write: WriteStream[SessionMessage]
     ) -> float | _HandshakeFailed:
         watched = WatchedReadStream(read, on_end=self._on_end)
-        async with ClientSession(watched, write, message_handler=self._on_message) as session:
+        async with ClientSession(watched, write, message_handler=self._on_message,
+                                 logging_callback=ServerLog(self.spec.name)) as session:
             failure = await self._handshake(session)
             if failure is not None:
                 return failure
