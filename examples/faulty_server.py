@@ -1,8 +1,8 @@
 """A deliberately misbehaving MCP stdio server, for testing the gateway's downstream supervision.
 
 Run it as ``python examples/faulty_server.py``. Its tools echo, sleep, add, count the calls this process
-served, report progress step by step, write MCP log messages, crash the process, hang until cancelled
-(counting the cancellations), and register new tools at run time (announcing them with
+served, report progress step by step, ask the user a question, write MCP log messages, crash the process,
+hang until cancelled (counting the cancellations), and register new tools at run time (announcing them with
 ``notifications/tools/list_changed``). With ``FAULTY_FAIL_AT_START`` set it writes that text to stderr and
 exits before the MCP handshake, like a server with a missing API key.
 """
@@ -15,7 +15,9 @@ import warnings
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.shared.exceptions import MCPError
 from mcp_types import ToolAnnotations
+from pydantic import BaseModel
 
 server = MCPServer("faulty", instructions="A test server that crashes, hangs and adds tools on demand.")
 _served = 0
@@ -64,6 +66,23 @@ async def steps(count: int, ms: int, ctx: Context) -> str:
         await anyio.sleep(ms / 1000)
         await ctx.report_progress(step, count, f"step {step} of {count}")
     return f"{count} steps done"
+
+
+class Answer(BaseModel):
+    answer: str
+
+
+@server.tool(annotations=ToolAnnotations(read_only_hint=True))
+async def ask(question: str, ctx: Context) -> str:
+    """Ask the user `question` (``elicitation/create``) and return what came back."""
+    _count()
+    try:
+        reply = await ctx.elicit(question, Answer)
+    except MCPError as exc:
+        return f"not asked: {exc.error.message}"
+    if reply.action == "accept":
+        return f"answer: {reply.data.answer}"
+    return reply.action
 
 
 @server.tool(annotations=ToolAnnotations(read_only_hint=True))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
+import mcp_types as types
 import numpy as np
 from numpy.typing import NDArray
 
@@ -108,6 +109,12 @@ class Progress(Protocol):
     """Where a downstream call's ``notifications/progress`` go: the upstream request's own progress."""
 
     async def __call__(self, progress: float, total: float | None, message: str | None) -> None: ...
+
+
+class Ask(Protocol):
+    """Where a downstream server's ``elicitation/create`` goes: the user, through the upstream request's client."""
+
+    async def __call__(self, params: types.ElicitRequestParams) -> types.ElicitResult: ...
 
 
 Cancelled = Callable[[], bool]

@@ -36,7 +36,7 @@ from gateway.embed import load_embedder
 from gateway.errors import DatabaseError, GatewayError, ServerUnavailableError
 from gateway.graph.view import render_html
 from gateway.models import ServerState, ServerStatus, ToolDef, ToolOutput
-from gateway.ports import Cancelled, Progress
+from gateway.ports import Ask, Cancelled, Progress
 from gateway.server import NameTable
 from gateway.server import capability_tools as caps
 from gateway.services import Indexer, SearchResult, SearchService
@@ -165,9 +165,9 @@ class Runtime:
         return suggestion, self._planner.above_threshold(suggestion)
 
     async def call_tool(self, server: str, tool: str, arguments: dict[str, Any] | None, *,
-                        progress: Progress | None = None) -> types.CallToolResult:
+                        progress: Progress | None = None, ask: Ask | None = None) -> types.CallToolResult:
         with self.telemetry.timed(CALL_LATENCY, tool=f"{server}:{tool}", outcome="error") as labels:
-            result = await self.supervisor.call_tool(server, tool, arguments, progress=progress)
+            result = await self.supervisor.call_tool(server, tool, arguments, progress=progress, ask=ask)
             labels["outcome"] = "error" if result.is_error else "ok"
         return result
 

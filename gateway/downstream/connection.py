@@ -31,6 +31,7 @@ from mcp.shared.message import SessionMessage
 
 from gateway.config import ServerSpec
 from gateway.downstream.backoff import Backoff
+from gateway.downstream.elicit import Elicitations
 from gateway.downstream.listing import list_tools
 from gateway.downstream.logs import ServerLog
 from gateway.downstream.record import WAITING, ServerRecord
@@ -45,7 +46,7 @@ from gateway.downstream.translate import (
 from gateway.downstream.watch import Item, WatchedReadStream
 from gateway.errors import ServerUnavailableError
 from gateway.models import ServerState, ServerStatus, ToolDef
-from gateway.ports import Progress, StatusChanged, ToolsListed
+from gateway.ports import Ask, Progress, StatusChanged, ToolsListed
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +87,7 @@ class Connection:
             command=spec.command, args=list(spec.args), env=dict(spec.env) or None, cwd=spec.cwd
         )
         self._session: ClientSession | None = None
+        self._elicitations = Elicitations(spec.name)
         self._last_failure: str | None = None
         self._wake = anyio.Event()
         self._relist_wanted = False
@@ -101,24 +103,27 @@ class Connection:
         return self.record.snapshot()
 
     async def call_tool(
-        self, name: str, arguments: dict[str, Any] | None, timeout_s: float | None, progress: Progress | None = None
+        self, name: str, arguments: dict[str, Any] | None, timeout_s: float | None, progress: Progress | None = None,
+        ask: Ask | None = None,
     ) -> types.CallToolResult:
         """Send tools/call on the live session from the caller's task; waits (in the timeout) for a start.
 
         With `progress` the request carries a progress token and the server's ``notifications/progress`` for
-        it go to `progress`. A caller cancelled (or timed out) abandons the request, and the SDK tells the
-        server with ``notifications/cancelled``.
+        it go to `progress`. With `ask`, a question the server asks while this is its only call in flight goes
+        to `ask` (see `elicit`), and the timeout waits for the answer. A caller cancelled (or timed out)
+        abandons the request, and the SDK tells the server with ``notifications/cancelled``.
         """
         timeout = self.spec.call_timeout_s if timeout_s is None else timeout_s
         request = types.CallToolRequest(params=types.CallToolRequestParams(name=name, arguments=arguments))
         session = self._session
         try:
-            with anyio.fail_after(timeout):
+            with anyio.fail_after(timeout) as deadline:
                 if session is None:
                     session = await self._wait_running()
                 # Not session.call_tool: it validates structured output (re-listing tools for unknown
                 # names); the gateway forwards results and leaves judging them to its client.
-                return await session.send_request(request, types.CallToolResult, progress_callback=progress)
+                with self._elicitations.calling(ask, deadline, timeout):
+                    return await session.send_request(request, types.CallToolResult, progress_callback=progress)
         except CALL_FAILURES as exc:
             if session is None:
                 raise self._unavailable(f"is still {self.record.state} after {timeout:g} s") from exc
@@ -257,7 +262,8 @@ class Connection:
     ) -> float | _HandshakeFailed:
         watched = WatchedReadStream(read, on_end=self._on_end)
         async with ClientSession(watched, write, message_handler=self._on_message,
-                                 logging_callback=ServerLog(self.spec.name)) as session:
+                                 logging_callback=ServerLog(self.spec.name),
+                                 elicitation_callback=self._elicitations) as session:
             failure = await self._handshake(session)
             if failure is not None:
                 return failure

@@ -14,7 +14,7 @@ from gateway.downstream.backoff import Backoff
 from gateway.downstream.connection import Connection
 from gateway.errors import ConfigError, ServerUnavailableError, UnknownToolError
 from gateway.models import ServerStatus, ToolDef
-from gateway.ports import Progress, StatusChanged, ToolsListed
+from gateway.ports import Ask, Progress, StatusChanged, ToolsListed
 
 
 class Supervisor:
@@ -65,19 +65,19 @@ class Supervisor:
 
     async def call_tool(
         self, server: str, name: str, arguments: dict[str, Any] | None, *, timeout_s: float | None = None,
-        progress: Progress | None = None,
+        progress: Progress | None = None, ask: Ask | None = None,
     ) -> types.CallToolResult:
         """Call `name` on `server` and return its result as is (``is_error`` results included).
 
         Waits for a starting or restarting server within the same timeout (default: the server's
         ``call_timeout_s``). Raises `UnknownToolError`, `ServerUnavailableError` (failed, disabled, stopped),
         `CallTimeoutError`, `ServerCrashedError`, or `DownstreamError` for a protocol error. The server's
-        progress for this call goes to `progress`.
+        progress for this call goes to `progress`, and its questions to the user to `ask`.
         """
         connection = self._connections.get(server)
         if connection is None:
             raise UnknownToolError(f"no downstream server is called {server!r}", server=server)
-        return await connection.call_tool(name, arguments, timeout_s, progress)
+        return await connection.call_tool(name, arguments, timeout_s, progress, ask)
 
     def statuses(self) -> list[ServerStatus]:
         """A snapshot of every configured server, disabled ones included, in configuration order."""

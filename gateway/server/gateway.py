@@ -17,12 +17,13 @@ import mcp_types as types
 from mcp.server import Server
 from mcp.server.context import ServerRequestContext
 from mcp.shared.exceptions import MCPError
+from mcp.shared.message import ServerMessageMetadata
 
 import gateway
 from gateway.dag.state import WorkflowState
 from gateway.errors import GatewayError
 from gateway.models import ToolDef
-from gateway.ports import Cancelled, Progress
+from gateway.ports import Ask, Cancelled, Progress
 from gateway.server import capability_tools as caps
 from gateway.server import meta
 from gateway.server import workflow_tools as wf
@@ -57,7 +58,7 @@ class GatewayBackend(Protocol):
         ...
 
     async def call_tool(self, server: str, tool: str, arguments: dict[str, Any] | None, *,
-                        progress: Progress | None = None) -> types.CallToolResult: ...
+                        progress: Progress | None = None, ask: Ask | None = None) -> types.CallToolResult: ...
 
     async def listed_tools(self, session: Any) -> Sequence[ToolDef]:
         """The downstream tools to expose; `session` is told when they change (``expose: all`` mode)."""
@@ -135,7 +136,8 @@ def build_server(backend: GatewayBackend) -> Server[Any]:
                 types.INVALID_PARAMS,
                 f"unknown tool {params.name!r}: use {meta.SEARCH_TOOLS} to find tools and call them by `call_as`",
             )
-        return await _guarded(backend, backend.call_tool(route[0], route[1], params.arguments, progress=progress))
+        call = backend.call_tool(route[0], route[1], params.arguments, progress=progress, ask=_asker(ctx))
+        return await _guarded(backend, call)
 
     return Server(
         "pml-gateway",
@@ -208,6 +210,21 @@ def _client_cancelled(ctx: ServerRequestContext[Any]) -> Cancelled:
     then stays to be continued, as before). The e2e test of a cancelled workflow pins this."""
     event = getattr(getattr(ctx.session, "_request_outbound", None), "cancel_requested", None)
     return event.is_set if isinstance(event, anyio.Event) else lambda: False
+
+
+def _asker(ctx: ServerRequestContext[Any]) -> Ask | None:
+    """Where a downstream server's questions to the user go during this call: to this client, as part of this
+    request, when it declared elicitation and the request can carry a request back (None otherwise)."""
+    session = ctx.session
+    capabilities = session.client_capabilities
+    if capabilities is None or capabilities.elicitation is None or not session.can_send_request:
+        return None
+
+    async def ask(params: types.ElicitRequestParams) -> types.ElicitResult:
+        metadata = ServerMessageMetadata(related_request_id=ctx.request_id)
+        return await session.send_request(types.ElicitRequest(params=params), types.ElicitResult, metadata=metadata)
+
+    return ask
 
 
 def _wants_progress(params: types.CallToolRequestParams) -> bool:

@@ -47,12 +47,13 @@ SETTLE_S = 60.0
 
 
 @asynccontextmanager
-async def gateway_client(config: Path, *flags: str, settle: bool = True) -> AsyncIterator[Client]:
-    """The SDK's own client, spawning `python -m gateway serve` over stdio; with `settle`, once no server is
-    still starting (a test's first call would otherwise spend its short timeout waiting for the server's start)."""
+async def gateway_client(config: Path, *flags: str, settle: bool = True, **options: Any) -> AsyncIterator[Client]:
+    """The SDK's own client (with `options`: its callbacks, say), spawning `python -m gateway serve` over stdio;
+    with `settle`, once no server is still starting (a test's first call would otherwise spend its short timeout
+    waiting for the server's start)."""
     command = gateway_command("serve", "--config", str(config), *flags)
     params = StdioServerParameters(command=command[0], args=command[1:], env=gateway_env(), cwd=str(ROOT))
-    async with Client(params, read_timeout_seconds=60) as client:
+    async with Client(params, read_timeout_seconds=60, **options) as client:
         if settle:
             await _servers_started(client)
         yield client

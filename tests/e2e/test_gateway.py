@@ -33,6 +33,9 @@ from tests.e2e.support import (
 
 pytestmark = pytest.mark.anyio
 
+NO_ONE_TO_ASK = ("the call in flight came from a workflow or from a client that cannot take a question during a call "
+                 "(no elicitation capability, or a 2026 protocol session)")
+
 
 def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(gateway_command(*args), capture_output=True, text=True, env=gateway_env(),
@@ -320,3 +323,33 @@ async def test_an_unreachable_database_leaves_the_gateway_up_saying_why_and_stil
     assert searched.is_error and "the tool index is not available" in text_of(searched)
     assert again.is_error and text_of(again) == text_of(searched)
     assert not called.is_error and "UTC" in text_of(called)
+
+
+async def test_a_downstream_servers_question_reaches_the_user_and_its_answer_comes_back(
+    tmp_path: Path, database_url: str
+) -> None:
+    brisk = {"command": sys.executable, "args": [str(ROOT / "examples/faulty_server.py")], "callTimeoutMs": 1_000}
+    config = servers_file(tmp_path, extra={"faulty": brisk})
+    asked: list[str] = []
+
+    async def user(context: object, params: types.ElicitRequestParams) -> types.ElicitResult:
+        asked.append(params.message)
+        await anyio.sleep(2.0)  # longer than faulty's 1 s call timeout: a person answering is not a hung server
+        return types.ElicitResult(action="accept", content={"answer": "blue"})
+
+    # A client of the handshake protocol versions (the 2026-07-28 revision allows no request back during a call)
+    flags = ("--database-url", database_url)
+    async with gateway_client(config, *flags, mode="legacy", elicitation_callback=user) as client:
+        answered = await client.call_tool("faulty__ask", {"question": "Which colour?"})
+        hung = await client.call_tool("faulty__hang", {})  # and afterwards the timeout holds again
+    assert asked == ["Which colour?"]
+    assert text_of(answered) == "answer: blue" and not answered.is_error
+    assert hung.is_error and "1 s" in text_of(hung)
+
+
+async def test_a_question_from_a_server_is_refused_when_the_client_cannot_answer(
+    tmp_path: Path, database_url: str
+) -> None:
+    async with gateway_client(servers_file(tmp_path), "--database-url", database_url) as client:
+        refused = await client.call_tool("faulty__ask", {"question": "Which colour?"})
+    assert text_of(refused) == f"not asked: the gateway did not forward this question: {NO_ONE_TO_ASK}"
