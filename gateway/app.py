@@ -23,6 +23,7 @@ from gateway.errors import ConfigError
 from gateway.runtime import Runtime
 from gateway.server import build_server
 from gateway.server.http import GatewayHttpApp, HttpPages, session_manager
+from gateway.server.questions import Relay
 from gateway.server.stdio import stdio_transport
 
 logger = logging.getLogger(__name__)
@@ -62,11 +63,12 @@ async def serve(settings: Settings, config: GatewayConfig) -> None:
     if settings.http_bind is not None:
         await serve_http(settings, config, settings.http_bind)
         return
-    runtime = Runtime(settings=settings, config=config)
-    server = build_server(runtime)
+    runtime, relay = Runtime(settings=settings, config=config), Relay()
+    server = build_server(runtime, relay)
     _NOISE.install()
     async with anyio.create_task_group() as tg:
         await tg.start(runtime.run)
+        await tg.start(relay.run)
         async with stdio_transport() as (read_stream, write_stream):
             options = server.create_initialization_options(NotificationOptions(tools_changed=config.expose_all))
             await server.run(read_stream, write_stream, options)
@@ -77,8 +79,8 @@ async def serve(settings: Settings, config: GatewayConfig) -> None:
 
 async def serve_http(settings: Settings, config: GatewayConfig, bind: tuple[str, int]) -> None:
     """Serve MCP over streamable HTTP at ``http://HOST:PORT/mcp`` until cancelled (SIGTERM/SIGINT)."""
-    runtime = Runtime(settings=settings, config=config)
-    server = build_server(runtime)
+    runtime, relay = Runtime(settings=settings, config=config), Relay()
+    server = build_server(runtime, relay)
     _NOISE.install()
     app = GatewayHttpApp(sessions=session_manager(server, host=bind[0]), gate=runtime,
                          pages=HttpPages(metrics=runtime.metrics_text, graph=runtime.graph_page))
@@ -87,6 +89,7 @@ async def serve_http(settings: Settings, config: GatewayConfig, bind: tuple[str,
                                   timeout_graceful_shutdown=HTTP_GRACE_S))
     async with anyio.create_task_group() as tg:
         await tg.start(runtime.run)
+        await tg.start(relay.run)
         async with app.running():
             logger.info("serving MCP at http://%s:%d/mcp", *listener.getsockname()[:2])
             tg.start_soon(_stop_on_cancel, web)

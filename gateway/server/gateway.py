@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Awaitable, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
 
 import anyio
 import mcp_types as types
@@ -18,6 +18,7 @@ from mcp.server import Server
 from mcp.server.context import ServerRequestContext
 from mcp.shared.exceptions import MCPError
 from mcp.shared.message import ServerMessageMetadata
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 import gateway
 from gateway.dag.state import WorkflowState
@@ -29,6 +30,7 @@ from gateway.server import meta
 from gateway.server import workflow_tools as wf
 from gateway.server.names import NameTable
 from gateway.server.principal import gateway_user
+from gateway.server.questions import Relay
 from gateway.services.search import SearchResult
 from gateway.services.suggest import Suggestion
 
@@ -96,7 +98,7 @@ class GatewayBackend(Protocol):
         ...
 
 
-def build_server(backend: GatewayBackend) -> Server[Any]:
+def build_server(backend: GatewayBackend, relay: Relay | None = None) -> Server[Any]:
     """The low-level MCP server wired to `backend`."""
     search_tool = types.Tool(
         name=meta.SEARCH_TOOLS,
@@ -118,7 +120,11 @@ def build_server(backend: GatewayBackend) -> Server[Any]:
             tools.extend(_exposed(backend, await backend.listed_tools(ctx.session)))
         return types.ListToolsResult(tools=tools)
 
-    async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> types.CallToolResult:
+    questions = relay or Relay()
+
+    async def call_tool(
+        ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
+    ) -> types.CallToolResult | types.InputRequiredResult:
         if params.name == meta.SEARCH_TOOLS:
             return await _guarded(backend, _search(backend, params.arguments))
         # A client's progress token asks for progress: only then is anyone asked for it (a downstream server,
@@ -136,8 +142,16 @@ def build_server(backend: GatewayBackend) -> Server[Any]:
                 types.INVALID_PARAMS,
                 f"unknown tool {params.name!r}: use {meta.SEARCH_TOOLS} to find tools and call them by `call_as`",
             )
-        call = backend.call_tool(route[0], route[1], params.arguments, progress=progress, ask=_asker(ctx))
-        return await _guarded(backend, call)
+        if params.request_state is not None:  # a 2026 client's answer to a question relayed before
+            return await _guarded(backend, questions.resume(params.name, params.request_state, params.input_responses))
+        ask = _asker(ctx)
+        if ask is None and _takes_rounds(ctx):
+            def start(relayed: Ask | None) -> Awaitable[types.CallToolResult]:
+                return backend.call_tool(route[0], route[1], params.arguments, progress=progress, ask=relayed)
+
+            return await _guarded(backend, questions.call(params.name, start))
+        return await _guarded(backend, backend.call_tool(route[0], route[1], params.arguments, progress=progress,
+                                                         ask=ask))
 
     return Server(
         "pml-gateway",
@@ -188,12 +202,16 @@ async def _capabilities(backend: GatewayBackend, name: str, arguments: dict[str,
     return await backend.capabilities(name, meta.check_arguments(name, arguments), user=gateway_user())
 
 
-async def _guarded(backend: GatewayBackend, call: Any) -> types.CallToolResult:
+_Result = TypeVar("_Result")
+
+
+async def _guarded(backend: GatewayBackend, call: Awaitable[_Result]) -> _Result | types.CallToolResult:
     """Run a handler coroutine; a gateway error becomes an error result that says what to fix. Either way the
-    backend records the error."""
+    backend records the error. A protocol error (`MCPError`) stays one."""
     try:
-        result: types.CallToolResult = await call
-        return result
+        return await call
+    except MCPError:
+        raise
     except GatewayError as exc:
         backend.record_error(type(exc).__name__, str(exc), None)
         return error_result(str(exc))
@@ -225,6 +243,13 @@ def _asker(ctx: ServerRequestContext[Any]) -> Ask | None:
         return await session.send_request(types.ElicitRequest(params=params), types.ElicitResult, metadata=metadata)
 
     return ask
+
+
+def _takes_rounds(ctx: ServerRequestContext[Any]) -> bool:
+    """Whether the client answers questions as ``input_required`` round trips: a 2026 session with elicitation."""
+    capabilities = ctx.session.client_capabilities
+    return (capabilities is not None and capabilities.elicitation is not None
+            and ctx.session.protocol_version in MODERN_PROTOCOL_VERSIONS)
 
 
 def _wants_progress(params: types.CallToolRequestParams) -> bool:

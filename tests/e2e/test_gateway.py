@@ -347,6 +347,31 @@ async def test_a_downstream_servers_question_reaches_the_user_and_its_answer_com
     assert hung.is_error and "1 s" in text_of(hung)
 
 
+async def test_a_2026_client_answers_a_servers_questions_in_input_required_round_trips(
+    tmp_path: Path, database_url: str
+) -> None:
+    asked: list[str] = []
+
+    async def user(context: object, params: types.ElicitRequestParams) -> types.ElicitResult:
+        asked.append(params.message)
+        return types.ElicitResult(action="accept", content={"answer": f"answer {len(asked)}"})
+
+    async with gateway_client(servers_file(tmp_path), "--database-url", database_url,
+                              elicitation_callback=user) as client:  # the SDK's default: a 2026-07-28 session
+        first = await client.call_tool("faulty__ask", {"question": "Which colour?"})
+        second = await client.call_tool("faulty__ask", {"question": "Which size?"})
+        raw = await client.session.call_tool("faulty__ask", {"question": "And?"}, allow_input_required=True)
+        with pytest.raises(MCPError) as stale:
+            await client.session.call_tool("faulty__ask", {"question": "And?"}, request_state="made-up",
+                                           input_responses={"question": types.ElicitResult(action="cancel")},
+                                           allow_input_required=True)
+    assert asked == ["Which colour?", "Which size?"]
+    assert (text_of(first), text_of(second)) == ("answer: answer 1", "answer: answer 2")
+    assert isinstance(raw, types.InputRequiredResult) and raw.request_state
+    assert raw.input_requests is not None and raw.input_requests["question"].params.message == "And?"
+    assert "requestState does not name a question of 'faulty__ask' waiting for an answer" in str(stale.value)
+
+
 async def test_a_question_from_a_server_is_refused_when_the_client_cannot_answer(
     tmp_path: Path, database_url: str
 ) -> None:

@@ -1,0 +1,98 @@
+"""The relay keeps a proxied call (to the real faulty server) running across a client's input-required rounds."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+import mcp_types as types
+import pytest
+from mcp.shared.exceptions import MCPError
+
+from gateway.downstream import Supervisor
+from gateway.ports import Ask
+from gateway.server import questions
+from gateway.server.questions import QUESTION_KEY, Relay, Start
+from tests.downstream.support import SETTLE_S, faulty, supervising, text_of
+
+pytestmark = pytest.mark.anyio
+
+
+@asynccontextmanager
+async def relaying() -> AsyncIterator[tuple[Relay, Supervisor]]:
+    async with supervising(faulty()) as (supervisor, _), anyio.create_task_group() as tg:
+        relay = Relay()
+        await tg.start(relay.run)
+        await supervisor.wait_settled(SETTLE_S)
+        yield relay, supervisor
+        tg.cancel_scope.cancel()
+
+
+def calling(supervisor: Supervisor, tool: str, arguments: dict[str, object]) -> Start:
+    def start(ask: Ask | None) -> object:
+        return supervisor.call_tool("faulty", tool, arguments, ask=ask)
+    return start  # type: ignore[return-value]
+
+
+async def test_a_question_becomes_input_required_and_the_answer_finishes_the_call() -> None:
+    async with relaying() as (relay, supervisor):
+        first = await relay.call("faulty__ask", calling(supervisor, "ask", {"question": "Which colour?"}))
+        assert isinstance(first, types.InputRequiredResult) and first.request_state is not None
+        assert first.input_requests is not None
+        assert first.input_requests[QUESTION_KEY].params.message == "Which colour?"  # type: ignore[union-attr]
+        assert relay.waiting == 1
+        answer = types.ElicitResult(action="accept", content={"answer": "blue"})
+        done = await relay.resume("faulty__ask", first.request_state, {QUESTION_KEY: answer})
+        assert relay.waiting == 0
+        with pytest.raises(MCPError, match="already answered"):  # a state answers once
+            await relay.resume("faulty__ask", first.request_state, {QUESTION_KEY: answer})
+    assert isinstance(done, types.CallToolResult) and text_of(done) == "answer: blue"
+
+
+async def test_a_call_without_questions_returns_its_result_and_a_wrong_answer_is_refused_by_field() -> None:
+    async with relaying() as (relay, supervisor):
+        plain = await relay.call("faulty__echo", calling(supervisor, "echo", {"text": "hi"}))
+        first = await relay.call("faulty__ask", calling(supervisor, "ask", {"question": "Which colour?"}))
+        assert isinstance(first, types.InputRequiredResult) and first.request_state is not None
+        with pytest.raises(MCPError, match="of 'faulty__echo'"):  # another tool's call cannot answer it
+            await relay.resume("faulty__echo", first.request_state, {})
+        with pytest.raises(MCPError) as wrong:
+            await relay.resume("faulty__ask", first.request_state, {QUESTION_KEY: types.ListRootsResult(roots=[])})
+        assert relay.waiting == 1  # still waiting for a proper answer
+    assert text_of(plain) == "hi"
+    assert str(wrong.value) == ("inputResponses.question: expected the answer to the question asked "
+                                "(an elicitation result), got ListRootsResult")
+
+
+async def test_a_client_that_cancels_a_round_cancels_the_call() -> None:
+    async with relaying() as (relay, supervisor):
+        with anyio.move_on_after(0.5):
+            await relay.call("faulty__hang", calling(supervisor, "hang", {}))
+        for _ in range(200):  # the cancel travels to the server on its own: up to 10 s
+            if (cancelled := text_of(await supervisor.call_tool("faulty", "count_cancelled", {}))) == "1":
+                break
+            await anyio.sleep(0.05)
+    assert cancelled == "1"
+
+
+async def test_a_question_nobody_answers_in_time_is_given_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(questions, "ROUND_TTL_S", 0.3)
+    async with relaying() as (relay, supervisor):
+        first = await relay.call("faulty__ask", calling(supervisor, "ask", {"question": "Which colour?"}))
+        assert isinstance(first, types.InputRequiredResult) and first.request_state is not None
+        for _ in range(200):
+            if not relay.waiting:
+                break
+            await anyio.sleep(0.05)
+        assert relay.waiting == 0
+        with pytest.raises(MCPError, match="expired"):
+            await relay.resume("faulty__ask", first.request_state, {})
+        assert text_of(await supervisor.call_tool("faulty", "echo", {"text": "still here"})) == "still here"
+
+
+async def test_without_the_relay_running_the_call_runs_and_nobody_is_asked() -> None:
+    async with supervising(faulty()) as (supervisor, _):
+        result = await Relay().call("faulty__ask", calling(supervisor, "ask", {"question": "Which colour?"}))
+    assert isinstance(result, types.CallToolResult)
+    assert text_of(result).startswith("not asked: the gateway did not forward this question: the call in flight")
