@@ -8,7 +8,8 @@ first question ends the request as ``input_required`` (the question under `QUEST
 the state), and the client's call with the answer and the token hands the answer to the waiting server and
 waits again, for the result or the next question.
 
-A round the client does not come back to within `ROUND_TTL_S` is given up: the server's question gets an error
+Only the user whose call asked can answer (over HTTP, the user of the API key; on stdio there is one). A round
+the client does not come back to within `ROUND_TTL_S` is given up: the server's question gets an error
 and its call goes on without anyone waiting for it. A client that cancels a round cancels the call.
 """
 
@@ -27,6 +28,7 @@ import mcp_types as types
 from mcp.shared.exceptions import MCPError
 
 from gateway.ports import Ask
+from gateway.server.principal import gateway_user
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +47,7 @@ class _Call:
     """One proxied call running in the relay, and what it has to tell (a question, its result, its failure)."""
 
     tool: str
+    owner: str | None
     events: deque[tuple[str, Any]] = field(default_factory=deque)
     news: anyio.Event = field(default_factory=anyio.Event)
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
@@ -112,7 +115,7 @@ class Relay:
         (nothing started it), the call runs here and its questions are not relayed."""
         if self._tg is None:
             return await start(None)
-        call = _Call(tool)
+        call = _Call(tool, gateway_user())
         self._tg.start_soon(call.run, start)
         return await self._next(call)
 
@@ -120,7 +123,7 @@ class Relay:
                      ) -> types.CallToolResult | types.InputRequiredResult:
         """The client's call again with the answer to the question `state` stands for."""
         call = self._waiting.get(state)
-        if call is None or call.tool != tool:
+        if call is None or call.tool != tool or call.owner != gateway_user():
             raise MCPError(types.INVALID_PARAMS, f"requestState does not name a question of {tool!r} waiting "
                            "for an answer (unknown, already answered or expired): call the tool again")
         answer = (responses or {}).get(QUESTION_KEY)

@@ -15,9 +15,10 @@ import anyio
 import httpx2
 import psycopg
 import pytest
-from mcp import Client
+from mcp import Client, types
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
+from mcp.shared.exceptions import MCPError
 
 from tests.e2e.support import ROOT, gateway_client, gateway_command, gateway_env, search_until, text_of
 from tests.e2e.test_gateway import indexed, run_cli  # noqa: F401 - the fixture
@@ -65,11 +66,12 @@ async def base_url(log: Path) -> str:
 
 
 @asynccontextmanager
-async def mcp_client(base: str, key: str, *, mode: Any = "auto") -> AsyncIterator[Client]:
-    """The SDK's client over HTTP with `key`; ``mode="legacy"`` speaks the 2025 handshake, which opens a session."""
+async def mcp_client(base: str, key: str, *, mode: Any = "auto", **options: Any) -> AsyncIterator[Client]:
+    """The SDK's client over HTTP with `key` (and `options`: callbacks, say); ``mode="legacy"`` speaks the 2025
+    handshake, which opens a session."""
     http = create_mcp_http_client(headers={"Authorization": f"Bearer {key}"})
     transport = streamable_http_client(f"{base}/mcp", http_client=http)
-    async with http, Client(transport, read_timeout_seconds=60, mode=mode) as client:
+    async with http, Client(transport, read_timeout_seconds=60, mode=mode, **options) as client:
         yield client
 
 
@@ -125,6 +127,32 @@ async def test_one_users_workflow_is_unknown_to_another(
         "wf_0000000000000000", "X")
     assert not own.is_error and own.structured_content is not None
     assert own.structured_content["status"] == "approval_required"
+
+
+async def test_a_relayed_question_is_answered_only_by_the_user_whose_call_asked_it(
+    indexed: Path, database_url: str, tmp_path: Path  # noqa: F811
+) -> None:
+    alice, carol = new_key(database_url, "alice"), new_key(database_url, "carol")
+    answer = {"question": types.ElicitResult(action="accept", content={"answer": "blue"})}
+
+    async def user(context: object, params: types.ElicitRequestParams) -> types.ElicitResult:
+        return answer["question"]
+
+    with http_gateway(indexed, database_url, tmp_path / "gateway.log"):
+        base = await base_url(tmp_path / "gateway.log")
+        async with mcp_client(base, alice, elicitation_callback=user) as client:
+            asked = await client.session.call_tool("faulty__ask", {"question": "Which colour?"},
+                                                   allow_input_required=True)
+            assert isinstance(asked, types.InputRequiredResult) and asked.request_state is not None
+            async with mcp_client(base, carol, elicitation_callback=user) as other:
+                with pytest.raises(MCPError, match="does not name a question"):
+                    await other.session.call_tool("faulty__ask", {"question": "Which colour?"}, input_responses=answer,
+                                                  request_state=asked.request_state, allow_input_required=True)
+            done = await client.session.call_tool("faulty__ask", {"question": "Which colour?"}, input_responses=answer,
+                                                  request_state=asked.request_state, allow_input_required=True)
+            whole = await client.call_tool("faulty__ask", {"question": "Which size?"})  # the SDK drives the rounds
+    assert isinstance(done, types.CallToolResult) and text_of(done) == "answer: blue"
+    assert text_of(whole) == "answer: blue"
 
 
 async def test_a_key_past_its_rate_limit_gets_429_with_retry_after_then_recovers(
