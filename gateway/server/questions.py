@@ -53,6 +53,7 @@ class _Call:
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
     answered: anyio.Event = field(default_factory=anyio.Event)
     answer: types.ElicitResult | None = None
+    asking: bool = False
 
     async def run(self, start: Start) -> None:
         with self.scope:
@@ -64,10 +65,15 @@ class _Call:
                 self._post("result", result)
 
     async def ask(self, params: types.ElicitRequestParams) -> types.ElicitResult:
-        self.answered, self.answer = anyio.Event(), None
-        self._post("question", params)
-        with anyio.fail_after(ROUND_TTL_S):
-            await self.answered.wait()
+        if self.asking:  # a round carries one question; a server asking two at once gets the second refused
+            raise MCPError(types.INVALID_REQUEST, "the gateway relays one question at a time; ask again later")
+        self.asking, self.answered, self.answer = True, anyio.Event(), None
+        try:
+            self._post("question", params)
+            with anyio.fail_after(ROUND_TTL_S):
+                await self.answered.wait()
+        finally:
+            self.asking = False
         assert self.answer is not None
         return self.answer
 

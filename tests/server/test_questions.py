@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 
 import anyio
@@ -96,3 +96,21 @@ async def test_without_the_relay_running_the_call_runs_and_nobody_is_asked() -> 
         result = await Relay().call("faulty__ask", calling(supervisor, "ask", {"question": "Which colour?"}))
     assert isinstance(result, types.CallToolResult)
     assert text_of(result).startswith("not asked: the gateway did not forward this question: the call in flight")
+
+
+async def test_a_second_question_while_one_waits_is_refused_and_the_first_still_gets_its_answer() -> None:
+    call = questions._Call("faulty__ask", None)
+    answers: list[types.ElicitResult] = []
+    schema: dict[str, object] = {"type": "object", "properties": {}}
+    first = types.ElicitRequestFormParams(message="Which colour?", requested_schema=schema)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(lambda: _keep(answers, call.ask(first)))
+        assert await call.next() == ("question", first)
+        with pytest.raises(MCPError, match="one question at a time"):
+            await call.ask(first)
+        call.reply(types.ElicitResult(action="decline"))
+    assert answers == [types.ElicitResult(action="decline")]
+
+
+async def _keep(into: list[types.ElicitResult], asking: Awaitable[types.ElicitResult]) -> None:
+    into.append(await asking)
