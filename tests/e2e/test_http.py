@@ -298,3 +298,18 @@ def sql(url: str, statement: str) -> list[tuple[object, ...]]:
     with psycopg.connect(url, autocommit=True) as conn:
         cursor = conn.execute(statement)  # type: ignore[call-overload]
         return cursor.fetchall() if cursor.description else []
+
+
+async def test_a_handshake_client_over_http_is_asked_during_its_call(
+    indexed: Path, database_url: str, tmp_path: Path  # noqa: F811
+) -> None:
+    alice = new_key(database_url, "alice")
+
+    async def user(context: object, params: types.ElicitRequestParams) -> types.ElicitResult:
+        return types.ElicitResult(action="accept", content={"answer": "blue"})
+
+    with http_gateway(indexed, database_url, tmp_path / "gateway.log"):
+        base = await base_url(tmp_path / "gateway.log")
+        async with mcp_client(base, alice, mode="legacy", elicitation_callback=user) as client:
+            result = await client.call_tool("faulty__ask", {"question": "Which colour?"})
+    assert text_of(result) == "answer: blue"  # its session's stream carries the question back
