@@ -121,11 +121,13 @@ def settings_from(flags: Mapping[str, Any], environ: Mapping[str, str]) -> Setti
         database_url=pick("database_url", "PML_DATABASE_URL"),
         data_dir=Path(data_dir).expanduser() if data_dir else default_data_dir(),
         model_dir=Path(model_dir).expanduser() if model_dir else None,
-        embed_threads=_threads(threads, "PML_EMBED_THREADS / --embed-threads") if threads is not None else None,
+        embed_threads=None if threads is None else _whole(threads, "PML_EMBED_THREADS / --embed-threads", least=1,
+                                                          of="threads, at least 1"),
         log_level=str(pick("log_level", "PML_LOG_LEVEL") or "INFO").upper(),
         call_timeout_s=_positive_float(timeout, "PML_CALL_TIMEOUT / --call-timeout") or DEFAULT_CALL_TIMEOUT_S,
         http_bind=parse_bind(str(http)) if http else None,
-        rate_limit=_count(rate, "PML_RATE_LIMIT / --rate-limit") if rate is not None else DEFAULT_RATE_LIMIT,
+        rate_limit=DEFAULT_RATE_LIMIT if rate is None else _whole(rate, "PML_RATE_LIMIT / --rate-limit", least=0,
+                                                                  of="requests per window (0: unlimited)"),
         rate_window_s=_positive_float(window, "PML_RATE_WINDOW / --rate-window") or DEFAULT_RATE_WINDOW_S,
     )
 
@@ -140,23 +142,14 @@ def parse_bind(text: str) -> tuple[str, int]:
     return host.strip("[]") if host.startswith("[") else host, int(port)
 
 
-def _threads(value: Any, name: str) -> int:
+def _whole(value: Any, name: str, *, least: int, of: str) -> int:
+    """`value` as a whole number of at least `least`; else a `ConfigError` naming `name` and what it counts."""
     try:
         number = int(value)
     except (TypeError, ValueError):
-        number = 0
-    if number < 1:
-        raise ConfigError(f"{name}: expected a whole number of threads, at least 1, got {value!r}")
-    return number
-
-
-def _count(value: Any, name: str) -> int:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        number = -1
-    if number < 0:
-        raise ConfigError(f"{name}: expected a whole number of requests per window (0: unlimited), got {value!r}")
+        number = least - 1
+    if number < least:
+        raise ConfigError(f"{name}: expected a whole number of {of}, got {value!r}")
     return number
 
 

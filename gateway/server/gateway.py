@@ -98,8 +98,8 @@ class GatewayBackend(Protocol):
         ...
 
 
-def build_server(backend: GatewayBackend, relay: Relay | None = None) -> Server[Any]:
-    """The low-level MCP server wired to `backend`."""
+def build_server(backend: GatewayBackend, relay: Relay) -> Server[Any]:
+    """The low-level MCP server wired to `backend`; `relay` carries downstream questions to 2026 clients."""
     search_tool = types.Tool(
         name=meta.SEARCH_TOOLS,
         description=meta.SEARCH_TOOLS_DESCRIPTION,
@@ -119,8 +119,6 @@ def build_server(backend: GatewayBackend, relay: Relay | None = None) -> Server[
         if backend.expose_all:
             tools.extend(_exposed(backend, await backend.listed_tools(ctx.session)))
         return types.ListToolsResult(tools=tools)
-
-    questions = relay or Relay()
 
     async def call_tool(
         ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
@@ -143,15 +141,15 @@ def build_server(backend: GatewayBackend, relay: Relay | None = None) -> Server[
                 f"unknown tool {params.name!r}: use {meta.SEARCH_TOOLS} to find tools and call them by `call_as`",
             )
         if params.request_state is not None:  # a 2026 client's answer to a question relayed before
-            return await _guarded(backend, questions.resume(params.name, params.request_state, params.input_responses))
+            return await _guarded(backend, relay.resume(params.name, params.request_state, params.input_responses))
+
+        def start(ask: Ask | None) -> Awaitable[types.CallToolResult]:
+            return backend.call_tool(route[0], route[1], params.arguments, progress=progress, ask=ask)
+
         ask = _asker(ctx)
         if ask is None and _takes_rounds(ctx):
-            def start(relayed: Ask | None) -> Awaitable[types.CallToolResult]:
-                return backend.call_tool(route[0], route[1], params.arguments, progress=progress, ask=relayed)
-
-            return await _guarded(backend, questions.call(params.name, start))
-        return await _guarded(backend, backend.call_tool(route[0], route[1], params.arguments, progress=progress,
-                                                         ask=ask))
+            return await _guarded(backend, relay.call(params.name, start))
+        return await _guarded(backend, start(ask))
 
     return Server(
         "pml-gateway",
@@ -234,8 +232,7 @@ def _asker(ctx: ServerRequestContext[Any]) -> Ask | None:
     """Where a downstream server's questions to the user go during this call: to this client, as part of this
     request, when it declared elicitation and the request can carry a request back (None otherwise)."""
     session = ctx.session
-    capabilities = session.client_capabilities
-    if capabilities is None or capabilities.elicitation is None or not session.can_send_request:
+    if not _elicits(ctx) or not session.can_send_request:
         return None
 
     async def ask(params: types.ElicitRequestParams) -> types.ElicitResult:
@@ -247,9 +244,12 @@ def _asker(ctx: ServerRequestContext[Any]) -> Ask | None:
 
 def _takes_rounds(ctx: ServerRequestContext[Any]) -> bool:
     """Whether the client answers questions as ``input_required`` round trips: a 2026 session with elicitation."""
+    return _elicits(ctx) and ctx.session.protocol_version in MODERN_PROTOCOL_VERSIONS
+
+
+def _elicits(ctx: ServerRequestContext[Any]) -> bool:
     capabilities = ctx.session.client_capabilities
-    return (capabilities is not None and capabilities.elicitation is not None
-            and ctx.session.protocol_version in MODERN_PROTOCOL_VERSIONS)
+    return capabilities is not None and capabilities.elicitation is not None
 
 
 def _wants_progress(params: types.CallToolRequestParams) -> bool:

@@ -70,11 +70,11 @@ class _Call:
         self.asking, self.answered, self.answer = True, anyio.Event(), None
         try:
             self._post("question", params)
-            with anyio.fail_after(ROUND_TTL_S):
-                await self.answered.wait()
+            await self.answered.wait()
         finally:
             self.asking = False
-        assert self.answer is not None
+        if self.answer is None:  # given up (`Relay._expire`)
+            raise TimeoutError(f"no answer within {ROUND_TTL_S:g} s")
         return self.answer
 
     async def next(self) -> tuple[str, Any]:
@@ -88,7 +88,8 @@ class _Call:
         self.events.append((kind, value))
         self.news.set()
 
-    def reply(self, answer: types.ElicitResult) -> None:
+    def reply(self, answer: types.ElicitResult | None) -> None:
+        """Hand the waiting question its answer; None gives it up."""
         self.answer = answer
         self.answered.set()
 
@@ -153,13 +154,15 @@ class Relay:
         state = secrets.token_urlsafe(24)
         self._waiting[state] = call
         assert self._tg is not None
-        self._tg.start_soon(self._expire, state, call)
+        self._tg.start_soon(self._expire, state, call, call.answered)
         return types.InputRequiredResult(input_requests={QUESTION_KEY: types.ElicitRequest(params=value)},
                                          request_state=state)
 
-    async def _expire(self, state: str, call: _Call) -> None:
+    async def _expire(self, state: str, call: _Call, answered: anyio.Event) -> None:
+        """The one timer of a question: past `ROUND_TTL_S` unanswered, it is forgotten and the server told."""
         with anyio.move_on_after(ROUND_TTL_S):
-            await call.answered.wait()
+            await answered.wait()
             return
         if self._waiting.pop(state, None) is not None:
             logger.info("a question from a call to %r was not answered within %g s; given up", call.tool, ROUND_TTL_S)
+            call.reply(None)

@@ -17,6 +17,7 @@ import pytest
 from mcp import Client, StdioServerParameters, types
 from mcp.shared.exceptions import MCPError
 
+from tests.downstream.test_elicit import NO_ONE_TO_ASK
 from tests.e2e.support import (
     ROOT,
     gateway_client,
@@ -32,9 +33,6 @@ from tests.e2e.support import (
 )
 
 pytestmark = pytest.mark.anyio
-
-NO_ONE_TO_ASK = ("the call in flight came from a workflow or from a client that cannot take a question during a call "
-                 "(no elicitation capability, or a 2026 protocol session)")
 
 
 def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
