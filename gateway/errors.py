@@ -10,6 +10,7 @@ onnxruntime, OSError) are translated at one boundary each with ``raise ... from 
     ├── OutputReferenceError   a task's `$OUTPUT[...]` reference does not fit its dependency's output
     ├── AuthenticationError    missing, malformed, unknown or revoked API key (one message; `reason` for logs)
     ├── DatabaseError          Postgres cannot be reached, started or queried
+    │   ├── DatabaseUnavailableError  cannot serve now (unreachable, connection lost): may pass later
     │   ├── DataDirLockedError another gateway owns the embedded data directory
     │   └── MigrationError     a migration failed; nothing of it was applied
     ├── EmbeddingError         the ONNX model or tokenizer cannot be loaded or run
@@ -105,6 +106,11 @@ class AuthenticationError(GatewayError):
 
 class DatabaseError(GatewayError):
     """Postgres cannot be reached, started or queried."""
+
+
+class DatabaseUnavailableError(DatabaseError):
+    """Postgres cannot serve now (unreachable, the connection lost, shutting down): the same call may pass once it
+    is back. While a check finds it unreachable, calls fail at once with this error."""
 
 
 class DataDirLockedError(DatabaseError):

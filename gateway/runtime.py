@@ -35,12 +35,13 @@ from gateway.downstream.outputs import to_output
 from gateway.embed import load_embedder
 from gateway.errors import DatabaseError, GatewayError, ServerUnavailableError
 from gateway.graph.view import render_html
-from gateway.models import ServerState, ServerStatus, ToolDef, ToolOutput
+from gateway.models import EpisodicEvent, ServerState, ServerStatus, ToolDef, ToolOutput
 from gateway.ports import Ask, Cancelled, Progress
 from gateway.server import NameTable
 from gateway.server import capability_tools as caps
 from gateway.services import Indexer, SearchResult, SearchService
 from gateway.services.auth import Authenticator, Principal, RateLimiter
+from gateway.services.backlog import Backlog
 from gateway.services.capabilities import CapabilityMatch, CapabilityService, labelled_view
 from gateway.services.capability_calls import CapabilityCalls
 from gateway.services.learning import LearningService
@@ -105,6 +106,7 @@ class Runtime:
         self._tg: anyio.abc.TaskGroup | None = None
         self._sessions: weakref.WeakSet[Any] = weakref.WeakSet()
         self.telemetry = Telemetry()
+        self._backlog = Backlog()
         self.supervisor = Supervisor(servers=config.servers, on_tools=self._on_tools, on_status=self._on_status)
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
@@ -139,8 +141,11 @@ class Runtime:
         started = time.perf_counter()
         result = await self._search.search(query, limit=limit, server=server, context=context,
                                            include_related=include_related)
-        vector = await self._search.embed_query(query)
-        matches = await self._capabilities.match(vector, limit=min(limit, CAPABILITY_HITS), server=server, user=user)
+        matches: list[CapabilityMatch] = []
+        if result.degraded is None:  # capabilities live in the database only
+            vector = await self._search.embed_query(query)
+            matches = await self._capabilities.match(vector, limit=min(limit, CAPABILITY_HITS), server=server,
+                                                     user=user)
         self.telemetry.observe(SEARCH_LATENCY, ms_since(started))
         return dataclasses.replace(result, capabilities=matches)
 
@@ -260,7 +265,12 @@ class Runtime:
             return self._needs_approval(task.tool)
 
         self._sub_executor = Executor(call=self._call_for_dag, checkpoint=_nothing, schema_of=self._schema_of)
-        return Executor(call=self._call_for_dag, checkpoint=self._checkpoint, events=db.workflows.record_events,
+
+        async def events(rows: Sequence[EpisodicEvent]) -> None:
+            await self._backlog.attempt(f"recording {len(rows)} events of workflow {rows[0].workflow_id}",
+                                        lambda: db.workflows.record_events(rows))
+
+        return Executor(call=self._call_for_dag, checkpoint=self._checkpoint, events=events,
                         needs_approval=approval, schema_of=self._schema_of)
 
     async def _open_index(self, db: Database) -> None:
@@ -272,6 +282,7 @@ class Runtime:
         learning = LearningService(store=db.learning, limiter=self._limiter, memory=db.memory, embedder=embedder)
         await self._tg.start(learning.run)
         await self._tg.start(self.telemetry.run, db.learning)
+        await self._tg.start(self._backlog.run)
         await self._tg.start(LearnedListener(url=db.url, origin=db.learning.origin,
                                              on_change=learning.changed_elsewhere).run)
         self._search = SearchService(
@@ -292,7 +303,7 @@ class Runtime:
         self._limits = RateLimiter(db.users, limit=self._settings.rate_limit, window_s=self._settings.rate_window_s)
         self._workflows = WorkflowService(
             store=db.workflows, executor=self._executor(db), schemas=self.listed_schemas, task_group=self._tg,
-            on_finished=self._learn, resolve=self._calls.schemas_for,
+            on_finished=self._learn, resolve=self._calls.schemas_for, backlog=self._backlog,
         )
         self._ready.set()
         logger.info("index ready (%s, model %s)", db.location, embedder.model_id)
@@ -349,8 +360,9 @@ class Runtime:
 
     async def _sync(self, server: str, tools: Sequence[ToolDef]) -> None:
         assert self._indexer is not None and self._search is not None
+        indexer = self._indexer
         try:
-            await self._indexer.sync(server, tools)
+            await self._backlog.attempt(f"indexing the tools of {server}", lambda: indexer.sync(server, tools))
             await self._search.set_tools(self.known_tools().values())
         except GatewayError:
             logger.exception("indexing the tools of %s failed", server)
@@ -360,10 +372,16 @@ class Runtime:
         self.telemetry.observe(WORKFLOW_WALL, state.wall_ms, status=state.status.value)
         assert self._learning is not None and self._planner is not None and self._capabilities is not None
         assert self._calls is not None
-        await self._learning.learn(self._calls.with_stable_names(state, lambda row: node_id(row.id)))
-        await self._planner.observe(state)
-        await self._capabilities.register(self._calls.with_stable_names(state, lambda row: str(row.id)),
-                                          self.known_tools())
+        learning, capabilities, backlog = self._learning, self._capabilities, self._backlog
+        named = self._calls.with_stable_names(state, lambda row: node_id(row.id))
+        await backlog.attempt(f"learning the graph from workflow {state.workflow_id}", lambda: learning.record(named))
+        await backlog.attempt(f"remembering the intent of workflow {state.workflow_id}",
+                              lambda: learning.remember(named))
+        await self._planner.observe(state)  # keeps its thresholds in memory when the database is away
+        as_capability = self._calls.with_stable_names(state, lambda row: str(row.id))
+        known = self.known_tools()
+        await backlog.attempt(f"registering workflow {state.workflow_id} as a capability",
+                              lambda: capabilities.register(as_capability, known))
 
     async def capabilities(
         self, action: str, arguments: dict[str, Any], *, user: str | None = None

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -20,7 +23,7 @@ from pgvector.psycopg import register_vector_async
 from psycopg.rows import scalar_row
 
 from gateway.db.queries import query
-from gateway.errors import DatabaseError
+from gateway.errors import DatabaseError, DatabaseUnavailableError
 
 logger = logging.getLogger(__name__)
 
@@ -32,13 +35,105 @@ HNSW_EF_SEARCH = 64
 HNSW_ITERATIVE_SCAN = "relaxed_order"
 """pgvector >= 0.8: keep scanning until `limit` rows pass the filters (the caller re-sorts near-ties)."""
 
-Pool = psycopg_pool.AsyncConnectionPool[psycopg.AsyncConnection[Any]]
+RECHECK_S = 1.0
+"""While Postgres is unreachable, at most one call per this many seconds tries to reach it; the others fail at once."""
+RECHECK_CONNECT_TIMEOUT_S = 2
+RECONNECT_TIMEOUT_S = 10.0
+"""How long the pool itself keeps retrying a lost connection (psycopg_pool's default, 5 minutes, backs off so far
+that a pool would stay empty for a minute after Postgres is back); a call's recheck takes over after it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outage:
+    since: float
+    """Wall-clock time (``time.time()``) when Postgres was found unreachable."""
+    reason: str
+
+
+class Pool(psycopg_pool.AsyncConnectionPool[psycopg.AsyncConnection[Any]]):
+    """The connection pool, failing fast while Postgres is unreachable.
+
+    A plain pool makes every caller wait out its 30 s timeout for a connection that cannot come. Here a lost
+    connection (one returned broken) or a wait that timed out makes the next call check, with one fresh
+    connection, whether Postgres answers. If it does not, that call and every call after it fail at once with
+    `DatabaseUnavailableError`, and one call per `RECHECK_S` checks again; the first check that connects ends the
+    outage, drops the broken connections and lets the pool fill again.
+    """
+
+    def __init__(self, url: str, **options: Any) -> None:
+        super().__init__(url, **options)
+        self._url = url
+        self._outage: Outage | None = None
+        self._suspect = False
+        self._checking = False
+        self._next_check = 0.0
+
+    @property
+    def outage(self) -> Outage | None:
+        """Since when and why Postgres is unreachable; None while it answers."""
+        return self._outage
+
+    async def getconn(self, timeout: float | None = None) -> psycopg.AsyncConnection[Any]:  # noqa: ASYNC109
+        if self._suspect or self._outage is not None:
+            await self._recheck()
+        try:
+            return await super().getconn(timeout)
+        except psycopg_pool.PoolTimeout:
+            self._suspect = True
+            raise
+
+    async def putconn(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        if conn.broken:
+            self._suspect = True
+        await super().putconn(conn)
+
+    async def _recheck(self) -> None:
+        """Connect once (if no other call is checking and the last check is `RECHECK_S` old); raise while down."""
+        if self._checking or time.monotonic() < self._next_check:
+            if self._outage is not None:
+                raise DatabaseUnavailableError(self._described(self._outage))
+            return
+        self._checking = True
+        try:
+            reason = await _unreachable(self._url)
+        finally:
+            self._checking = False
+            self._next_check = time.monotonic() + RECHECK_S
+        if reason is None:
+            self._suspect = False
+            if self._outage is not None:
+                logger.warning("Postgres at %s answers again after %.0f s", mask_password(self._url),
+                               time.time() - self._outage.since)
+                self._outage = None
+                await self.check()  # drop the connections the outage broke; refill the pool now
+            return
+        if self._outage is None:
+            self._outage = Outage(since=time.time(), reason=reason)
+            logger.error("Postgres at %s is unreachable (%s); database calls fail at once until it answers again "
+                         "(checked every %.0f s)", mask_password(self._url), reason, RECHECK_S)
+        raise DatabaseUnavailableError(self._described(self._outage))
+
+    @staticmethod
+    def _described(outage: Outage) -> str:
+        since = datetime.fromtimestamp(outage.since, tz=UTC).strftime("%H:%M:%S UTC")
+        return (f"the database is unreachable since {since} ({outage.reason}); the gateway checks again every "
+                f"{RECHECK_S:.0f} s")
+
+
+async def _unreachable(url: str) -> str | None:
+    """Why a fresh connection to `url` fails, or None when Postgres answers."""
+    try:
+        conn = await psycopg.AsyncConnection.connect(url, autocommit=True, connect_timeout=RECHECK_CONNECT_TIMEOUT_S)
+    except psycopg.Error as exc:
+        return _first_line(exc)
+    await conn.close()
+    return None
 
 
 async def open_pool(url: str, *, min_size: int = 1, max_size: int = 8) -> Pool:
     """An open pool to `url` whose connections know the ``vector`` type; `DatabaseError` if unusable."""
     await _probe(url)
-    pool: Pool = psycopg_pool.AsyncConnectionPool(
+    pool = Pool(
         url,
         min_size=min_size,
         max_size=max_size,
@@ -46,6 +141,7 @@ async def open_pool(url: str, *, min_size: int = 1, max_size: int = 8) -> Pool:
         configure=_configure,
         open=False,
         name="pml-gateway",
+        reconnect_timeout=RECONNECT_TIMEOUT_S,
     )
     try:
         await pool.open(wait=True, timeout=OPEN_TIMEOUT_S)
@@ -72,11 +168,18 @@ async def connect(url: str) -> psycopg.AsyncConnection[Any]:
 
 @asynccontextmanager
 async def translated(action: str) -> AsyncIterator[None]:
-    """Turn psycopg and pool errors raised inside into `DatabaseError` ("`action` failed: ...")."""
+    """Turn psycopg and pool errors raised inside into `DatabaseError` ("`action` failed: ..."); those that may
+    pass when Postgres is back (no connection, a lost one, a server shutting down) into `DatabaseUnavailableError`."""
     try:
         yield
+    except DatabaseUnavailableError as exc:
+        raise DatabaseUnavailableError(f"{action} failed: {exc}") from None
+    except psycopg_pool.PoolClosed as exc:  # the gateway is shutting down: nothing to wait for
+        raise DatabaseError(f"{action} failed: {_first_line(exc)}") from exc
     except psycopg_pool.PoolTimeout as exc:
-        raise DatabaseError(f"{action} failed: no database connection free or reachable ({exc})") from exc
+        raise DatabaseUnavailableError(f"{action} failed: no database connection free or reachable ({exc})") from exc
+    except psycopg.OperationalError as exc:  # the connection, or the server, went away (or is out of resources)
+        raise DatabaseUnavailableError(f"{action} failed: {_first_line(exc)}") from exc
     except psycopg.Error as exc:
         raise DatabaseError(f"{action} failed: {_first_line(exc)}") from exc
 

@@ -115,6 +115,8 @@ def search_payload(
         "unavailable_servers": [
             {"server": s.name, "state": s.state.value, "reason": s.reason} for s in result.unavailable
         ],
+        **({"warnings": [f"ranked by wording and the learned graph only, without meaning, memory or "
+                         f"capabilities: {result.degraded}"]} if result.degraded else {}),
     }
 
 
@@ -127,6 +129,7 @@ def search_text(payload: Mapping[str, Any]) -> str:
         args = ", ".join(f"{k}{'' if k in required else '?'}" for k in props)
         kind = "capability (an execute_dag task) " if hit["kind"] == "capability" else ""
         lines.append(f"{i}. {kind}{hit['call_as']}({args})  [{hit['score']:.2f}] {hit['description'][:160]}")
+    lines += [f"! {warning}" for warning in payload.get("warnings", [])]
     for down in payload["unavailable_servers"]:
         lines.append(f"! server {down['server']} is {down['state']}: {down['reason'] or 'no reason given'}")
     return "\n".join(lines)

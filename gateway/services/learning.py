@@ -22,7 +22,7 @@ import anyio.to_thread
 import numpy as np
 
 from gateway.dag.state import RunStatus, TaskStatus, WorkflowState
-from gateway.errors import DatabaseError, GatewayError
+from gateway.errors import DatabaseError, DatabaseUnavailableError, GatewayError
 from gateway.graph import EDGE_TYPE_WEIGHT, PROMOTE_AFTER, SOURCE_FACTOR, Edge, ToolGraph, build_graph, workflow_edges
 from gateway.models import StoredPrior
 from gateway.ports import Embedder, Vector
@@ -114,6 +114,11 @@ class LearningService:
         return reliability_factor(calls, successes)
 
     async def learn(self, state: WorkflowState) -> None:
+        """`record` a finished workflow, then `remember` its intent."""
+        await self.record(state)
+        await self.remember(state)
+
+    async def record(self, state: WorkflowState) -> None:
         """Count the edges and tool outcomes of a finished workflow, then schedule a graph rebuild."""
         ok = {r.id for r in state.results.values() if r.status is TaskStatus.OK}
         tasks = [(t.id, t.tool, tuple(d for d in t.depends_on if d in ok)) for t in state.dag.tasks if t.id in ok]
@@ -122,14 +127,13 @@ class LearningService:
                  for r in state.results.values() if r.status is not TaskStatus.SKIPPED]
         await self._store.record_run(edges=workflow_edges(tasks, layers), tools=tools, promote_after=PROMOTE_AFTER,
                                      weights=dict(EDGE_TYPE_WEIGHT), factors=dict(SOURCE_FACTOR))
-        await self._remember(state)
         self._dirty.set()
 
     def changed_elsewhere(self) -> None:
         """Another gateway on the database has learned something: rebuild the graph soon (debounced)."""
         self._dirty.set()
 
-    async def _remember(self, state: WorkflowState) -> None:
+    async def remember(self, state: WorkflowState) -> None:
         """Keep the intent with the tools and data-flow edges that served it (for DAG suggestion)."""
         intent = (state.dag.intent or "").strip()
         if not intent or self._memory is None or self._embedder is None:
@@ -208,6 +212,8 @@ class LearningService:
                 self._dirty = anyio.Event()
                 try:
                     await self._rebuild()
+                except DatabaseUnavailableError as exc:  # the pool has logged the outage; no traceback each time
+                    logger.warning("the tool graph is not rebuilt (%s); keeping the previous one", exc)
                 except GatewayError:
                     logger.exception("rebuilding the tool graph failed; keeping the previous one")
                 self._prior_due.set()
@@ -219,5 +225,7 @@ class LearningService:
             self._prior_due = anyio.Event()
             try:
                 await self.refit_prior()
+            except DatabaseUnavailableError as exc:
+                logger.warning("the tool prior is not refitted (%s); keeping the previous one", exc)
             except Exception:  # a failed fit (database or numerics) must not end learning: keep the last prior
                 logger.exception("refitting the tool prior failed; keeping the previous one")

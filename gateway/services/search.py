@@ -3,7 +3,8 @@
 Meaning (the query's embedding against pgvector's HNSW index) and words (BM25 in memory) each bring a pool of
 candidates; `ranking.rank` weighs them, multiplies by each tool's reliability, and lets the learned graph lift
 the companions of the strongest hits (fetching those the text did not find). Servers that are not running
-are reported beside the hits.
+are reported beside the hits. While Postgres is unreachable the search still answers, by words and the graph
+over the tools the servers listed, and says so (`SearchResult.degraded`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import anyio.to_thread
 import numpy as np
 from numpy.typing import NDArray
 
-from gateway.errors import InvalidRequestError
+from gateway.errors import DatabaseUnavailableError, InvalidRequestError
 from gateway.graph import ToolGraph, candidate_multiplier
 from gateway.models import SearchHit, ServerState, ServerStatus, ToolDef
 from gateway.ports import Embedder, ToolIndex, Vector
@@ -49,6 +50,8 @@ class SearchResult:
     ranked: list[Ranked] = dataclasses.field(default_factory=list)
     capabilities: list[Any] = dataclasses.field(default_factory=list)
     """Learned capabilities matching the query (`services.capabilities.CapabilityMatch`), best first."""
+    degraded: str | None = None
+    """Why the ranking went without the database (meaning, memory), by wording and the graph alone; else None."""
 
 
 class SearchService:
@@ -78,6 +81,7 @@ class SearchService:
         self._servers = servers
         self._lexical = Bm25Index([])
         self._names: dict[str, frozenset[str]] = {}
+        self._tools: dict[str, ToolDef] = {}
         self._documents: dict[str, str] | None = None
         self._generation = 0
         self._cache: OrderedDict[str, NDArray[np.float32]] = OrderedDict()
@@ -94,6 +98,7 @@ class SearchService:
         that overlap, only the one asked for last is kept, whichever thread ends last.
         """
         tools = list(tools)
+        self._tools = {t.tool_id: t for t in tools}
         documents = {t.tool_id: t.embed_text for t in tools}
         if documents == self._documents:
             return
@@ -122,20 +127,35 @@ class SearchService:
         vector = await self._embed_query(text)
         pool = max(MIN_POOL, int(limit * 3 * candidate_multiplier(graph.density)))
         found = dict(self._words(text, pool, server))
-        votes = await self._recall(vector, server)
-        rows = await self._index.search_pool(vector, model_id=self._embedder.model_id, pool=pool,
-                                             extra=list(found) + list(votes), server=server)
         said = frozenset(words(text))
+        degraded = None
+        try:
+            votes = await self._recall(vector, server)
+            rows = await self._index.search_pool(vector, model_id=self._embedder.model_id, pool=pool,
+                                                 extra=list(found) + list(votes), server=server)
+        except DatabaseUnavailableError as exc:  # rank by words over the listed tools until Postgres is back
+            degraded, votes, rows = str(exc), {}, self._listed(found, server)
         ranked = self._rank(rows, found, said, graph, context, votes)
         extra = [t for t in companions(graph, [r.tool_id for r in ranked[:self.weights.companion_seeds]], limit)
                  if t not in {r.tool_id for r in rows}]
         if extra:
-            rows += await self._index.search_pool(vector, model_id=self._embedder.model_id, pool=0, extra=extra,
-                                                  server=server)
+            if degraded is None:
+                rows += await self._index.search_pool(vector, model_id=self._embedder.model_id, pool=0,
+                                                      extra=extra, server=server)
+            else:
+                rows += self._listed(extra, server)
             ranked = self._rank(rows, found, said, graph, context, votes)
         hits = _hits(ranked[:limit], {r.tool_id: r for r in rows}, graph if include_related else None)
         down = [s for s in self._statuses() if s.state not in (ServerState.RUNNING, ServerState.DISABLED)]
-        return SearchResult(query=text, hits=hits, unavailable=down, ranked=ranked)
+        return SearchResult(query=text, hits=hits, unavailable=down, ranked=ranked, degraded=degraded)
+
+    def _listed(self, tool_ids: Iterable[str], server: str | None) -> list[SearchHit]:
+        """Hits (no meaning score) for the known tools among `tool_ids`, from the tools `set_tools` was given."""
+        tools = (self._tools[t] for t in tool_ids if t in self._tools)
+        return [SearchHit(tool_id=t.tool_id, server=t.server, name=t.name, description=t.description,
+                          input_schema=t.input_schema, score=0.0, semantic=0.0, annotations=t.annotations,
+                          title=t.title)
+                for t in tools if server is None or t.server == server]
 
     def _words(self, text: str, pool: int, server: str | None) -> list[tuple[str, float]]:
         found = self._lexical.search(text, pool if server is None else pool * 4, phrases=self.weights.phrases)

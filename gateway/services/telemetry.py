@@ -20,7 +20,7 @@ from typing import Any, Protocol, TypeVar
 import anyio
 import anyio.abc
 
-from gateway.errors import GatewayError
+from gateway.errors import DatabaseUnavailableError, GatewayError
 from gateway.models import JsonObject
 from gateway.services.prometheus import (
     METRIC_NAME_RE,
@@ -166,11 +166,16 @@ class Telemetry:
             await self.flush(store)
 
     async def flush(self, store: TelemetryStore) -> None:
-        """Write every queued row, `BATCH_ROWS` at a time; a batch the database refuses is logged and dropped."""
+        """Write every queued row, `BATCH_ROWS` at a time; a batch the database refuses is logged and dropped,
+        one it cannot take now (unreachable) goes back to the queue for the next flush."""
         while self._metrics or self._errors:
             metrics, errors = _take(self._metrics), _take(self._errors)
             try:
                 await store.record_telemetry(metrics, errors)
+            except DatabaseUnavailableError:
+                self._requeue(self._metrics, metrics)
+                self._requeue(self._errors, errors)
+                return
             except GatewayError as exc:
                 logger.warning("could not write %d telemetry rows: %s", len(metrics) + len(errors), exc)
                 self._increment(DROPPED, {"reason": "write_failed"}, by=len(metrics) + len(errors))
@@ -180,6 +185,14 @@ class Telemetry:
         series = self._counters.setdefault(_checked(name), {})
         key = _key(labels)
         series[key] = series.get(key, 0.0) + by
+
+    def _requeue(self, queue: deque[_Row], rows: list[_Row]) -> None:
+        """Put `rows` back at the head of `queue`; past its bound the oldest go, counted as dropped."""
+        room = (queue.maxlen or len(rows)) - len(queue)
+        kept = rows[max(0, len(rows) - room):]
+        if len(kept) < len(rows):
+            self._increment(DROPPED, {"reason": "queue_full"}, by=len(rows) - len(kept))
+        queue.extendleft(reversed(kept))
 
     def _enqueue(self, queue: deque[_Row], row: _Row) -> None:
         if len(queue) == queue.maxlen:

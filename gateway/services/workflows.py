@@ -7,6 +7,7 @@ continuing the workflows a restart cut off.
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -21,6 +22,7 @@ from gateway.dag.state import RunStatus, TaskResult, TaskStatus, WorkflowState
 from gateway.errors import GatewayError, InvalidRequestError
 from gateway.models import ToolDef
 from gateway.ports import Cancelled, Progress, WorkflowStore
+from gateway.services.backlog import Backlog
 from gateway.services.capability_calls import acting_as
 
 logger = logging.getLogger(__name__)
@@ -43,13 +45,16 @@ class WorkflowService:
         task_group: anyio.abc.TaskGroup,
         on_finished: Callable[[WorkflowState], Awaitable[None]] | None = None,
         resolve: Callable[[Iterable[str]], Awaitable[Mapping[str, Any]]] | None = None,
+        backlog: Backlog | None = None,
     ) -> None:
+        """With a `backlog`, a run finished while the database is unreachable is recorded once it answers."""
         self._store = store
         self._executor = executor
         self._schemas = schemas
         self._resolve = resolve
         self._tg = task_group
         self._on_finished = on_finished
+        self._backlog = backlog
         self._live: dict[str, WorkflowState] = {}
         self._locks: dict[str, anyio.Lock] = {}
 
@@ -168,11 +173,16 @@ class WorkflowService:
     async def _finish(self, state: WorkflowState) -> WorkflowState:
         failed = [r for r in state.results.values() if r.status is not TaskStatus.OK]
         error = "; ".join(f"{r.id}: {r.error}" for r in failed)[:2000] or None
+        record = functools.partial(
+            self._store.record_execution, workflow_id=state.workflow_id, intent=state.dag.intent,
+            dag=to_document(state.dag), success=state.status is RunStatus.COMPLETED,
+            execution_time_ms=round(state.wall_ms), error=error,
+        )
         try:
-            await self._store.record_execution(
-                workflow_id=state.workflow_id, intent=state.dag.intent, dag=to_document(state.dag),
-                success=state.status is RunStatus.COMPLETED, execution_time_ms=round(state.wall_ms), error=error,
-            )
+            if self._backlog is None:
+                await record()
+            else:
+                await self._backlog.attempt(f"recording the run of workflow {state.workflow_id}", record)
         except GatewayError:
             logger.exception("recording workflow %s failed", state.workflow_id)
         if persisted(state.dag) and state.status is RunStatus.ABORTED:

@@ -1,0 +1,115 @@
+"""A Postgres that goes away: calls fail at once with the reason, and the pool is whole again once it is back."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import anyio
+import anyio.to_thread
+import psycopg
+import pytest
+
+from gateway.db import open_pool
+from gateway.db.embedded import EmbeddedPostgres
+from gateway.db.learning import LearningStore
+from gateway.db.memory import IntentMemory
+from gateway.db.migrate import migrate
+from gateway.errors import DatabaseUnavailableError
+from gateway.services.telemetry import SEARCH_LATENCY, Telemetry
+
+pytestmark = pytest.mark.anyio
+
+BACK_WITHIN_S = 30.0
+"""How long a test waits for the pool to find a restarted Postgres (it checks every second)."""
+
+
+@pytest.fixture
+async def stoppable(pg_dir: Path) -> AsyncIterator[EmbeddedPostgres]:
+    """A Postgres of this test's own, migrated, that the test may stop and start again."""
+    server = EmbeddedPostgres(pg_dir / "data")
+    try:
+        await migrate(await anyio.to_thread.run_sync(server.start))
+        yield server
+    finally:
+        await anyio.to_thread.run_sync(server.stop)
+
+
+async def until_answering(memory: IntentMemory) -> int:
+    with anyio.fail_after(BACK_WITHIN_S):
+        while True:
+            try:
+                return await memory.count(model_id="m")
+            except DatabaseUnavailableError:
+                await anyio.sleep(0.2)
+
+
+async def test_calls_fail_at_once_while_postgres_is_down_and_pass_again_once_it_is_back(
+    stoppable: EmbeddedPostgres,
+) -> None:
+    url = await anyio.to_thread.run_sync(stoppable.start)
+    pool = await open_pool(url, max_size=2)
+    memory = IntentMemory(pool)
+    try:
+        assert await memory.count(model_id="m") == 0
+        assert pool.outage is None
+
+        await anyio.to_thread.run_sync(stoppable.stop)
+        with pytest.raises(DatabaseUnavailableError, match="counting past intents failed"):
+            await memory.count(model_id="m")  # meets the connection the shutdown broke
+        # The next calls do not wait out the pool's 30 s timeout: they are told why at once.
+        for _ in range(3):
+            with pytest.raises(DatabaseUnavailableError, match=r"counting past intents failed: the database is "
+                               r"unreachable since \d\d:\d\d:\d\d UTC \(.+\); the gateway checks again every 1 s"):
+                await memory.count(model_id="m")
+        assert pool.outage is not None
+
+        assert await anyio.to_thread.run_sync(stoppable.start) == url
+        assert await until_answering(memory) == 0
+        assert pool.outage is None
+        assert pool.get_stats()["pool_available"] >= 1  # refilled, not left empty
+    finally:
+        await pool.close()
+
+
+async def test_a_connection_lost_while_postgres_stays_up_is_no_outage(stoppable: EmbeddedPostgres) -> None:
+    url = await anyio.to_thread.run_sync(stoppable.start)
+    pool = await open_pool(url, max_size=1)
+    memory = IntentMemory(pool)
+    try:
+        with contextlib.suppress(psycopg.OperationalError):  # the session ends under its own query
+            async with pool.connection() as conn:
+                await conn.execute("SELECT pg_terminate_backend(pg_backend_pid())")  # it dies, not the server
+        assert await memory.count(model_id="m") == 0  # the check connects: no outage, no error
+        assert pool.outage is None
+    finally:
+        await pool.close()
+
+
+async def test_telemetry_rows_wait_for_the_database_instead_of_being_dropped(stoppable: EmbeddedPostgres) -> None:
+    url = await anyio.to_thread.run_sync(stoppable.start)
+    pool = await open_pool(url, max_size=1)
+    telemetry, store = Telemetry(), LearningStore(pool)
+    try:
+        await anyio.to_thread.run_sync(stoppable.stop)
+        telemetry.observe(SEARCH_LATENCY, 5.0)
+        telemetry.error("DatabaseError", "down")
+        for _ in range(2):  # the broken connection, then the outage found
+            await telemetry.flush(store)
+            assert telemetry.pending == 2
+        assert "pml_telemetry_dropped_total" not in telemetry.prometheus()
+
+        await anyio.to_thread.run_sync(stoppable.start)
+        with anyio.fail_after(BACK_WITHIN_S):
+            while True:
+                await telemetry.flush(store)
+                if telemetry.pending == 0:
+                    break
+                await anyio.sleep(0.2)
+        async with pool.connection() as conn:
+            metrics = await (await conn.execute("SELECT metric_name, value FROM metrics")).fetchall()
+            errors = await (await conn.execute("SELECT error_type FROM error_log")).fetchall()
+        assert (metrics, errors) == ([(SEARCH_LATENCY, 5.0)], [("DatabaseError",)])
+    finally:
+        await pool.close()

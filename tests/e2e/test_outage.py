@@ -1,0 +1,76 @@
+"""Postgres goes away under a running gateway: search, calls and workflows go on, and no lesson is lost."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import psycopg
+import pytest
+from mcp import Client
+
+from gateway.db.embedded import EmbeddedPostgres
+from tests.e2e.support import gateway_client, servers_file
+
+pytestmark = pytest.mark.anyio
+
+BACK_WITHIN_S = 30.0
+INTENT = "tell me the time in Tokyo while the database is down"
+
+
+@pytest.fixture
+async def stoppable(pg_dir: Path) -> AsyncIterator[EmbeddedPostgres]:
+    """A Postgres of this test's own, which the test stops and starts under the gateway."""
+    server = EmbeddedPostgres(pg_dir / "data")
+    try:
+        await anyio.to_thread.run_sync(server.start)
+        yield server
+    finally:
+        await anyio.to_thread.run_sync(server.stop)
+
+
+async def search(client: Client) -> dict[str, Any]:
+    result = await client.call_tool("search_tools", {"query": "current time in a timezone", "limit": 3})
+    assert not result.is_error, result.content
+    assert result.structured_content is not None
+    return result.structured_content
+
+
+def stored(url: str, sql: str, value: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(sql, (value,)).fetchall()  # type: ignore[arg-type]
+
+
+async def test_an_outage_leaves_search_calls_and_workflows_working_and_loses_no_lesson(
+    stoppable: EmbeddedPostgres, tmp_path: Path
+) -> None:
+    url = await anyio.to_thread.run_sync(stoppable.start)
+    async with gateway_client(servers_file(tmp_path), "--database-url", url) as client:
+        assert "warnings" not in await search(client)
+        await anyio.to_thread.run_sync(stoppable.stop)
+
+        found = await search(client)  # by wording and the graph, over the tools the servers listed
+        assert found["results"][0]["tool_id"] == "time:get_current_time"
+        assert found["warnings"][0].startswith("ranked by wording and the learned graph only")
+        called = await client.call_tool("time__get_current_time", {"timezone": "Asia/Tokyo"})
+        assert not called.is_error and (called.structured_content or {})["timezone"] == "Asia/Tokyo"
+        ran = await client.call_tool("execute_dag", {"intent": INTENT, "tasks": [
+            {"id": "now", "tool": "time:get_current_time", "arguments": {"timezone": "Asia/Tokyo"}}]})
+        assert not ran.is_error and (ran.structured_content or {})["status"] == "completed"
+        workflow_id = (ran.structured_content or {})["workflow_id"]
+        listed = await client.call_tool("cap_list", {})
+        assert listed.is_error and "the database is unreachable since" in str(listed.content)
+
+        await anyio.to_thread.run_sync(stoppable.start)
+        with anyio.fail_after(BACK_WITHIN_S):
+            while True:  # what the workflow taught while the database was away is written once it is back
+                written = (stored(url, "SELECT 1 FROM workflow_execution WHERE workflow_id = %s", workflow_id)
+                           and stored(url, "SELECT 1 FROM workflow_intent WHERE intent = %s", INTENT)
+                           and stored(url, "SELECT 1 FROM episodic_events WHERE workflow_id = %s", workflow_id))
+                if written and "warnings" not in await search(client):
+                    break
+                await anyio.sleep(0.2)
+        assert not (await client.call_tool("cap_list", {})).is_error
