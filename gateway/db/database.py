@@ -107,6 +107,13 @@ async def _pooled(url: str, *, location: str, server: EmbeddedPostgres | None) -
     if applied:
         logger.info("database %s migrated: %s", location, ", ".join(applied))
     pool = await open_pool(url)
+    if server is not None:
+        embedded = server
+
+        async def revive() -> bool:
+            return await anyio.to_thread.run_sync(embedded.revive)
+
+        pool.revive = revive
     try:
         yield Database(
             pool=pool,

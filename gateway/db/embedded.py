@@ -97,6 +97,23 @@ class EmbeddedPostgres:
             self._url = None
             self._unlock()
 
+    def revive(self) -> bool:
+        """Launch the server again when this handle runs it and its postmaster has died (killed, crashed);
+        True if it did. The data directory, socket and port are the same, so the URL is too."""
+        if self._url is None or self._postmaster is None or not _gone(self._postmaster):
+            return False
+        logger.warning("embedded Postgres (pid %s) has exited; starting it again on %s", self._postmaster.pid,
+                       self.pgdata)
+        if self._child is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._child.wait(timeout=KILL_TIMEOUT_S)  # reap it
+        self._postmaster = None
+        self._child = None
+        info = self._adopt() or self._launch(_cluster.prepare(self.pgdata))
+        self._url = _url(info, DATABASE)
+        logger.warning("embedded Postgres (pid %s) serving %s again", self.pid, self.pgdata)
+        return True
+
     def running_url(self) -> str | None:
         """The URL of a server already up on this directory (another gateway's), else None; takes no lock."""
         info = _read_pidfile(self.pgdata)

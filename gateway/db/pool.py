@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -56,13 +56,16 @@ class Pool(psycopg_pool.AsyncConnectionPool[psycopg.AsyncConnection[Any]]):
     A plain pool makes every caller wait out its 30 s timeout for a connection that cannot come. Here a lost
     connection (one returned broken) or a wait that timed out makes the next call check, with one fresh
     connection, whether Postgres answers. If it does not, that call and every call after it fail at once with
-    `DatabaseUnavailableError`, and one call per `RECHECK_S` checks again; the first check that connects ends the
-    outage, drops the broken connections and lets the pool fill again.
+    `DatabaseUnavailableError`, and one call per `RECHECK_S` checks again (starting the embedded server again first
+    when it has died, see `revive`); the first check that connects ends the outage, drops the broken connections
+    and lets the pool fill again.
     """
 
     def __init__(self, url: str, **options: Any) -> None:
         super().__init__(url, **options)
         self._url = url
+        self.revive: Callable[[], Awaitable[bool]] | None = None
+        """Set by the owner of an embedded server: start it again if it died (True if it did)."""
         self._outage: Outage | None = None
         self._suspect = False
         self._checking = False
@@ -96,6 +99,8 @@ class Pool(psycopg_pool.AsyncConnectionPool[psycopg.AsyncConnection[Any]]):
         self._checking = True
         try:
             reason = await _unreachable(self._url)
+            if reason is not None and self.revive is not None and await self._revived():
+                reason = await _unreachable(self._url)
         finally:
             self._checking = False
             self._next_check = time.monotonic() + RECHECK_S
@@ -112,6 +117,14 @@ class Pool(psycopg_pool.AsyncConnectionPool[psycopg.AsyncConnection[Any]]):
             logger.error("Postgres at %s is unreachable (%s); database calls fail at once until it answers again "
                          "(checked every %.0f s)", mask_password(self._url), reason, RECHECK_S)
         raise DatabaseUnavailableError(self._described(self._outage))
+
+    async def _revived(self) -> bool:
+        assert self.revive is not None
+        try:
+            return await self.revive()
+        except DatabaseError as exc:  # it may start at the next check (its old backends still exiting, say)
+            logger.error("starting the embedded Postgres again failed: %s", exc)
+            return False
 
     @staticmethod
     def _described(outage: Outage) -> str:

@@ -1,7 +1,10 @@
-"""Postgres goes away under a running gateway: search, calls and workflows go on, and no lesson is lost."""
+"""Postgres goes away under a running gateway: search, calls and workflows go on, no lesson is lost, and the
+embedded Postgres is started again if it died."""
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -73,4 +76,25 @@ async def test_an_outage_leaves_search_calls_and_workflows_working_and_loses_no_
                 if written and "warnings" not in await search(client):
                     break
                 await anyio.sleep(0.2)
+        assert not (await client.call_tool("cap_list", {})).is_error
+
+
+async def test_an_embedded_postgres_that_dies_is_started_again_by_the_gateway(pg_dir: Path, tmp_path: Path) -> None:
+    pidfile = pg_dir / "pgdata" / "postmaster.pid"
+    async with gateway_client(servers_file(tmp_path), "--data-dir", str(pg_dir)) as client:
+        assert "warnings" not in await search(client)
+        killed = int(pidfile.read_text().split()[0])
+        os.kill(killed, signal.SIGKILL)  # a crash, or the OOM killer
+
+        with anyio.fail_after(BACK_WITHIN_S * 2):
+            while True:
+                found = await search(client)
+                if "warnings" not in found:
+                    break
+                assert found["results"][0]["tool_id"] == "time:get_current_time"
+                await anyio.sleep(0.2)
+        assert int(pidfile.read_text().split()[0]) != killed
+        ran = await client.call_tool("execute_dag", {"intent": INTENT, "tasks": [
+            {"id": "now", "tool": "time:get_current_time", "arguments": {"timezone": "UTC"}}]})
+        assert not ran.is_error and (ran.structured_content or {})["status"] == "completed"
         assert not (await client.call_tool("cap_list", {})).is_error
