@@ -33,7 +33,7 @@ from gateway.db.notify import LearnedListener
 from gateway.downstream import Supervisor
 from gateway.downstream.outputs import to_output
 from gateway.embed import load_embedder
-from gateway.errors import DatabaseError, GatewayError, ServerUnavailableError
+from gateway.errors import DatabaseError, DatabaseUnavailableError, GatewayError, ServerUnavailableError
 from gateway.graph.view import render_html
 from gateway.models import EpisodicEvent, ServerState, ServerStatus, ToolDef, ToolOutput
 from gateway.ports import Ask, Cancelled, Progress
@@ -63,6 +63,8 @@ from gateway.services.workflows import WorkflowService, needs_approval, persiste
 logger = logging.getLogger(__name__)
 
 READY_TIMEOUT_S = 60.0
+OPEN_RETRY_FIRST_S = 1.0
+OPEN_RETRY_MAX_S = 30.0
 ROUTE_WAIT_S = 30.0
 LIST_WAIT_S = 5.0
 NOTIFY_TIMEOUT_S = 5.0
@@ -110,27 +112,46 @@ class Runtime:
         self.supervisor = Supervisor(servers=config.servers, on_tools=self._on_tools, on_status=self._on_status)
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Start the supervisor, report started at once, then open the index; runs until cancelled."""
+        """Start the supervisor, report started at once, then open the index; runs until cancelled.
+
+        A Postgres that cannot be reached yet (a shared one starting after the gateway, say) is tried again,
+        `OPEN_RETRY_FIRST_S` doubling to `OPEN_RETRY_MAX_S`; proxied calls work meanwhile, and the meta-tools say
+        why they cannot. Other failures (a missing extension, a failed migration, a locked data directory) are
+        not retried: they need the user.
+        """
         async with anyio.create_task_group() as tg:
             self._tg = tg
             await tg.start(self.supervisor.run)
             task_status.started()
+            delay = OPEN_RETRY_FIRST_S
+            while True:
+                unreachable = False
+                try:
+                    await self._serve_index(tg)
+                except* DatabaseUnavailableError as failed:
+                    self._fail(f"{_first_leaf(failed)} (the gateway keeps trying to reach it)")
+                    unreachable = True
+                except* GatewayError as failed:
+                    self._fail(str(_first_leaf(failed)))
+                if not unreachable:
+                    await anyio.sleep_forever()
+                logger.info("trying to open the tool index again in %.0f s", delay)
+                await anyio.sleep(delay)
+                delay = min(delay * 2, OPEN_RETRY_MAX_S)
+
+    async def _serve_index(self, tg: anyio.abc.TaskGroup) -> None:
+        async with open_database(url=self._settings.database_url, pgdata=self._settings.pgdata) as db:
             try:
-                async with open_database(url=self._settings.database_url, pgdata=self._settings.pgdata) as db:
-                    try:
-                        # What uses the database runs in this group, so that a shutdown cancels it and waits for
-                        # it (an embedding batch ending in its thread, a last write) before the pool closes.
-                        async with anyio.create_task_group() as with_db:
-                            self._tg = with_db
-                            await self._open_index(db)
-                            await anyio.sleep_forever()
-                    finally:
-                        self._tg, self._indexer = tg, None  # late callbacks (a server stopping) start nothing here
-                        await record_stopped(db, self.supervisor.statuses())
-                        await self.telemetry.close(db.learning)
-            except* GatewayError as failed:
-                self._fail(str(_first_leaf(failed)))
-                await anyio.sleep_forever()
+                # What uses the database runs in this group, so that a shutdown cancels it and waits for
+                # it (an embedding batch ending in its thread, a last write) before the pool closes.
+                async with anyio.create_task_group() as with_db:
+                    self._tg = with_db
+                    await self._open_index(db)
+                    await anyio.sleep_forever()
+            finally:
+                self._tg, self._indexer = tg, None  # late callbacks (a server stopping) start nothing here
+                await record_stopped(db, self.supervisor.statuses())
+                await self.telemetry.close(db.learning)
 
     async def search(
         self, query: str, *, limit: int, server: str | None, context: Sequence[str] = (),
@@ -144,8 +165,11 @@ class Runtime:
         matches: list[CapabilityMatch] = []
         if result.degraded is None:  # capabilities live in the database only
             vector = await self._search.embed_query(query)
-            matches = await self._capabilities.match(vector, limit=min(limit, CAPABILITY_HITS), server=server,
-                                                     user=user)
+            try:
+                matches = await self._capabilities.match(vector, limit=min(limit, CAPABILITY_HITS), server=server,
+                                                         user=user)
+            except DatabaseUnavailableError as exc:  # gone since the tools were ranked
+                result = dataclasses.replace(result, degraded=f"learned capabilities left out: {exc}")
         self.telemetry.observe(SEARCH_LATENCY, ms_since(started))
         return dataclasses.replace(result, capabilities=matches)
 
@@ -305,6 +329,7 @@ class Runtime:
             store=db.workflows, executor=self._executor(db), schemas=self.listed_schemas, task_group=self._tg,
             on_finished=self._learn, resolve=self._calls.schemas_for, backlog=self._backlog,
         )
+        self._failure = None
         self._ready.set()
         logger.info("index ready (%s, model %s)", db.location, embedder.model_id)
         self._tg.start_soon(self._embed_stored)

@@ -160,7 +160,7 @@ async def open_pool(url: str, *, min_size: int = 1, max_size: int = 8) -> Pool:
         await pool.open(wait=True, timeout=OPEN_TIMEOUT_S)
     except psycopg_pool.PoolTimeout as exc:
         await pool.close(timeout=CLOSE_TIMEOUT_S)
-        raise DatabaseError(f"no connection to {mask_password(url)} within {OPEN_TIMEOUT_S:.0f} s") from exc
+        raise DatabaseUnavailableError(f"no connection to {mask_password(url)} within {OPEN_TIMEOUT_S:.0f} s") from exc
     return pool
 
 
@@ -174,7 +174,7 @@ async def connect(url: str) -> psycopg.AsyncConnection[Any]:
     try:
         return await psycopg.AsyncConnection.connect(url, **connection_kwargs())
     except psycopg.OperationalError as exc:
-        raise DatabaseError(f"cannot reach Postgres at {mask_password(url)}: {_first_line(exc)}") from exc
+        raise DatabaseUnavailableError(f"cannot reach Postgres at {mask_password(url)}: {_first_line(exc)}") from exc
     except psycopg.ProgrammingError as exc:
         raise DatabaseError(f"invalid database URL {mask_password(url)}: {_first_line(exc)}") from exc
 

@@ -115,8 +115,7 @@ def search_payload(
         "unavailable_servers": [
             {"server": s.name, "state": s.state.value, "reason": s.reason} for s in result.unavailable
         ],
-        **({"warnings": [f"ranked by wording and the learned graph only, without meaning, memory or "
-                         f"capabilities: {result.degraded}"]} if result.degraded else {}),
+        **({"warnings": [result.degraded]} if result.degraded else {}),
     }
 
 

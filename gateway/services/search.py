@@ -51,7 +51,7 @@ class SearchResult:
     capabilities: list[Any] = dataclasses.field(default_factory=list)
     """Learned capabilities matching the query (`services.capabilities.CapabilityMatch`), best first."""
     degraded: str | None = None
-    """Why the ranking went without the database (meaning, memory), by wording and the graph alone; else None."""
+    """What the answer lacks because the database could not serve it, and why (a warning for the client)."""
 
 
 class SearchService:
@@ -134,16 +134,18 @@ class SearchService:
             rows = await self._index.search_pool(vector, model_id=self._embedder.model_id, pool=pool,
                                                  extra=list(found) + list(votes), server=server)
         except DatabaseUnavailableError as exc:  # rank by words over the listed tools until Postgres is back
-            degraded, votes, rows = str(exc), {}, self._listed(found, server)
+            votes, rows = {}, self._listed(found, server)
+            degraded = f"ranked by wording and the learned graph only, without meaning, memory or capabilities: {exc}"
         ranked = self._rank(rows, found, said, graph, context, votes)
         extra = [t for t in companions(graph, [r.tool_id for r in ranked[:self.weights.companion_seeds]], limit)
                  if t not in {r.tool_id for r in rows}]
         if extra:
-            if degraded is None:
-                rows += await self._index.search_pool(vector, model_id=self._embedder.model_id, pool=0,
-                                                      extra=extra, server=server)
-            else:
+            try:
+                rows += (self._listed(extra, server) if degraded else await self._index.search_pool(
+                    vector, model_id=self._embedder.model_id, pool=0, extra=extra, server=server))
+            except DatabaseUnavailableError as exc:  # gone since the first pool was fetched
                 rows += self._listed(extra, server)
+                degraded = f"the learned companions of the best hits are ranked without meaning: {exc}"
             ranked = self._rank(rows, found, said, graph, context, votes)
         hits = _hits(ranked[:limit], {r.tool_id: r for r in rows}, graph if include_related else None)
         down = [s for s in self._statuses() if s.state not in (ServerState.RUNNING, ServerState.DISABLED)]

@@ -98,3 +98,30 @@ async def test_an_embedded_postgres_that_dies_is_started_again_by_the_gateway(pg
             {"id": "now", "tool": "time:get_current_time", "arguments": {"timezone": "UTC"}}]})
         assert not ran.is_error and (ran.structured_content or {})["status"] == "completed"
         assert not (await client.call_tool("cap_list", {})).is_error
+
+
+async def test_a_gateway_started_before_its_postgres_serves_calls_and_opens_the_index_once_it_answers(
+    stoppable: EmbeddedPostgres, tmp_path: Path
+) -> None:
+    url = await anyio.to_thread.run_sync(stoppable.start)
+    await anyio.to_thread.run_sync(stoppable.stop)  # the URL is known; nothing answers at it yet
+    async with gateway_client(servers_file(tmp_path), "--database-url", url, settle=False) as client:
+        early = await client.call_tool("search_tools", {"query": "current time in a timezone", "limit": 3})
+        assert early.is_error
+        assert "the tool index is not available: cannot reach Postgres at" in str(early.content)
+        assert "(the gateway keeps trying to reach it)" in str(early.content)
+        with anyio.fail_after(BACK_WITHIN_S):
+            while True:  # the servers start without the database
+                called = await client.call_tool("time__get_current_time", {"timezone": "UTC"})
+                if not called.is_error:
+                    break
+                await anyio.sleep(0.2)
+
+        await anyio.to_thread.run_sync(stoppable.start)
+        with anyio.fail_after(BACK_WITHIN_S * 2):
+            while True:
+                late = await client.call_tool("search_tools", {"query": "current time in a timezone", "limit": 3})
+                if not late.is_error and "warnings" not in (late.structured_content or {}):
+                    break
+                await anyio.sleep(0.5)
+        assert (late.structured_content or {})["results"][0]["tool_id"] == "time:get_current_time"
