@@ -14,6 +14,7 @@ import logging
 import time
 import uuid
 import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -71,6 +72,8 @@ NOTIFY_TIMEOUT_S = 5.0
 STOP_RECORD_TIMEOUT_S = 2.0
 CPU_THREADS = 2
 CAPABILITY_HITS = 3
+SESSIONS_KEPT = 10_000
+"""HTTP session owners kept in memory (for when the database cannot say)."""
 """Capabilities a search returns beside its tools, at most."""
 PRUNE_DELAY_S = 60.0
 """The first retention prune waits this long after the index opens (start-up work goes first)."""
@@ -109,6 +112,8 @@ class Runtime:
         self._sessions: weakref.WeakSet[Any] = weakref.WeakSet()
         self.telemetry = Telemetry()
         self._backlog = Backlog()
+        self._owners: OrderedDict[str, str] = OrderedDict()
+        self._unrecorded: set[str] = set()
         self.supervisor = Supervisor(servers=config.servers, on_tools=self._on_tools, on_status=self._on_status)
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
@@ -441,12 +446,30 @@ class Runtime:
         return await self._limits.check(principal)
 
     async def session_opened(self, session_id: str, principal: Principal) -> None:
+        """Record who opened an HTTP session; while the database is unreachable, in memory only (sessions live
+        in this process anyway)."""
         assert self._db is not None
-        await self._db.users.open_session(session_id, principal.user_id)
+        self._owners[session_id] = principal.user_id
+        if len(self._owners) > SESSIONS_KEPT:
+            forgotten, _ = self._owners.popitem(last=False)
+            self._unrecorded.discard(forgotten)
+        try:
+            await self._db.users.open_session(session_id, principal.user_id)
+        except DatabaseUnavailableError as exc:
+            logger.warning("session %s... of %s kept in memory only: %s", session_id[:8], principal.username, exc)
+            self._unrecorded.add(session_id)
 
     async def session_owner(self, session_id: str) -> str | None:
+        """Who may use this session: as stored (expired or revoked: None); as opened here when the database could
+        not store it, or cannot answer now."""
         assert self._db is not None
-        return await self._db.users.session_owner(session_id)
+        try:
+            owner = await self._db.users.session_owner(session_id)
+        except DatabaseUnavailableError:
+            if session_id not in self._owners:
+                raise
+            return self._owners[session_id]
+        return self._owners.get(session_id) if owner is None and session_id in self._unrecorded else owner
 
     def metrics_text(self) -> str:
         """The gateway's metrics in Prometheus text format."""

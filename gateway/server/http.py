@@ -129,7 +129,12 @@ class GatewayHttpApp:
 
     async def _mcp(self, principal: Principal, scope: Scope, receive: Receive, send: Send) -> None:
         session_id = _header(scope, MCP_SESSION_ID_HEADER.encode())
-        if session_id is not None and await self._gate.session_owner(session_id) != principal.user_id:
+        try:
+            owner = await self._gate.session_owner(session_id) if session_id is not None else None
+        except GatewayError as exc:  # the database behind the sessions is down and this one is not known here
+            await _json(send, 503, {"error": "unavailable", "message": str(exc)}, [(b"retry-after", b"5")])
+            return
+        if session_id is not None and owner != principal.user_id:
             await _json(send, 404, {"jsonrpc": "2.0", "id": None, "error": {
                 "code": INVALID_REQUEST, "message": "Session not found (expired, or another key's)"}}, [])
             return

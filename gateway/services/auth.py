@@ -14,9 +14,10 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 import anyio
@@ -24,7 +25,7 @@ import anyio.to_thread
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from gateway.errors import AuthenticationError, DatabaseError, InvalidRequestError
+from gateway.errors import AuthenticationError, DatabaseError, DatabaseUnavailableError, InvalidRequestError
 
 KEY_SCHEME = "ac_"
 KEY_PREFIX_LENGTH = 11
@@ -39,6 +40,9 @@ KEY_DRAWS = 5
 HASH_THREADS = 2
 """Argon2 computations at once; each holds 64 MiB."""
 VERIFIED_CACHE_SIZE = 1024
+OUTAGE_GRACE_S = 900.0
+"""While the database is unreachable, a key found there within this many seconds is let in as it was then
+(nobody can revoke it meanwhile: revoking writes to that database). Other keys get the outage's error."""
 
 
 def new_api_key() -> str:
@@ -99,13 +103,14 @@ class Authenticator:
         self._limiter = limiter or anyio.CapacityLimiter(HASH_THREADS)
         self._hasher = hasher or PasswordHasher()
         self._verified: OrderedDict[tuple[str, str, bytes], None] = OrderedDict()
+        self._found: OrderedDict[str, tuple[_KeyRecord, float]] = OrderedDict()
         self._dummy_hash: str | None = None
 
     async def authenticate(self, authorization: str | None) -> Principal:
         """The principal of a valid, unrevoked key; else `AuthenticationError` (one message, a `reason`)."""
         key = _bearer_key(authorization)
         prefix = key_prefix(key)
-        record = await self._store.find_key(prefix)
+        record = await self._find(prefix)
         if record is None:
             await self._verify(await self._dummy(), key)  # as slow as a known prefix: timing tells nothing
             raise AuthenticationError("unknown")
@@ -114,6 +119,22 @@ class Authenticator:
         if record.revoked_at is not None:
             raise AuthenticationError("revoked")
         return Principal(user_id=record.user_id, username=record.username, role=record.role, key_prefix=prefix)
+
+    async def _find(self, prefix: str) -> _KeyRecord | None:
+        """The stored key of `prefix`; while the database is unreachable, as it was found within `OUTAGE_GRACE_S`."""
+        try:
+            record = await self._store.find_key(prefix)
+        except DatabaseUnavailableError:
+            found = self._found.get(prefix)
+            if found is None or time.monotonic() - found[1] > OUTAGE_GRACE_S:
+                raise
+            return found[0]
+        self._found.pop(prefix, None)
+        if record is not None:
+            self._found[prefix] = (record, time.monotonic())
+            if len(self._found) > VERIFIED_CACHE_SIZE:
+                self._found.popitem(last=False)
+        return record
 
     async def _verified_before(self, prefix: str, key_hash: str, key: str) -> bool:
         """Whether `key` matches `key_hash`, from memory when this very pair was verified before."""
@@ -148,15 +169,30 @@ class RateLimiter:
         self._store = store
         self._limit = limit
         self._window_s = window_s
+        self._here: dict[str, tuple[datetime, int]] = {}
 
     async def check(self, principal: Principal) -> float | None:
         """Count this request; None when it may go on, else the seconds until its window ends (at least 1)."""
         if self._limit <= 0:
             return None
-        count, window_end = await self._store.count_hit(principal.key_prefix, self._window_s)
+        try:
+            count, window_end = await self._store.count_hit(principal.key_prefix, self._window_s)
+        except DatabaseUnavailableError:
+            count, window_end = self._count_here(principal.key_prefix)
         if count <= self._limit:
             return None
         return max(1.0, (window_end - datetime.now(UTC)).total_seconds())
+
+
+    def _count_here(self, prefix: str) -> tuple[int, datetime]:
+        """Count in memory while the database is unreachable: a window of `window_s` from the key's first request
+        of the outage (what the database counted before is not known here)."""
+        now = datetime.now(UTC)
+        window_end, count = self._here.get(prefix, (now, 0))
+        if window_end <= now:
+            window_end, count = now + timedelta(seconds=self._window_s), 0
+        self._here[prefix] = (window_end, count + 1)
+        return count + 1, window_end
 
 
 async def create_user(store: Accounts, username: str, *, role: str = "user",

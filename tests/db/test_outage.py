@@ -1,4 +1,5 @@
-"""A Postgres that goes away: calls fail at once with the reason, and the pool is whole again once it is back."""
+"""A Postgres that goes away: calls fail at once with the reason, telemetry and rate limits hold, and the pool is
+whole again once it is back."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from gateway.db.embedded import EmbeddedPostgres
 from gateway.db.learning import LearningStore
 from gateway.db.memory import IntentMemory
 from gateway.db.migrate import migrate
+from gateway.db.users import UserStore
 from gateway.errors import DatabaseUnavailableError
+from gateway.services.auth import Principal, RateLimiter
 from gateway.services.telemetry import SEARCH_LATENCY, Telemetry
 
 pytestmark = pytest.mark.anyio
@@ -111,5 +114,19 @@ async def test_telemetry_rows_wait_for_the_database_instead_of_being_dropped(sto
             metrics = await (await conn.execute("SELECT metric_name, value FROM metrics")).fetchall()
             errors = await (await conn.execute("SELECT error_type FROM error_log")).fetchall()
         assert (metrics, errors) == ([(SEARCH_LATENCY, 5.0)], [("DatabaseError",)])
+    finally:
+        await pool.close()
+
+
+async def test_the_rate_limit_holds_in_memory_while_postgres_is_down(stoppable: EmbeddedPostgres) -> None:
+    url = await anyio.to_thread.run_sync(stoppable.start)
+    pool = await open_pool(url, max_size=1)
+    limits = RateLimiter(UserStore(pool), limit=2, window_s=60)
+    alice = Principal(user_id="u1", username="alice", role="user", key_prefix="ac_alice000")
+    try:
+        await anyio.to_thread.run_sync(stoppable.stop)
+        answers = [await limits.check(alice) for _ in range(3)]
+        assert answers[:2] == [None, None]
+        assert answers[2] is not None and 59 <= answers[2] <= 60
     finally:
         await pool.close()

@@ -17,6 +17,7 @@ from mcp import Client
 
 from gateway.db.embedded import EmbeddedPostgres
 from tests.e2e.support import gateway_client, servers_file
+from tests.e2e.test_http import base_url, http_gateway, mcp_client, new_key, post
 
 pytestmark = pytest.mark.anyio
 
@@ -125,3 +126,28 @@ async def test_a_gateway_started_before_its_postgres_serves_calls_and_opens_the_
                     break
                 await anyio.sleep(0.5)
         assert (late.structured_content or {})["results"][0]["tool_id"] == "time:get_current_time"
+
+
+async def test_over_http_known_keys_and_their_sessions_go_on_through_an_outage_and_unknown_keys_wait(
+    stoppable: EmbeddedPostgres, tmp_path: Path
+) -> None:
+    url = await anyio.to_thread.run_sync(stoppable.start)
+    alice, bob = new_key(url, "alice"), new_key(url, "bob")
+    with http_gateway(servers_file(tmp_path), url, tmp_path / "gateway.log", "--rate-limit", "1000"):
+        base = await base_url(tmp_path / "gateway.log")
+        async with mcp_client(base, alice, mode="legacy") as client:  # a session, opened while Postgres is up
+            assert "warnings" not in await search(client)
+            await anyio.to_thread.run_sync(stoppable.stop)
+
+            assert (await search(client))["warnings"]  # alice's key and session are known here
+            called = await client.call_tool("time__get_current_time", {"timezone": "UTC"})
+            assert not called.is_error
+            refused = await post(base, "/metrics", f"Bearer {bob}")  # a key never seen: nobody can check it now
+            assert refused.status_code == 503 and refused.headers["retry-after"] == "5"
+            assert "the database is unreachable" in refused.json()["message"]
+
+            await anyio.to_thread.run_sync(stoppable.start)
+            with anyio.fail_after(BACK_WITHIN_S):
+                while (await post(base, "/metrics", f"Bearer {bob}")).status_code != 200:
+                    await anyio.sleep(0.2)
+            assert not (await client.call_tool("time__get_current_time", {"timezone": "UTC"})).is_error
