@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import anyio
 import psycopg
 import psycopg_pool
 from pgvector.psycopg import register_vector_async
@@ -38,6 +39,8 @@ HNSW_ITERATIVE_SCAN = "relaxed_order"
 RECHECK_S = 1.0
 """While Postgres is unreachable, at most one call per this many seconds tries to reach it; the others fail at once."""
 RECHECK_CONNECT_TIMEOUT_S = 2
+WAIT_SLICE_S = 0.5
+"""A call waiting for a pooled connection looks up from its wait this often (to learn of an outage)."""
 RECONNECT_TIMEOUT_S = 10.0
 """How long the pool itself keeps retrying a lost connection (psycopg_pool's default, 5 minutes, backs off so far
 that a pool would stay empty for a minute after Postgres is back); a call's recheck takes over after it."""
@@ -68,7 +71,7 @@ class Pool(psycopg_pool.AsyncConnectionPool[psycopg.AsyncConnection[Any]]):
         """Set by the owner of an embedded server: start it again if it died (True if it did)."""
         self._outage: Outage | None = None
         self._suspect = False
-        self._checking = False
+        self._verdict: anyio.Event | None = None
         self._next_check = 0.0
 
     @property
@@ -77,13 +80,21 @@ class Pool(psycopg_pool.AsyncConnectionPool[psycopg.AsyncConnection[Any]]):
         return self._outage
 
     async def getconn(self, timeout: float | None = None) -> psycopg.AsyncConnection[Any]:  # noqa: ASYNC109
-        if self._suspect or self._outage is not None:
-            await self._recheck()
-        try:
-            return await super().getconn(timeout)
-        except psycopg_pool.PoolTimeout:
-            self._suspect = True
-            raise
+        """A connection, waiting up to `timeout` (the pool's) in slices of `WAIT_SLICE_S`: a call that waits longer
+        than a slice has Postgres checked, so calls already waiting when it goes away learn it within a second
+        or so instead of at the end of their wait."""
+        wait = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + wait
+        while True:
+            if self._suspect or self._outage is not None:
+                await self._recheck()
+            left = deadline - time.monotonic()
+            try:
+                return await super().getconn(max(0.001, min(left, WAIT_SLICE_S)))
+            except psycopg_pool.PoolTimeout:
+                self._suspect = True
+                if left <= WAIT_SLICE_S:
+                    raise psycopg_pool.PoolTimeout(f"couldn't get a connection after {wait:.2f} sec") from None
 
     async def putconn(self, conn: psycopg.AsyncConnection[Any]) -> None:
         if conn.broken:
@@ -91,19 +102,36 @@ class Pool(psycopg_pool.AsyncConnectionPool[psycopg.AsyncConnection[Any]]):
         await super().putconn(conn)
 
     async def _recheck(self) -> None:
-        """Connect once (if no other call is checking and the last check is `RECHECK_S` old); raise while down."""
-        if self._checking or time.monotonic() < self._next_check:
+        """Connect once (if no other call is checking and the last check is `RECHECK_S` old); raise while down.
+
+        Calls that come while the first check of a suspected outage runs wait for its verdict (else they would
+        wait out the pool's timeout); during a known outage they fail at once.
+        """
+        if (verdict := self._verdict) is not None:
+            if self._outage is None:
+                await verdict.wait()
             if self._outage is not None:
                 raise DatabaseUnavailableError(self._described(self._outage))
             return
-        self._checking = True
+        if time.monotonic() < self._next_check:
+            if self._outage is not None:
+                raise DatabaseUnavailableError(self._described(self._outage))
+            return
+        self._verdict = verdict = anyio.Event()
         try:
             reason = await _unreachable(self._url)
             if reason is not None and self.revive is not None and await self._revived():
                 reason = await _unreachable(self._url)
+            await self._judge(reason)
         finally:
-            self._checking = False
+            self._verdict = None
             self._next_check = time.monotonic() + RECHECK_S
+            verdict.set()  # after the verdict is recorded: the waiting calls read it
+        if self._outage is not None:
+            raise DatabaseUnavailableError(self._described(self._outage))
+
+    async def _judge(self, reason: str | None) -> None:
+        """Record what a check found: an outage beginning (`reason`), going on, or over (None)."""
         if reason is None:
             self._suspect = False
             if self._outage is not None:
@@ -111,12 +139,10 @@ class Pool(psycopg_pool.AsyncConnectionPool[psycopg.AsyncConnection[Any]]):
                                time.time() - self._outage.since)
                 self._outage = None
                 await self.check()  # drop the connections the outage broke; refill the pool now
-            return
-        if self._outage is None:
+        elif self._outage is None:
             self._outage = Outage(since=time.time(), reason=reason)
             logger.error("Postgres at %s is unreachable (%s); database calls fail at once until it answers again "
                          "(checked every %.0f s)", mask_password(self._url), reason, RECHECK_S)
-        raise DatabaseUnavailableError(self._described(self._outage))
 
     async def _revived(self) -> bool:
         assert self.revive is not None

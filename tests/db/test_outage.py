@@ -130,3 +130,29 @@ async def test_the_rate_limit_holds_in_memory_while_postgres_is_down(stoppable: 
         assert answers[2] is not None and 59 <= answers[2] <= 60
     finally:
         await pool.close()
+
+
+async def test_calls_made_together_as_postgres_goes_down_all_learn_it_at_once(stoppable: EmbeddedPostgres) -> None:
+    url = await anyio.to_thread.run_sync(stoppable.start)
+    pool = await open_pool(url, max_size=2)
+    memory = IntentMemory(pool)
+    errors: list[str] = []
+
+    async def count() -> None:
+        try:
+            await memory.count(model_id="m")
+        except DatabaseUnavailableError as exc:
+            errors.append(str(exc))
+
+    try:
+        await memory.count(model_id="m")
+        await anyio.to_thread.run_sync(stoppable.stop)
+        async with anyio.create_task_group() as tg:
+            for _ in range(6):
+                tg.start_soon(count)
+        assert len(errors) == 6
+        # None waited for a pooled connection (that wait ends after 30 s in "no database connection free").
+        assert all("no database connection" not in e for e in errors), errors
+        assert sum("the database is unreachable since" in e for e in errors) >= 4
+    finally:
+        await pool.close()
