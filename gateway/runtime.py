@@ -72,9 +72,9 @@ NOTIFY_TIMEOUT_S = 5.0
 STOP_RECORD_TIMEOUT_S = 2.0
 CPU_THREADS = 2
 CAPABILITY_HITS = 3
+"""Capabilities a search returns beside its tools, at most."""
 SESSIONS_KEPT = 10_000
 """HTTP session owners kept in memory (for when the database cannot say)."""
-"""Capabilities a search returns beside its tools, at most."""
 PRUNE_DELAY_S = 60.0
 """The first retention prune waits this long after the index opens (start-up work goes first)."""
 PRUNE_INTERVAL_S = 6 * 3600.0
