@@ -17,6 +17,7 @@ from gateway.db.embedded import EmbeddedPostgres
 from gateway.db.learning import LearningStore
 from gateway.db.memory import IntentMemory
 from gateway.db.migrate import migrate
+from gateway.db.pool import Pool
 from gateway.db.users import UserStore
 from gateway.errors import DatabaseUnavailableError
 from gateway.services.auth import Principal, RateLimiter
@@ -39,6 +40,16 @@ async def stoppable(pg_dir: Path) -> AsyncIterator[EmbeddedPostgres]:
         await anyio.to_thread.run_sync(server.stop)
 
 
+@pytest.fixture
+async def pool(stoppable: EmbeddedPostgres) -> AsyncIterator[Pool]:
+    """The gateway's pool (two connections) on that Postgres."""
+    pool = await open_pool(await anyio.to_thread.run_sync(stoppable.start), max_size=2)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
 async def until_answering(memory: IntentMemory) -> int:
     with anyio.fail_after(BACK_WITHIN_S):
         while True:
@@ -49,92 +60,74 @@ async def until_answering(memory: IntentMemory) -> int:
 
 
 async def test_calls_fail_at_once_while_postgres_is_down_and_pass_again_once_it_is_back(
-    stoppable: EmbeddedPostgres,
+    stoppable: EmbeddedPostgres, pool: Pool
 ) -> None:
-    url = await anyio.to_thread.run_sync(stoppable.start)
-    pool = await open_pool(url, max_size=2)
     memory = IntentMemory(pool)
-    try:
-        assert await memory.count(model_id="m") == 0
-        assert pool.outage is None
+    assert await memory.count(model_id="m") == 0
+    assert pool.outage is None
 
-        await anyio.to_thread.run_sync(stoppable.stop)
-        with pytest.raises(DatabaseUnavailableError, match="counting past intents failed"):
-            await memory.count(model_id="m")  # meets the connection the shutdown broke
-        # The next calls do not wait out the pool's 30 s timeout: they are told why at once.
-        for _ in range(3):
-            with pytest.raises(DatabaseUnavailableError, match=r"counting past intents failed: the database is "
-                               r"unreachable since \d\d:\d\d:\d\d UTC \(.+\); the gateway checks again every 1 s"):
-                await memory.count(model_id="m")
-        assert pool.outage is not None
+    await anyio.to_thread.run_sync(stoppable.stop)
+    with pytest.raises(DatabaseUnavailableError, match="counting past intents failed"):
+        await memory.count(model_id="m")  # meets the connection the shutdown broke
+    # The next calls do not wait out the pool's 30 s timeout: they are told why at once.
+    for _ in range(3):
+        with pytest.raises(DatabaseUnavailableError, match=r"counting past intents failed: the database is "
+                           r"unreachable since \d\d:\d\d:\d\d UTC \(.+\); the gateway checks again every 1 s"):
+            await memory.count(model_id="m")
+    assert pool.outage is not None
 
-        assert await anyio.to_thread.run_sync(stoppable.start) == url
-        assert await until_answering(memory) == 0
-        assert pool.outage is None
-        assert pool.get_stats()["pool_available"] >= 1  # refilled, not left empty
-    finally:
-        await pool.close()
+    assert await anyio.to_thread.run_sync(stoppable.start) == pool.conninfo  # the same URL
+    assert await until_answering(memory) == 0
+    assert pool.outage is None
+    assert pool.get_stats()["pool_available"] >= 1  # refilled, not left empty
 
 
-async def test_a_connection_lost_while_postgres_stays_up_is_no_outage(stoppable: EmbeddedPostgres) -> None:
-    url = await anyio.to_thread.run_sync(stoppable.start)
-    pool = await open_pool(url, max_size=1)
+async def test_a_connection_lost_while_postgres_stays_up_is_no_outage(stoppable: EmbeddedPostgres, pool: Pool) -> None:
     memory = IntentMemory(pool)
-    try:
-        with contextlib.suppress(psycopg.OperationalError):  # the session ends under its own query
-            async with pool.connection() as conn:
-                await conn.execute("SELECT pg_terminate_backend(pg_backend_pid())")  # it dies, not the server
-        assert await memory.count(model_id="m") == 0  # the check connects: no outage, no error
-        assert pool.outage is None
-    finally:
-        await pool.close()
-
-
-async def test_telemetry_rows_wait_for_the_database_instead_of_being_dropped(stoppable: EmbeddedPostgres) -> None:
-    url = await anyio.to_thread.run_sync(stoppable.start)
-    pool = await open_pool(url, max_size=1)
-    telemetry, store = Telemetry(), LearningStore(pool)
-    try:
-        await anyio.to_thread.run_sync(stoppable.stop)
-        telemetry.observe(SEARCH_LATENCY, 5.0)
-        telemetry.error("DatabaseError", "down")
-        for _ in range(2):  # the broken connection, then the outage found
-            await telemetry.flush(store)
-            assert telemetry.pending == 2
-        assert "pml_telemetry_dropped_total" not in telemetry.prometheus()
-
-        await anyio.to_thread.run_sync(stoppable.start)
-        with anyio.fail_after(BACK_WITHIN_S):
-            while True:
-                await telemetry.flush(store)
-                if telemetry.pending == 0:
-                    break
-                await anyio.sleep(0.2)
+    with contextlib.suppress(psycopg.OperationalError):  # the session ends under its own query
         async with pool.connection() as conn:
-            metrics = await (await conn.execute("SELECT metric_name, value FROM metrics")).fetchall()
-            errors = await (await conn.execute("SELECT error_type FROM error_log")).fetchall()
-        assert (metrics, errors) == ([(SEARCH_LATENCY, 5.0)], [("DatabaseError",)])
-    finally:
-        await pool.close()
+            await conn.execute("SELECT pg_terminate_backend(pg_backend_pid())")  # it dies, not the server
+    assert await memory.count(model_id="m") == 0  # the check connects: no outage, no error
+    assert pool.outage is None
 
 
-async def test_the_rate_limit_holds_in_memory_while_postgres_is_down(stoppable: EmbeddedPostgres) -> None:
-    url = await anyio.to_thread.run_sync(stoppable.start)
-    pool = await open_pool(url, max_size=1)
+async def test_telemetry_rows_wait_for_the_database_instead_of_being_dropped(
+    stoppable: EmbeddedPostgres, pool: Pool
+) -> None:
+    telemetry, store = Telemetry(), LearningStore(pool)
+    await anyio.to_thread.run_sync(stoppable.stop)
+    telemetry.observe(SEARCH_LATENCY, 5.0)
+    telemetry.error("DatabaseError", "down")
+    for _ in range(2):  # the broken connection, then the outage found
+        await telemetry.flush(store)
+        assert telemetry.pending == 2
+    assert "pml_telemetry_dropped_total" not in telemetry.prometheus()
+
+    await anyio.to_thread.run_sync(stoppable.start)
+    with anyio.fail_after(BACK_WITHIN_S):
+        while True:
+            await telemetry.flush(store)
+            if telemetry.pending == 0:
+                break
+            await anyio.sleep(0.2)
+    async with pool.connection() as conn:
+        metrics = await (await conn.execute("SELECT metric_name, value FROM metrics")).fetchall()
+        errors = await (await conn.execute("SELECT error_type FROM error_log")).fetchall()
+    assert (metrics, errors) == ([(SEARCH_LATENCY, 5.0)], [("DatabaseError",)])
+
+
+async def test_the_rate_limit_holds_in_memory_while_postgres_is_down(stoppable: EmbeddedPostgres, pool: Pool) -> None:
     limits = RateLimiter(UserStore(pool), limit=2, window_s=60)
     alice = Principal(user_id="u1", username="alice", role="user", key_prefix="ac_alice000")
-    try:
-        await anyio.to_thread.run_sync(stoppable.stop)
-        answers = [await limits.check(alice) for _ in range(3)]
-        assert answers[:2] == [None, None]
-        assert answers[2] is not None and 59 <= answers[2] <= 60
-    finally:
-        await pool.close()
+    await anyio.to_thread.run_sync(stoppable.stop)
+    answers = [await limits.check(alice) for _ in range(3)]
+    assert answers[:2] == [None, None]
+    assert answers[2] is not None and 59 <= answers[2] <= 60
 
 
-async def test_calls_made_together_as_postgres_goes_down_all_learn_it_at_once(stoppable: EmbeddedPostgres) -> None:
-    url = await anyio.to_thread.run_sync(stoppable.start)
-    pool = await open_pool(url, max_size=2)
+async def test_calls_made_together_as_postgres_goes_down_all_learn_it_at_once(
+    stoppable: EmbeddedPostgres, pool: Pool
+) -> None:
     memory = IntentMemory(pool)
     errors: list[str] = []
 
@@ -144,15 +137,12 @@ async def test_calls_made_together_as_postgres_goes_down_all_learn_it_at_once(st
         except DatabaseUnavailableError as exc:
             errors.append(str(exc))
 
-    try:
-        await memory.count(model_id="m")
-        await anyio.to_thread.run_sync(stoppable.stop)
-        async with anyio.create_task_group() as tg:
-            for _ in range(6):
-                tg.start_soon(count)
-        assert len(errors) == 6
-        # None waited for a pooled connection (that wait ends after 30 s in "no database connection free").
-        assert all("no database connection" not in e for e in errors), errors
-        assert sum("the database is unreachable since" in e for e in errors) >= 4
-    finally:
-        await pool.close()
+    await memory.count(model_id="m")
+    await anyio.to_thread.run_sync(stoppable.stop)
+    async with anyio.create_task_group() as tg:
+        for _ in range(6):
+            tg.start_soon(count)
+    assert len(errors) == 6
+    # None waited for a pooled connection (that wait ends after 30 s in "no database connection free").
+    assert all("no database connection" not in e for e in errors), errors
+    assert sum("the database is unreachable since" in e for e in errors) >= 4
