@@ -496,8 +496,9 @@ class Runtime:
         assert self._db is not None
         try:
             await self._db.tools.record_server_status(status)
-        except GatewayError:
-            logger.warning("could not record the status of %s", status.name, exc_info=True)
+        except GatewayError as exc:
+            logger.warning("could not record the status of %s: %s", status.name, exc,
+                           exc_info=not isinstance(exc, DatabaseUnavailableError))
 
     async def _wait_ready(self) -> None:
         with anyio.move_on_after(READY_TIMEOUT_S):

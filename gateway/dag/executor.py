@@ -25,7 +25,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from gateway.dag.model import Task
 from gateway.dag.run import LayerRun, Record, Run, blocking_dependency, interrupted, run_layer, skipped
 from gateway.dag.state import RunStatus, TaskResult, TaskStatus, WorkflowState
-from gateway.errors import InvalidRequestError
+from gateway.errors import DatabaseUnavailableError, InvalidRequestError
 from gateway.models import EpisodicEvent
 from gateway.ports import Progress, ToolCall
 
@@ -214,6 +214,10 @@ class Executor:
         try:
             with anyio.fail_after(CHECKPOINT_TIMEOUT_S):
                 await self._checkpoint(state)
+        except DatabaseUnavailableError as exc:  # the pool has logged the outage: one line per checkpoint
+            logger.warning("checkpoint of workflow %s at layer %d not kept: %s", state.workflow_id, state.next_layer,
+                           exc)
+            return
         except Exception:
             # A lost checkpoint costs a restart its progress, not the run its result: log it and go on.
             logger.exception("checkpoint of workflow %s at layer %d failed", state.workflow_id, state.next_layer)

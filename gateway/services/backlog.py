@@ -21,7 +21,8 @@ from gateway.errors import DatabaseUnavailableError
 logger = logging.getLogger(__name__)
 
 MAX_WRITES = 10_000
-RETRY_S = 2.0
+RETRY_S = 1.0
+"""Between tries of the oldest waiting write; a try while the pool knows of the outage fails at once (cheap)."""
 FINAL_FLUSH_TIMEOUT_S = 5.0
 """At shutdown, how long the writes still waiting may take before they are given up."""
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from gateway.dag.state import RunStatus, WorkflowState
-from gateway.errors import GatewayError
+from gateway.errors import DatabaseUnavailableError, GatewayError
 from gateway.services import thresholds as th
 from gateway.services.search import Recall, SearchService
 from gateway.services.suggest import CONSENSUS_K, Suggestion, recalled, suggest
@@ -82,8 +82,9 @@ class Planner:
         if self._store is not None:
             try:
                 self.thresholds = await self._store.update_thresholds(CONTEXT, lambda stored: th.record(stored, result))
-            except GatewayError:
-                logger.warning("could not save the adaptive thresholds", exc_info=True)
+            except GatewayError as exc:
+                logger.warning("could not save the adaptive thresholds: %s", exc,
+                               exc_info=not isinstance(exc, DatabaseUnavailableError))
 
     def _remember(self, intent: str, suggestion: Suggestion) -> None:
         self._pending[" ".join(intent.split())] = self.above_threshold(suggestion)
