@@ -37,7 +37,7 @@ from gateway.embed import load_embedder
 from gateway.errors import DatabaseError, DatabaseUnavailableError, GatewayError, ServerUnavailableError
 from gateway.graph.view import render_html
 from gateway.models import EpisodicEvent, ServerState, ServerStatus, ToolDef, ToolOutput
-from gateway.ports import Ask, Cancelled, Progress
+from gateway.ports import Ask, Cancelled, Embedder, Progress
 from gateway.server import NameTable
 from gateway.server import capability_tools as caps
 from gateway.services import Indexer, SearchResult, SearchService
@@ -93,6 +93,9 @@ class Runtime:
         self._failure: str | None = None
         self._db: Database | None = None
         self._search: SearchService | None = None
+        self._standby: SearchService | None = None
+        """Search by wording while the index has never been opened (the database not reached yet)."""
+        self._loaded_embedder: Embedder | None = None
         self._indexer: Indexer | None = None
         self._workflows: WorkflowService | None = None
         self._learning: LearningService | None = None
@@ -138,11 +141,32 @@ class Runtime:
                     unreachable = True
                 except* GatewayError as failed:
                     self._fail(str(_first_leaf(failed)))
+                if unreachable and self._standby is None and self._search is None:
+                    await self._open_standby()
                 if not unreachable:
                     await anyio.sleep_forever()
                 logger.info("trying to open the tool index again in %.0f s", delay)
                 await anyio.sleep(delay)
                 delay = min(delay * 2, OPEN_RETRY_MAX_S)
+
+    async def _open_standby(self) -> None:
+        """A search by wording over the listed tools, for while the index has never been opened."""
+        try:
+            embedder = await self._embedder()
+        except GatewayError:
+            logger.exception("no search by wording while the database is away: the embedding model did not load")
+            return
+        standby = SearchService(index=None, embedder=embedder, limiter=self._limiter,
+                                statuses=self.supervisor.statuses, servers=self.active_servers())
+        await standby.set_tools(self.known_tools().values())
+        self._standby = standby  # from here on, servers listing their tools update it
+        await standby.set_tools(self.known_tools().values())  # those listed while it was built (else a no-op)
+
+    async def _embedder(self) -> Embedder:
+        if self._loaded_embedder is None:
+            self._loaded_embedder = await anyio.to_thread.run_sync(
+                lambda: load_embedder(self._settings.model_dir, threads=self._settings.embed_threads))
+        return self._loaded_embedder
 
     async def _serve_index(self, tg: anyio.abc.TaskGroup) -> None:
         async with open_database(url=self._settings.database_url, pgdata=self._settings.pgdata) as db:
@@ -162,6 +186,9 @@ class Runtime:
         self, query: str, *, limit: int, server: str | None, context: Sequence[str] = (),
         include_related: bool = False, user: str | None = None,
     ) -> SearchResult:
+        if (standby := self._standby) is not None:
+            return await standby.search(query, limit=limit, server=server, context=context,
+                                        include_related=include_related)
         await self._wait_ready()
         assert self._search is not None and self._capabilities is not None
         started = time.perf_counter()
@@ -303,8 +330,7 @@ class Runtime:
                         needs_approval=approval, schema_of=self._schema_of)
 
     async def _open_index(self, db: Database) -> None:
-        embedder = await anyio.to_thread.run_sync(
-            lambda: load_embedder(self._settings.model_dir, threads=self._settings.embed_threads))
+        embedder = await self._embedder()
         self._db = db
         self._indexer = Indexer(index=db.tools, embedder=embedder, limiter=self._limiter)
         assert self._tg is not None
@@ -334,7 +360,7 @@ class Runtime:
             store=db.workflows, executor=self._executor(db), schemas=self.listed_schemas, task_group=self._tg,
             on_finished=self._learn, resolve=self._calls.schemas_for, backlog=self._backlog,
         )
-        self._failure = None
+        self._failure, self._standby = None, None
         self._ready.set()
         logger.info("index ready (%s, model %s)", db.location, embedder.model_id)
         self._tg.start_soon(self._embed_stored)
@@ -387,6 +413,8 @@ class Runtime:
                 self._tg.start_soon(_notify_tools_changed, session)
         if self._ready.is_set() and self._indexer is not None and self._tg is not None:
             self._tg.start_soon(self._sync, server, list(tools))
+        elif (standby := self._standby) is not None and self._tg is not None:
+            self._tg.start_soon(standby.set_tools, list(self.known_tools().values()))
 
     async def _sync(self, server: str, tools: Sequence[ToolDef]) -> None:
         assert self._indexer is not None and self._search is not None

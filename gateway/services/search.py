@@ -38,6 +38,7 @@ MIN_POOL = 30
 RELATED = 3
 _QUERY_CACHE_SIZE = 256
 DEFAULT_WEIGHTS = RankWeights()
+NO_INDEX = "the tool index has not been opened: the database cannot be reached yet"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -55,12 +56,13 @@ class SearchResult:
 
 
 class SearchService:
-    """Hybrid search over the tool index, with the learned graph when one is given."""
+    """Hybrid search over the tool index, with the learned graph when one is given; with no `index` (the database
+    has not been reached yet), by wording alone over the tools `set_tools` gives it."""
 
     def __init__(
         self,
         *,
-        index: ToolIndex,
+        index: ToolIndex | None,
         embedder: Embedder,
         limiter: anyio.CapacityLimiter,
         statuses: Callable[[], Sequence[ServerStatus]] = list,
@@ -130,6 +132,8 @@ class SearchService:
         said = frozenset(words(text))
         degraded = None
         try:
+            if self._index is None:
+                raise DatabaseUnavailableError(NO_INDEX)
             votes = await self._recall(vector, server)
             rows = await self._index.search_pool(vector, model_id=self._embedder.model_id, pool=pool,
                                                  extra=list(found) + list(votes), server=server)
@@ -141,8 +145,9 @@ class SearchService:
                  if t not in {r.tool_id for r in rows}]
         if extra:
             try:
-                rows += (self._listed(extra, server) if degraded else await self._index.search_pool(
-                    vector, model_id=self._embedder.model_id, pool=0, extra=extra, server=server))
+                rows += (self._listed(extra, server) if degraded or self._index is None else
+                         await self._index.search_pool(vector, model_id=self._embedder.model_id, pool=0, extra=extra,
+                                                       server=server))
             except DatabaseUnavailableError as exc:  # gone since the first pool was fetched
                 rows += self._listed(extra, server)
                 degraded = f"the learned companions of the best hits are ranked without meaning: {exc}"

@@ -107,16 +107,25 @@ async def test_a_gateway_started_before_its_postgres_serves_calls_and_opens_the_
     url = await anyio.to_thread.run_sync(stoppable.start)
     await anyio.to_thread.run_sync(stoppable.stop)  # the URL is known; nothing answers at it yet
     async with gateway_client(servers_file(tmp_path), "--database-url", url, settle=False) as client:
-        early = await client.call_tool("search_tools", {"query": "current time in a timezone", "limit": 3})
-        assert early.is_error
-        assert "the tool index is not available: cannot reach Postgres at" in str(early.content)
-        assert "(the gateway keeps trying to reach it)" in str(early.content)
+        listed = await client.call_tool("cap_list", {})
+        assert listed.is_error
+        assert "the tool index is not available: cannot reach Postgres at" in str(listed.content)
+        assert "(the gateway keeps trying to reach it)" in str(listed.content)
         with anyio.fail_after(BACK_WITHIN_S):
             while True:  # the servers start without the database
                 called = await client.call_tool("time__get_current_time", {"timezone": "UTC"})
                 if not called.is_error:
                     break
                 await anyio.sleep(0.2)
+        with anyio.fail_after(BACK_WITHIN_S):
+            while True:  # by wording over the tools the servers listed, once the model has loaded
+                answer = await client.call_tool("search_tools", {"query": "current time in a timezone", "limit": 3})
+                if not answer.is_error:
+                    break
+                await anyio.sleep(0.2)
+        early = answer.structured_content or {}
+        assert early["results"][0]["tool_id"] == "time:get_current_time"
+        assert "the tool index has not been opened" in early["warnings"][0]
 
         await anyio.to_thread.run_sync(stoppable.start)
         with anyio.fail_after(BACK_WITHIN_S * 2):
