@@ -114,7 +114,16 @@ def ensure_database(admin_url: str, name: str) -> None:
 def _system_user() -> SystemUser | None:
     if platform.system() == "Windows" or os.geteuid() != 0:
         return None
-    entry = pg_utils.ensure_user_exists(SYSTEM_USER)
+    try:
+        entry = pg_utils.ensure_user_exists(SYSTEM_USER)
+    except subprocess.CalledProcessError as exc:  # another process (a second gateway, a test worker) won the race
+        import pwd  # POSIX only, as is this branch
+
+        try:
+            entry = pwd.getpwnam(SYSTEM_USER)
+        except KeyError:
+            raise DatabaseError(f"cannot create the system user {SYSTEM_USER!r} to run Postgres as: "
+                                f"{(exc.stderr or '').strip() or exc}") from exc
     assert entry is not None
     return SystemUser(SYSTEM_USER, entry.pw_uid, entry.pw_gid)
 
