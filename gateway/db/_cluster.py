@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 INITDB_TIMEOUT_S = 120.0
 CONNECT_TIMEOUT_S = 5
 SYSTEM_USER = "embedded_postgres"
+USERADD_LOCK = "pml-gateway-useradd.lock"
 MAX_LOG_BYTES = 10 * 1024 * 1024
 _SOCKET_PATH_MAX = 100  # sun_path is 108 bytes on Linux, 104 on macOS; leave room for the name
 _SOCKET_NAME = ".s.PGSQL.5432"
@@ -114,16 +115,25 @@ def ensure_database(admin_url: str, name: str) -> None:
 def _system_user() -> SystemUser | None:
     if platform.system() == "Windows" or os.geteuid() != 0:
         return None
-    try:
-        entry = pg_utils.ensure_user_exists(SYSTEM_USER)
-    except subprocess.CalledProcessError as exc:  # another process (a second gateway, a test worker) won the race
-        import pwd  # POSIX only, as is this branch
+    import fcntl  # POSIX only, as is the rest of this function
+    import pwd
 
+    # Two `useradd`s at once can both succeed, the second rewriting the first's entry with another uid (seen on
+    # Debian 12: the first process then runs initdb as a uid that no longer exists). Gateways and test workers
+    # starting together take turns; a `useradd` from elsewhere that fails because the user now exists is fine.
+    fd = os.open(Path(tempfile.gettempdir()) / USERADD_LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
         try:
-            entry = pwd.getpwnam(SYSTEM_USER)
-        except KeyError:
-            raise DatabaseError(f"cannot create the system user {SYSTEM_USER!r} to run Postgres as: "
-                                f"{(exc.stderr or '').strip() or exc}") from exc
+            entry = pg_utils.ensure_user_exists(SYSTEM_USER)
+        except subprocess.CalledProcessError as exc:
+            try:
+                entry = pwd.getpwnam(SYSTEM_USER)
+            except KeyError:
+                raise DatabaseError(f"cannot create the system user {SYSTEM_USER!r} to run Postgres as: "
+                                    f"{(exc.stderr or '').strip() or exc}") from exc
+    finally:
+        os.close(fd)
     assert entry is not None
     return SystemUser(SYSTEM_USER, entry.pw_uid, entry.pw_gid)
 
