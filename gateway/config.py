@@ -33,7 +33,7 @@ _VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _SERVER_KEYS = frozenset({"command", "args", "env", "cwd", "disabled", "type", "callTimeoutMs", "url", "headers"})
 _HTTP_TYPES = ("http", "streamable-http", "streamable_http")
 _GATEWAY_KEYS = frozenset({"mcpServers", "expose", "approval", "callTimeoutMs"})
-_EXPOSE_VALUES = ("search", "all")
+_EXPOSE_VALUES = ("found", "search", "all")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -64,9 +64,15 @@ class GatewayConfig:
     """The servers file, validated."""
 
     servers: tuple[ServerSpec, ...] = ()
-    expose_all: bool = False
+    expose: str = "found"
+    """Which downstream tools `tools/list` shows beside the meta-tools: those a session's searches found
+    (``found``), none (``search``), or every one (``all``)."""
     approval: frozenset[str] = frozenset()
     source: Path | None = None
+
+    @property
+    def expose_all(self) -> bool:
+        return self.expose == "all"
 
     def server(self, name: str) -> ServerSpec | None:
         return next((s for s in self.servers if s.name == name), None)
@@ -168,7 +174,7 @@ def load_config(
     servers = _parse_servers(path, servers_doc, environ, timeout_s)
     return GatewayConfig(
         servers=servers,
-        expose_all=_expose(path, document.get("expose", "search")) == "all",
+        expose=_expose(path, document.get("expose", "found")),
         approval=_approval(path, document.get("approval", [])),
         source=path,
     )
@@ -314,7 +320,7 @@ def _timeout_ms(doc: dict[str, Any], where: str, default_s: float) -> float:
 
 def _expose(path: Path, value: Any) -> str:
     if value not in _EXPOSE_VALUES:
-        raise ConfigError(f'{path}: "expose" must be "search" or "all", got {value!r}')
+        raise ConfigError(f'{path}: "expose" must be "found", "search" or "all", got {value!r}')
     return str(value)
 
 

@@ -83,7 +83,7 @@ def test_claude_desktop_keys_are_ignored_and_the_gateway_entry_is_skipped(tmp_pa
 def test_gateway_options_are_validated(tmp_path: Path) -> None:
     base: dict[str, Any] = {"mcpServers": {}}
     assert load_config(write(tmp_path, {**base, "expose": "all"}), {}).expose_all
-    with pytest.raises(ConfigError, match='"expose" must be "search" or "all"'):
+    with pytest.raises(ConfigError, match='"expose" must be "found", "search" or "all"'):
         load_config(write(tmp_path, {**base, "expose": "some"}), {})
     with pytest.raises(ConfigError, match='"callTimeoutMs" must be a positive number'):
         load_config(write(tmp_path, {"mcpServers": {"a": {"command": "x", "callTimeoutMs": -1}}}), {})
