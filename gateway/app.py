@@ -16,12 +16,12 @@ from collections.abc import Generator
 
 import anyio
 import uvicorn
-from mcp.server.lowlevel.server import NotificationOptions
 
 from gateway.config import GatewayConfig, Settings
 from gateway.errors import ConfigError
 from gateway.runtime import Runtime
 from gateway.server import build_server
+from gateway.server.exposure import ListWatchers
 from gateway.server.http import GatewayHttpApp, HttpPages, session_manager
 from gateway.server.questions import Relay
 from gateway.server.stdio import stdio_transport
@@ -63,15 +63,15 @@ async def serve(settings: Settings, config: GatewayConfig) -> None:
     if settings.http_bind is not None:
         await serve_http(settings, config, settings.http_bind)
         return
-    runtime, relay = Runtime(settings=settings, config=config), Relay()
-    server = build_server(runtime, relay)
+    watchers, relay = ListWatchers(), Relay()
+    runtime = Runtime(settings=settings, config=config, on_tools_changed=watchers.tell_all)
+    server = build_server(runtime, relay, watchers)
     _NOISE.install()
     async with anyio.create_task_group() as tg:
         await tg.start(runtime.run)
         await tg.start(relay.run)
         async with stdio_transport() as (read_stream, write_stream):
-            options = server.create_initialization_options(NotificationOptions(tools_changed=config.expose_all))
-            await server.run(read_stream, write_stream, options)
+            await server.run(read_stream, write_stream, server.create_initialization_options())
         logger.info("the client closed the connection; shutting down")
         _NOISE.stopping = True
         tg.cancel_scope.cancel()
@@ -79,8 +79,9 @@ async def serve(settings: Settings, config: GatewayConfig) -> None:
 
 async def serve_http(settings: Settings, config: GatewayConfig, bind: tuple[str, int]) -> None:
     """Serve MCP over streamable HTTP at ``http://HOST:PORT/mcp`` until cancelled (SIGTERM/SIGINT)."""
-    runtime, relay = Runtime(settings=settings, config=config), Relay()
-    server = build_server(runtime, relay)
+    watchers, relay = ListWatchers(), Relay()
+    runtime = Runtime(settings=settings, config=config, on_tools_changed=watchers.tell_all)
+    server = build_server(runtime, relay, watchers)
     _NOISE.install()
     app = GatewayHttpApp(sessions=session_manager(server, host=bind[0]), gate=runtime,
                          pages=HttpPages(metrics=runtime.metrics_text, graph=runtime.graph_page))

@@ -13,9 +13,8 @@ import dataclasses
 import logging
 import time
 import uuid
-import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
 import anyio
@@ -68,7 +67,6 @@ OPEN_RETRY_FIRST_S = 1.0
 OPEN_RETRY_MAX_S = 30.0
 ROUTE_WAIT_S = 30.0
 LIST_WAIT_S = 5.0
-NOTIFY_TIMEOUT_S = 5.0
 STOP_RECORD_TIMEOUT_S = 2.0
 CPU_THREADS = 2
 CAPABILITY_HITS = 3
@@ -84,9 +82,12 @@ PRUNE_INTERVAL_S = 6 * 3600.0
 class Runtime:
     """The running gateway behind the MCP face (implements `GatewayBackend`)."""
 
-    def __init__(self, *, settings: Settings, config: GatewayConfig) -> None:
+    def __init__(self, *, settings: Settings, config: GatewayConfig,
+                 on_tools_changed: Callable[[], Coroutine[Any, Any, None]] | None = None) -> None:
+        """`on_tools_changed` is told when a server's tools change (clients that list them re-list)."""
         self.names = NameTable()
-        self.expose_all = config.expose_all
+        self.expose = config.expose
+        self._on_tools_changed = on_tools_changed
         self._settings = settings
         self._config = config
         self._ready = anyio.Event()
@@ -112,7 +113,6 @@ class Runtime:
         self._settled = False
         self._limiter = anyio.CapacityLimiter(CPU_THREADS)
         self._tg: anyio.abc.TaskGroup | None = None
-        self._sessions: weakref.WeakSet[Any] = weakref.WeakSet()
         self.telemetry = Telemetry()
         self._backlog = Backlog()
         self._owners: OrderedDict[str, str] = OrderedDict()
@@ -242,11 +242,11 @@ class Runtime:
                 await self.supervisor.wait_settled(ROUTE_WAIT_S)
         return self.names.resolve(name)
 
-    async def listed_tools(self, session: Any) -> Sequence[ToolDef]:
-        self._sessions.add(session)
+    async def listed_tools(self) -> Mapping[str, ToolDef]:
+        """Every tool by id, once the stored routes are loaded (waiting at most `LIST_WAIT_S` at start-up)."""
         with anyio.move_on_after(LIST_WAIT_S):
             await self._ready.wait()
-        return sorted(self.known_tools().values(), key=lambda t: t.tool_id)
+        return self.known_tools()
 
     def active_servers(self) -> frozenset[str]:
         return frozenset(s.name for s in self._config.servers if not s.disabled)
@@ -408,9 +408,8 @@ class Runtime:
         self._listed[server] = list(tools)
         self.names.set_server(server, [t.name for t in tools])
         self._refresh_known()
-        if changed and self.expose_all and self._tg is not None:
-            for session in list(self._sessions):
-                self._tg.start_soon(_notify_tools_changed, session)
+        if changed and self._on_tools_changed is not None and self._tg is not None:
+            self._tg.start_soon(self._on_tools_changed)
         if self._ready.is_set() and self._indexer is not None and self._tg is not None:
             self._tg.start_soon(self._sync, server, list(tools))
         elif (standby := self._standby) is not None and self._tg is not None:
@@ -593,11 +592,3 @@ def _threshold_row(context: str, thresholds: Thresholds) -> ThresholdRow:
 
 async def _nothing(state: WorkflowState) -> None:
     """A capability's sub-workflow keeps no checkpoints."""
-
-
-async def _notify_tools_changed(session: Any) -> None:
-    try:
-        with anyio.fail_after(NOTIFY_TIMEOUT_S):
-            await session.send_tool_list_changed()
-    except Exception:
-        logger.debug("could not tell a client that the tool list changed", exc_info=True)

@@ -16,18 +16,23 @@ import anyio
 import mcp_types as types
 from mcp.server import Server
 from mcp.server.context import ServerRequestContext
+from mcp.server.lowlevel.server import NotificationOptions
+from mcp.server.models import InitializationOptions
+from mcp.server.subscriptions import ListenHandler
 from mcp.shared.exceptions import MCPError
 from mcp.shared.message import ServerMessageMetadata
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 import gateway
+from gateway.dag.arguments import argument_problems, validator
 from gateway.dag.state import WorkflowState
-from gateway.errors import GatewayError
+from gateway.errors import DagProblem, DagValidationError, GatewayError, InvalidRequestError
 from gateway.models import ToolDef
 from gateway.ports import Ask, Cancelled, Progress
 from gateway.server import capability_tools as caps
 from gateway.server import meta
 from gateway.server import workflow_tools as wf
+from gateway.server.exposure import FoundTools, ListWatchers, client_of, worth_listing
 from gateway.server.names import NameTable
 from gateway.server.principal import gateway_user
 from gateway.server.questions import Relay
@@ -37,8 +42,18 @@ from gateway.services.suggest import Suggestion
 logger = logging.getLogger(__name__)
 
 INSTRUCTIONS = (
-    "This gateway fronts many MCP servers. Use search_tools to find the tool for a task, then call it by the "
-    "`call_as` name it returns, with arguments that match its input_schema."
+    "This gateway fronts many MCP servers; their tools are not in your tool list until you find them. "
+    "1. Find: search_tools {query: what you want to do, in plain words} returns the best tools, each with a "
+    "`tool_id` and its arguments. "
+    "2. Call: call_tool {tool: tool_id, arguments: {...}} runs one of them and answers with its result. "
+    "3. Chain: when a task takes several tool calls and one's output feeds another, send them all in one "
+    "execute_dag {tasks: [{id, tool: tool_id, arguments, depends_on}]}: an argument \"$OUTPUT[id]\" (or "
+    "\"$OUTPUT[id].field\") receives task id's output, independent tasks run in parallel, and steps that "
+    "change things may pause for approval (continue with the workflow tool). "
+    "Learned capabilities (kind \"capability\" in search results) are called the same way."
+)
+INSTRUCTIONS_FOUND = INSTRUCTIONS + (
+    " Tools you have found also join your tool list under their `call_as` names, with their full schemas."
 )
 
 
@@ -46,7 +61,8 @@ class GatewayBackend(Protocol):
     """What the MCP face needs from the running gateway."""
 
     names: NameTable
-    expose_all: bool
+    expose: str
+    """``found``: a client's found tools join its `tools/list`; ``all``: every tool is listed; ``search``: none."""
 
     async def search(
         self, query: str, *, limit: int, server: str | None, context: Sequence[str] = (),
@@ -62,8 +78,8 @@ class GatewayBackend(Protocol):
     async def call_tool(self, server: str, tool: str, arguments: dict[str, Any] | None, *,
                         progress: Progress | None = None, ask: Ask | None = None) -> types.CallToolResult: ...
 
-    async def listed_tools(self, session: Any) -> Sequence[ToolDef]:
-        """The downstream tools to expose; `session` is told when they change (``expose: all`` mode)."""
+    async def listed_tools(self) -> Mapping[str, ToolDef]:
+        """Every downstream tool by id, once the servers have listed them (waiting a bounded time at start-up)."""
         ...
 
     async def execute_dag(self, document: dict[str, Any], *, owner: str | None = None,
@@ -98,36 +114,43 @@ class GatewayBackend(Protocol):
         ...
 
 
-def build_server(backend: GatewayBackend, relay: Relay) -> Server[Any]:
-    """The low-level MCP server wired to `backend`; `relay` carries downstream questions to 2026 clients."""
-    search_tool = types.Tool(
-        name=meta.SEARCH_TOOLS,
-        description=meta.SEARCH_TOOLS_DESCRIPTION,
-        input_schema=meta.SEARCH_TOOLS_SCHEMA,
-        annotations=types.ToolAnnotations(read_only_hint=True, open_world_hint=False),
-    )
-
-    workflow_tools = [
+def build_server(backend: GatewayBackend, relay: Relay, watchers: ListWatchers) -> Server[Any]:
+    """The low-level MCP server wired to `backend`; `relay` carries downstream questions to 2026 clients, and
+    `watchers` are told whose tool list changed."""
+    meta_tools = [
+        types.Tool(name=meta.SEARCH_TOOLS, description=meta.SEARCH_TOOLS_DESCRIPTION,
+                   input_schema=meta.SEARCH_TOOLS_SCHEMA,
+                   annotations=types.ToolAnnotations(read_only_hint=True, open_world_hint=False)),
+        types.Tool(name=meta.CALL_TOOL, description=meta.CALL_TOOL_DESCRIPTION, input_schema=meta.CALL_TOOL_SCHEMA),
         types.Tool(name=wf.EXECUTE_DAG, description=wf.EXECUTE_DAG_DESCRIPTION, input_schema=wf.EXECUTE_DAG_SCHEMA),
         types.Tool(name=wf.WORKFLOW, description=wf.WORKFLOW_DESCRIPTION, input_schema=wf.WORKFLOW_SCHEMA),
-    ]
+        *caps.TOOLS,
+    ]  # fmt: skip
+    found = FoundTools()
 
     async def list_tools(
         ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
-        tools = [search_tool, *workflow_tools, *caps.TOOLS]
-        if backend.expose_all:
-            tools.extend(_exposed(backend, await backend.listed_tools(ctx.session)))
-        return types.ListToolsResult(tools=tools)
+        if backend.expose == "search":
+            return types.ListToolsResult(tools=meta_tools)
+        watchers.watch(ctx)
+        known = await backend.listed_tools()
+        if backend.expose == "all":
+            shown = [known[tool_id] for tool_id in sorted(known)]
+        else:
+            shown = [known[tool_id] for tool_id in found.of(client_of(ctx)) if tool_id in known]
+        return types.ListToolsResult(tools=[*meta_tools, *_exposed(backend, shown)])
 
     async def call_tool(
         ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult | types.InputRequiredResult:
         if params.name == meta.SEARCH_TOOLS:
-            return await _guarded(backend, _search(backend, params.arguments))
+            return await _guarded(backend, _search(backend, ctx, params.arguments, found, watchers))
         # A client's progress token asks for progress: only then is anyone asked for it (a downstream server,
         # the workflow's tasks), and what comes back is this request's progress, under the client's token.
         progress = ctx.session.report_progress if _wants_progress(params) else None
+        if params.name == meta.CALL_TOOL:
+            return await _guarded(backend, _call(backend, ctx, params, relay, progress))
         if params.name == wf.EXECUTE_DAG:
             return await _guarded(backend, _execute(backend, params.arguments, progress, _client_cancelled(ctx)))
         if params.name == wf.WORKFLOW:
@@ -138,29 +161,106 @@ def build_server(backend: GatewayBackend, relay: Relay) -> Server[Any]:
         if route is None:
             raise MCPError(
                 types.INVALID_PARAMS,
-                f"unknown tool {params.name!r}: use {meta.SEARCH_TOOLS} to find tools and call them by `call_as`",
+                f"unknown tool {params.name!r}: use {meta.SEARCH_TOOLS} to find tools and {meta.CALL_TOOL} to call "
+                "them",
             )
-        if params.request_state is not None:  # a 2026 client's answer to a question relayed before
-            return await _guarded(backend, relay.resume(params.name, params.request_state, params.input_responses))
+        return await _proxy(backend, ctx, params, relay, route, params.arguments, progress)
 
-        def start(ask: Ask | None) -> Awaitable[types.CallToolResult]:
-            return backend.call_tool(route[0], route[1], params.arguments, progress=progress, ask=ask)
-
-        ask = _asker(ctx)
-        if ask is None and _takes_rounds(ctx):
-            return await _guarded(backend, relay.call(params.name, start))
-        return await _guarded(backend, start(ask))
-
-    return Server(
+    return _Server(
         "pml-gateway",
+        tools_changed=backend.expose != "search",
         version=gateway.__version__,
-        instructions=INSTRUCTIONS,
+        instructions=INSTRUCTIONS_FOUND if backend.expose == "found" else INSTRUCTIONS,
         on_list_tools=list_tools,
         on_call_tool=call_tool,
+        on_subscriptions_listen=ListenHandler(watchers.bus),
     )
 
 
-async def _search(backend: GatewayBackend, arguments: dict[str, Any] | None) -> types.CallToolResult:
+class _Server(Server[Any]):
+    """The SDK's low-level server, announcing ``tools.listChanged`` to handshake clients on every transport (the
+    HTTP session manager asks for its initialization options without any notification options)."""
+
+    def __init__(self, name: str, *, tools_changed: bool, **options: Any) -> None:
+        super().__init__(name, **options)
+        self._tools_changed = tools_changed
+
+    def create_initialization_options(
+        self, notification_options: NotificationOptions | None = None,
+        experimental_capabilities: dict[str, dict[str, Any]] | None = None,
+        extensions: dict[str, dict[str, Any]] | None = None,
+    ) -> InitializationOptions:
+        changes = notification_options or NotificationOptions(tools_changed=self._tools_changed)
+        return super().create_initialization_options(changes, experimental_capabilities, extensions)
+
+
+async def _proxy(
+    backend: GatewayBackend, ctx: ServerRequestContext[Any], params: types.CallToolRequestParams, relay: Relay,
+    route: tuple[str, str], arguments: dict[str, Any] | None, progress: Progress | None,
+) -> types.CallToolResult | types.InputRequiredResult:
+    """The proxied call of a downstream tool: its questions go to this client during the call, or (a 2026
+    client) as ``input_required`` rounds through the relay."""
+    if params.request_state is not None:  # a 2026 client's answer to a question relayed before
+        return await _guarded(backend, relay.resume(params.name, params.request_state, params.input_responses))
+
+    def start(ask: Ask | None) -> Awaitable[types.CallToolResult]:
+        return backend.call_tool(route[0], route[1], arguments, progress=progress, ask=ask)
+
+    ask = _asker(ctx)
+    if ask is None and _takes_rounds(ctx):
+        return await _guarded(backend, relay.call(params.name, start))
+    return await _guarded(backend, start(ask))
+
+
+async def _call(
+    backend: GatewayBackend, ctx: ServerRequestContext[Any], params: types.CallToolRequestParams, relay: Relay,
+    progress: Progress | None,
+) -> types.CallToolResult | types.InputRequiredResult:
+    """`call_tool`: a downstream tool (by id or `call_as` name) is proxied, its arguments checked first against
+    its input schema; anything else (a learned capability) runs as a one-task workflow, which also names the
+    closest known tools when the name is unknown."""
+    args = meta.check_arguments(meta.CALL_TOOL, params.arguments)
+    name, arguments = args["tool"], args.get("arguments", {})
+    route = await _route(backend, name)
+    if route is None:
+        task = {"id": _CALL_TASK, "tool": name, "arguments": arguments}
+        try:
+            return await _execute(backend, {"tasks": [task]}, progress, _client_cancelled(ctx))
+        except DagValidationError as exc:  # said of call_tool's own fields, not of a task the client never wrote
+            raise DagValidationError([_as_call_problem(p) for p in exc.problems]) from None
+    tool = (await backend.listed_tools()).get(f"{route[0]}:{route[1]}")
+    if tool is not None:
+        _check_tool_arguments(tool, arguments)
+    return await _proxy(backend, ctx, params, relay, route, arguments, progress)
+
+
+_CALL_TASK = "call"
+
+
+def _as_call_problem(problem: DagProblem) -> DagProblem:
+    message = problem.message.replace(f"task '{_CALL_TASK}'", meta.CALL_TOOL, 1)
+    return DagProblem(None, problem.field, message)
+
+
+async def _route(backend: GatewayBackend, name: str) -> tuple[str, str] | None:
+    """``(server, tool)`` of a tool id or `call_as` name; None for anything else (a capability's name)."""
+    server, colon, tool = name.partition(":")
+    exposed = backend.names.name_of(server, tool) if colon else name
+    route = backend.names.resolve(exposed) or await backend.resolve(exposed)
+    if route is None or (colon and route != (server, tool)):
+        return None
+    return route
+
+
+def _check_tool_arguments(tool: ToolDef, arguments: dict[str, Any]) -> None:
+    problems = argument_problems(None, f"{meta.CALL_TOOL} {tool.tool_id}", arguments, validator(tool.input_schema),
+                                 resolved=True)
+    if problems:
+        raise InvalidRequestError("; ".join(p.message for p in problems), field=problems[0].field)
+
+
+async def _search(backend: GatewayBackend, ctx: ServerRequestContext[Any], arguments: dict[str, Any] | None,
+                  found: FoundTools, watchers: ListWatchers) -> types.CallToolResult:
     args = meta.check_arguments(meta.SEARCH_TOOLS, arguments)
     related = bool(args.get("include_related", False))
     result = await backend.search(args["query"], limit=int(args.get("limit", 5)), server=args.get("server"),
@@ -169,9 +269,15 @@ async def _search(backend: GatewayBackend, arguments: dict[str, Any] | None) -> 
     call_as = {h.tool_id: backend.names.name_of(h.server, h.name) for h in result.hits}
     payload = meta.search_payload(result, call_as, related=related,
                                   capabilities=[caps.search_entry(m) for m in result.capabilities])
-    return types.CallToolResult(
-        content=[types.TextContent(text=meta.search_text(payload))], structured_content=payload
-    )
+    listed: list[str] = []
+    if backend.expose == "found":
+        listed = worth_listing([(h.tool_id, h.score) for h in result.hits])
+        if found.add(client_of(ctx), listed):
+            await watchers.tell(ctx)  # before the answer: the client lists again while the model reads it
+    elif backend.expose == "all":
+        listed = [h.tool_id for h in result.hits]
+    text = meta.search_text(payload, listed=[call_as[tool_id] for tool_id in listed])
+    return types.CallToolResult(content=[types.TextContent(text=text)], structured_content=payload)
 
 
 async def _execute(backend: GatewayBackend, arguments: dict[str, Any] | None, progress: Progress | None,

@@ -42,8 +42,34 @@ SEARCH_TOOLS_SCHEMA: dict[str, Any] = {
 }
 
 SEARCH_TOOLS_DESCRIPTION = (
-    "Find the tools of all connected MCP servers that fit a task. Returns the best matches with their "
-    "input schemas. Call a found tool right away by its `call_as` name (server__tool) with its arguments."
+    "Find the tools of all connected MCP servers that fit a task, in plain language. The tools themselves are not "
+    "in your tool list until found. Returns the best matches with their `tool_id` and `input_schema`; call one with "
+    "call_tool {tool: tool_id, arguments}. For several steps at once, use execute_dag."
+)
+
+CALL_TOOL = "call_tool"
+
+CALL_TOOL_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "tool": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 300,
+            "description": "The `tool_id` (server:tool) that search_tools returned, or a learned capability's name.",
+        },
+        "arguments": {
+            "type": "object",
+            "description": "The tool's arguments, matching the input_schema that search_tools returned.",
+        },
+    },
+    "required": ["tool"],
+    "additionalProperties": False,
+}
+
+CALL_TOOL_DESCRIPTION = (
+    "Call one tool found with search_tools: `tool` is its tool_id (or a learned capability's name), `arguments` "
+    "match its input_schema. Answers with the tool's own result."
 )
 
 _SCHEMAS: dict[str, dict[str, Any]] = {SEARCH_TOOLS: SEARCH_TOOLS_SCHEMA}
@@ -57,6 +83,7 @@ def register(tool: str, schema: dict[str, Any]) -> None:
 
 
 register(SEARCH_TOOLS, SEARCH_TOOLS_SCHEMA)
+register(CALL_TOOL, CALL_TOOL_SCHEMA)
 
 
 def check_arguments(tool: str, arguments: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -119,19 +146,60 @@ def search_payload(
     }
 
 
-def search_text(payload: Mapping[str, Any]) -> str:
-    """A compact text rendering: one line per tool with its arguments, then the servers that are down."""
+def search_text(payload: Mapping[str, Any], *, listed: Sequence[str] = ()) -> str:
+    """What a model reads of a `search_tools` answer: per hit its id, score and description, then its arguments
+    (name, type, required, what they mean), then how to call it, then the servers that are down. `listed`: the
+    names under which found tools are also in the client's tool list."""
     lines = [f"{len(payload['results'])} results for: {payload['query']}"]
     for i, hit in enumerate(payload["results"], 1):
-        props = hit["input_schema"].get("properties", {}) if isinstance(hit["input_schema"], dict) else {}
-        required = set(hit["input_schema"].get("required", [])) if isinstance(hit["input_schema"], dict) else set()
-        args = ", ".join(f"{k}{'' if k in required else '?'}" for k in props)
-        kind = "capability (an execute_dag task) " if hit["kind"] == "capability" else ""
-        lines.append(f"{i}. {kind}{hit['call_as']}({args})  [{hit['score']:.2f}] {hit['description'][:160]}")
+        kind = " (learned capability)" if hit["kind"] == "capability" else ""
+        lines.append(f"{i}. {hit['tool_id']}{kind}  [score {hit['score']:.2f}] {_cut(hit['description'], 200)}")
+        lines.append(f"   arguments: {_arguments(hit['input_schema'])}")
+    if payload["results"]:
+        lines.append('Call one with call_tool {"tool": "<tool_id>", "arguments": {...}}.')
+        if listed:
+            lines.append(f"In your tool list too: {', '.join(listed)}.")
     lines += [f"! {warning}" for warning in payload.get("warnings", [])]
     for down in payload["unavailable_servers"]:
         lines.append(f"! server {down['server']} is {down['state']}: {down['reason'] or 'no reason given'}")
     return "\n".join(lines)
+
+
+ARGUMENTS_SHOWN = 10
+"""Arguments spelled out per hit in the text; the rest are in the structured `input_schema`."""
+
+
+def _arguments(schema: Any) -> str:
+    """``name (type, required): description; ...`` from a tool's input schema, or ``none``."""
+    properties = schema.get("properties") if isinstance(schema, dict) else None
+    if not isinstance(properties, dict) or not properties:
+        return "none"
+    required = set(schema.get("required") or ())
+    parts = []
+    for name, spec in list(properties.items())[:ARGUMENTS_SHOWN]:
+        spec = spec if isinstance(spec, dict) else {}
+        kind = _type_of(spec) + (", required" if name in required else "")
+        about = f": {_cut(str(spec['description']), 100)}" if spec.get("description") else ""
+        parts.append(f"{name} ({kind}){about}")
+    if len(properties) > ARGUMENTS_SHOWN:
+        parts.append(f"+{len(properties) - ARGUMENTS_SHOWN} more in input_schema")
+    return "; ".join(parts)
+
+
+def _type_of(spec: Mapping[str, Any]) -> str:
+    if "enum" in spec and isinstance(spec["enum"], list):
+        return "one of " + "|".join(json.dumps(v, ensure_ascii=False) for v in spec["enum"][:8])
+    kind = spec.get("type")
+    if isinstance(kind, list):
+        return "|".join(str(k) for k in kind)
+    if kind == "array" and isinstance(spec.get("items"), dict) and "type" in spec["items"]:
+        return f"array of {spec['items']['type']}"
+    return str(kind) if kind else "any"
+
+
+def _cut(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def dumps(value: Any) -> str:

@@ -54,7 +54,7 @@ async def test_tools_list_shows_only_the_meta_tools(indexed: Path, database_url:
     async with gateway_client(indexed, "--database-url", database_url) as client:
         tools = await client.list_tools()
     names = [t.name for t in tools.tools]
-    assert names == ["search_tools", "execute_dag", "workflow", "cap_list", "cap_rename", "cap_merge"]
+    assert names == ["search_tools", "call_tool", "execute_dag", "workflow", "cap_list", "cap_rename", "cap_merge"]
     assert tools.tools[0].input_schema["required"] == ["query"]
 
 
