@@ -3,7 +3,8 @@
 They mirror the meta-tools ``cap_list``, ``cap_rename`` and ``cap_merge``: the same `CapabilityService`, the
 same JSON items (``--json`` prints one object on the last line of stdout). Like ``status`` they share the
 embedded Postgres of a running ``serve``. The embedding model is loaded only if the service asks for a vector,
-which only a rename with a new description does.
+which only a rename with a new description does. Tables keep every value whole, piped or on a narrow terminal
+(`gateway.console`); only the list shortens descriptions, which `show` prints in full.
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ from typing import Any
 import anyio
 import numpy as np
 from numpy.typing import NDArray
-from rich.console import Console
 from rich.json import JSON
 from rich.table import Table
 from rich.text import Text
 
 from gateway.config import Settings
+from gateway.console import command_console, folded
 from gateway.db import Database, open_database
 from gateway.db.capabilities import CapabilityRow
 from gateway.embed import load_embedder
@@ -43,13 +44,8 @@ async def list_capabilities(settings: Settings, *, pattern: str | None, unnamed_
     if as_json:
         _write_json({"total": total, "offset": offset, "capabilities": [capability_json(r) for r in rows]})
         return 0
-    table = Table("name", "usage", "success", "tools", "description")
-    table.columns[0].no_wrap = True
-    for row in rows:
-        table.add_row(Text(row.display_name), str(row.usage_count), f"{row.success_rate:.0%}",
-                      Text(", ".join(row.tools)), Text(_short(row.description)))
-    console = Console()
-    console.print(table)
+    console = command_console()
+    console.print(list_table(rows))
     console.print(f"{len(rows)} of {total} capabilities" + (f" (from #{offset + 1})" if offset else ""),
                   markup=False)
     return 0
@@ -66,7 +62,7 @@ async def show(settings: Settings, ref: str, *, as_json: bool) -> int:
     if as_json:
         _write_json(item)
         return 0
-    console = Console()
+    console = command_console()
     console.print(_details(item), markup=False)
     for title in ("parameters_schema", "cache_config", "document"):
         console.print(Text(f"{title}:", style="bold"))
@@ -130,9 +126,18 @@ def _changed(verb: str, row: CapabilityRow, *, as_json: bool) -> int:
     if as_json:
         _write_json(item)
     else:
-        Console().print(f"{verb} {item['name']} ({item['fqdn']}): used {item['usage_count']}x, "
+        command_console().print(f"{verb} {item['name']} ({item['fqdn']}): used {item['usage_count']}x, "
                         f"{item['success_rate']:.0%} ok", markup=False)
     return 0
+
+
+def list_table(rows: Sequence[CapabilityRow]) -> Table:
+    """One row per capability: its name, usage, success rate, tools and (shortened) description."""
+    table = Table("name", "usage", "success", "tools", "description")
+    for row in rows:
+        table.add_row(Text(row.display_name), str(row.usage_count), f"{row.success_rate:.0%}",
+                      Text(", ".join(row.tools)), Text(_short(row.description)))
+    return folded(table)
 
 
 def _full_json(row: CapabilityRow, aliases: Sequence[str]) -> dict[str, Any]:
@@ -153,7 +158,7 @@ def _details(item: dict[str, Any]) -> Table:
               ("updated", item["updated_at"] or "never")]
     for key, value in fields:
         grid.add_row(Text(key, style="bold"), Text(str(value)))
-    return grid
+    return folded(grid)
 
 
 def _short(description: str | None) -> str:

@@ -2,7 +2,8 @@
 
 Each series (a metric name and its labels) is summed up over the window: points, mean, median, 95th percentile
 and maximum (latencies are in ms; a counter's points are its events). Errors are counted by type. A table each
-(rich), or ``--json``: one object on the last line of stdout. Like ``status`` it shares the embedded Postgres of
+(rich, the whole of every label even when piped: `gateway.console`), or ``--json``: one object on the last line
+of stdout. Like ``status`` it shares the embedded Postgres of
 a running ``serve``, whose telemetry reaches the tables about a second after it happens.
 """
 
@@ -13,11 +14,11 @@ import sys
 from datetime import timedelta
 from typing import Any
 
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from gateway.config import Settings
+from gateway.console import command_console, folded
 from gateway.db import open_database
 from gateway.db.learning import ErrorCount, MetricStat
 
@@ -31,9 +32,9 @@ async def stats(settings: Settings, *, since_hours: float, as_json: bool) -> int
     if as_json:
         sys.stdout.write(json.dumps(stats_json(since_hours, metrics, errors)) + "\n")
         return 0
-    console = Console()
-    console.print(_metrics_table(metrics, since_hours))
-    console.print(_errors_table(errors, since_hours))
+    console = command_console()
+    console.print(metrics_table(metrics, since_hours))
+    console.print(errors_table(errors, since_hours))
     return 0
 
 
@@ -47,19 +48,21 @@ def stats_json(since_hours: float, metrics: list[MetricStat], errors: list[Error
     }  # fmt: skip
 
 
-def _metrics_table(metrics: list[MetricStat], since_hours: float) -> Table:
+def metrics_table(metrics: list[MetricStat], since_hours: float) -> Table:
+    """One row per series: its name, labels, points and their mean, median, 95th percentile and maximum."""
     table = Table("metric", "labels", "count", "avg", "p50", "p95", "max", title=f"metrics, last {since_hours:g} h")
     for m in metrics:
         table.add_row(Text(m.name), Text(_labels(m.labels)), str(m.count),
                       *(f"{value:.1f}" for value in (m.avg, m.p50, m.p95, m.max)))  # fmt: skip
-    return table
+    return folded(table)
 
 
-def _errors_table(errors: list[ErrorCount], since_hours: float) -> Table:
+def errors_table(errors: list[ErrorCount], since_hours: float) -> Table:
+    """One row per error type: how many, and when last."""
     table = Table("error", "count", "last seen", title=f"errors, last {since_hours:g} h")
     for e in errors:
         table.add_row(Text(e.error_type), str(e.count), e.last_seen.isoformat(timespec="seconds"))
-    return table
+    return folded(table)
 
 
 def _labels(labels: dict[str, Any]) -> str:
