@@ -71,10 +71,11 @@ def seeded(database_url: str) -> Seeded:
 
 @pytest.fixture(autouse=True)
 def _no_pml_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No ``PML_*`` of the developer's shell leaks into the in-process runs; tables wide enough to read."""
+    """No ``PML_*`` of the developer's shell leaks into the in-process runs, nor a ``COLUMNS`` that would hide
+    how wide a piped table is."""
     for key in [k for k in os.environ if k.startswith("PML_")]:
         monkeypatch.delenv(key)
-    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.delenv("COLUMNS", raising=False)
 
 
 def caps(capsys: pytest.CaptureFixture[str], url: str, *args: str) -> tuple[int, str, str]:
@@ -95,7 +96,7 @@ def caps_json(capsys: pytest.CaptureFixture[str], url: str, *args: str) -> dict[
 
 def test_list_as_a_subprocess_prints_each_capability_with_its_usage_and_the_total(seeded: Seeded) -> None:
     done = subprocess.run(gateway_command("caps", "list", "--database-url", seeded.url),
-                          capture_output=True, text=True, env=gateway_env(COLUMNS="200"), cwd=ROOT, timeout=120,
+                          capture_output=True, text=True, env=_without_columns(gateway_env()), cwd=ROOT, timeout=120,
                           stdin=subprocess.DEVNULL, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     lines = {line.split()[1]: line for line in done.stdout.splitlines() if line.startswith("│")}
@@ -103,6 +104,22 @@ def test_list_as_a_subprocess_prints_each_capability_with_its_usage_and_the_tota
     assert lines["fs:read_json"].split()[3:5] == ["2", "│"] and "50%" in lines["fs:read_json"]
     assert "fs:read_file, json:parse" in lines["fs:read_json"] and "web:fetch, json:parse" in lines["web:fetch_json"]
     assert done.stdout.strip().splitlines()[-1] == "3 of 3 capabilities"
+
+
+def test_a_piped_list_prints_long_names_and_tools_whole(database_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    action = "_".join(["get_current_time"] * 3)
+    tools = [f"{server}:{'_'.join(['create_entities'] * 3)}" for server in ("time", "memory", "everything")]
+    seed(database_url, [(action, "workflow", tools, True)])
+    code, out, _ = caps(capsys, database_url, "list")
+    assert code == 0 and "…" not in out
+    [line] = [line for line in out.splitlines() if f"workflow:{action}" in line]
+    assert ", ".join(tools) in line
+
+
+def test_unnamed_only_lists_the_capabilities_no_one_renamed(seeded: Seeded, capsys: pytest.CaptureFixture[str]) -> None:
+    assert caps(capsys, seeded.url, "rename", "fs:load_json", "--namespace", "files")[0] == 0
+    listed = caps_json(capsys, seeded.url, "list", "--unnamed-only")
+    assert [c["name"] for c in listed["capabilities"]] == ["fs:read_json", "web:fetch_json"] and listed["total"] == 2
 
 
 def test_list_as_json_gives_every_capability_and_the_total(seeded: Seeded, capsys: pytest.CaptureFixture[str]) -> None:
@@ -216,10 +233,15 @@ def test_a_rename_to_an_invalid_or_taken_name_or_with_nothing_to_change_is_refus
     refusals = {
         ("--namespace", "Bad!"): "namespace must be",
         ("--action", "exec_1234"): "action must not start with 'exec_'",
-        ("--action", "load_json"): "a capability named fs:load_json exists",
+        ("--action", "load_json"): "fs:load_json names another capability",
         (): "nothing to change",
     }
     for flags, message in refusals.items():
         code, _, err = caps(capsys, seeded.url, "rename", "fs:read_json", *flags)
         assert code == 1 and message in err, (flags, err)
     assert caps_json(capsys, seeded.url, "show", "fs:read_json")["name"] == "fs:read_json"
+
+
+def _without_columns(env: dict[str, str]) -> dict[str, str]:
+    """`env` without ``COLUMNS``: a piped table's width must not depend on it."""
+    return {key: value for key, value in env.items() if key != "COLUMNS"}

@@ -3,8 +3,9 @@
 A capability is a ``workflow_pattern`` (code, intent embedding, statistics) named by a ``capability_records``
 row (FQDN ``org.project.namespace.action.hash``, display name ``namespace:action``). `record` counts a run with
 one ``INSERT ... ON CONFLICT DO UPDATE``: of concurrent first successful runs exactly one inserts the pattern
-and creates its capability; a failed run counts only for a known pattern. `rename` and `merge` keep the old
-names resolving as aliases; `merge` also moves the capability's edges in ``tool_dependency`` (graph node
+and creates its capability, under the first name offered that no capability has or had; a failed run counts
+only for a known pattern. `rename` (to a name no other capability has or had) and `merge` keep the old names
+resolving as aliases; `merge` also moves the capability's edges in ``tool_dependency`` (graph node
 ``capability:<id>``). Each change runs in one transaction; every psycopg error surfaces as a `DatabaseError`
 via `translated`, a request that cannot be met as an `InvalidRequestError`.
 """
@@ -61,6 +62,8 @@ class CapabilityRow:
     updated_at: datetime | None
     created_by: str | None = None
     visibility: str = "private"
+    renamed: bool = False
+    """Whether a user ever gave it another name than the one it was learned with."""
 
     @property
     def node_id(self) -> str:
@@ -92,12 +95,14 @@ class CapabilityStore:
         self, *, pattern_hash: str, document: Any, tools: Sequence[str], parameters_schema: JsonObject | None,
         embedding: Vector, success: bool, duration_ms: float, namespace: str, action: str, cacheable: bool,
         org: str = "local", project: str = "default", intent_key: str | None = None, created_by: str = LOCAL_USER,
+        alternatives: Sequence[str] = (),
     ) -> CapabilityRow | None:  # fmt: skip
         """Count one run of the workflow `pattern_hash`; its capability, or None for a failed unknown one.
 
-        A first successful run creates the pattern and its capability ``namespace:action``. A successful run
-        keeps its intent (`embedding`, under `intent_key`, by default one per pattern: the same key again counts
-        that intent again)."""
+        A first successful run creates the pattern and its capability ``namespace:action``, or, when another
+        capability has or had that name, ``namespace:<the first free one of alternatives>`` (`InvalidRequestError`
+        when none is free). A successful run keeps its intent (`embedding`, under `intent_key`, by default one per
+        pattern: the same key again counts that intent again)."""
         params = {
             "pattern_hash": pattern_hash, "dag_structure": Jsonb(_dag_structure(document, tools)),
             "embedding": _vector(embedding), "parameters_schema": _json(parameters_schema),
@@ -113,8 +118,9 @@ class CapabilityStore:
                 if counted is None:
                     return None
                 if counted.inserted:
+                    free = await _free_action(conn, name, [action, *alternatives])
                     await conn.execute(named_query("insert_capability"), {
-                        **name, "pattern_id": counted.pattern_id, "created_by": created_by})
+                        **name, "action": free, "pattern_id": counted.pattern_id, "created_by": created_by})
                 if success:
                     await conn.execute(named_query("add_intent"), {
                         "pattern_id": counted.pattern_id, "intent_key": intent_key or f"pattern:{pattern_hash}",
@@ -144,8 +150,8 @@ class CapabilityStore:
         user: str | None = None,
     ) -> tuple[builtins.list[CapabilityRow], int]:
         """A page of capabilities by display name, and how many match in all. `like` is a LIKE pattern over the
-        display name (``\\`` escapes); `unnamed_only` keeps those still named ``exec_<hash>``; a `user` sees
-        their own and the shared ones."""
+        display name (``\\`` escapes); `unnamed_only` keeps those no user ever renamed; a `user` sees their own
+        and the shared ones."""
         params = {"like": like, "unnamed_only": unnamed_only, "limit": limit, "offset": offset, "user": user}
         async with translated("listing capabilities"), self._pool.connection() as conn, conn.transaction():
             await conn.execute(named_query("page_snapshot"))
@@ -160,7 +166,8 @@ class CapabilityStore:
         tags: Sequence[str] | None = None, embedding: Vector | None = None, visibility: str | None = None,
     ) -> CapabilityRow:  # fmt: skip
         """Name the capability ``namespace:action``; its old display name and FQDN keep resolving. None keeps the
-        description, tags, intent embedding or visibility. `InvalidRequestError` when the name is taken."""
+        description, tags, intent embedding or visibility. `InvalidRequestError` when another capability has or had
+        the name; a new name marks the capability `renamed`."""
         async with translated(f"renaming capability {capability_id}"), self._pool.connection() as conn:
             async with conn.transaction():
                 old = await _locked(conn, [capability_id], field="capability_id")
@@ -169,7 +176,8 @@ class CapabilityStore:
                 await conn.execute(named_query("lock_display_name"), {**names, "name": f"{namespace}:{action}"})
                 taken = conn.cursor(row_factory=scalar_row)
                 if await (await taken.execute(named_query("name_taken"), {**names, "id": capability_id})).fetchone():
-                    raise InvalidRequestError(f"a capability named {namespace}:{action} exists", field="action")
+                    raise InvalidRequestError(f"{namespace}:{action} names another capability (now, or as an old name "
+                                              "that still calls it)", field="action")
                 await _add_aliases(conn, capability_id, current)
                 await conn.execute(named_query("rename_record"), {
                     "id": capability_id, "namespace": namespace, "action": action, "visibility": visibility,
@@ -246,6 +254,22 @@ class CapabilityStore:
 async def _one(conn: Connection, name: str, params: dict[str, Any]) -> CapabilityRow | None:
     cursor = conn.cursor(row_factory=class_row(CapabilityRow))
     return await (await cursor.execute(named_query(name), params)).fetchone()
+
+
+async def _free_action(conn: Connection, name: dict[str, str], actions: Sequence[str]) -> str:
+    """The first of `actions` that no capability has or had in ``name["namespace"]``. Each is locked until the
+    transaction ends, so that a concurrent rename or first run cannot take it meanwhile; in sorted order, so
+    that two first runs cannot deadlock."""
+    names = {action: f"{name['namespace']}:{action}" for action in actions}
+    for display in sorted(set(names.values())):
+        await conn.execute(named_query("lock_display_name"), {**name, "name": display})
+    taken = conn.cursor(row_factory=scalar_row)
+    for action in actions:
+        params = {**name, "action": action, "id": None}
+        if not await (await taken.execute(named_query("name_taken"), params)).fetchone():
+            return action
+    raise InvalidRequestError(f"every name offered for a new capability is taken: {', '.join(names.values())}",
+                              field="action")
 
 
 async def _required(conn: Connection, capability_id: uuid.UUID) -> CapabilityRow:

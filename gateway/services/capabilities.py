@@ -1,11 +1,13 @@
 """Capabilities learned from workflows: register each finished run, match them to an intent, list, rename, merge.
 
 A workflow's canonical form (tasks renamed in topological order, literal arguments lifted into parameters)
-is hashed; the first successful run of a form creates a capability named ``<first server>:exec_<hash8>``,
-later runs update its counts, and `contains` edges link it to its tools in the learned graph. A capability
-matches an intent through the intents it served: the best similarity among them, weighed by the capability's
-share of the nearest past intents, times its reliability: the lowest success rate among the capability, its
-tools and the capabilities it calls; one below `RELIABILITY_FLOOR` is never offered.
+is hashed; the first successful run of a form creates a capability named after what it does (see
+`gateway.capabilities.naming`: ``time:get_current_time_then_convert_time``, ``workflow:<intent words>``), a name
+it keeps until a user renames it and that no listed downstream tool or other capability has or had; later runs
+update its counts, and `contains` edges link it to its tools in the learned graph. A capability matches an
+intent through the intents it served: the best similarity among them, weighed by the capability's share of the
+nearest past intents, times its reliability: the lowest success rate among the capability, its tools and the
+capabilities it calls; one below `RELIABILITY_FLOOR` is never offered.
 """
 
 from __future__ import annotations
@@ -21,14 +23,15 @@ import anyio
 import anyio.to_thread
 
 from gateway.capabilities import (
+    Canonical,
     canonicalize,
     check_action,
     check_namespace,
-    default_action,
+    display_name,
     document_hash,
     glob_to_like,
-    namespace_for,
 )
+from gateway.capabilities.naming import generated_action, generated_actions, generated_namespace
 from gateway.dag.state import RunStatus, WorkflowState
 from gateway.errors import InvalidRequestError
 from gateway.graph import EDGE_TYPE_WEIGHT, PROMOTE_AFTER, SOURCE_FACTOR, ToolGraph
@@ -70,6 +73,7 @@ class CapabilityPort(Protocol):
         self, *, pattern_hash: str, document: Any, tools: Sequence[str], parameters_schema: JsonObject | None,
         embedding: Vector, success: bool, duration_ms: float, namespace: str, action: str, cacheable: bool,
         org: str = ..., project: str = ..., intent_key: str | None = ..., created_by: str = ...,
+        alternatives: Sequence[str] = ...,
     ) -> Any: ...
 
     async def get(self, ref: str, *, user: str | None = ...) -> Any: ...
@@ -111,13 +115,13 @@ class CapabilityService:
         text = " ".join((state.dag.intent or "").split()) or " | ".join(
             tools[t].embed_text for t in canonical.tools if t in tools)
         vector = (await anyio.to_thread.run_sync(self._embedder.embed, [text or "workflow"], limiter=self._limiter))[0]
-        first_server = canonical.tools[0].split(":", 1)[0] if canonical.tools else "tools"
         pattern_hash = _owned_hash(canonical.hash, state.owner)
+        namespace, actions = await self._names(canonical, state.dag.intent, pattern_hash, tools)
         row = await self._store.record(
             pattern_hash=pattern_hash, document=canonical.document, tools=list(canonical.tools),
             parameters_schema=canonical.parameters_schema, embedding=vector,
             success=state.status is RunStatus.COMPLETED, duration_ms=state.wall_ms,
-            namespace=namespace_for(first_server), action=default_action(pattern_hash),
+            namespace=namespace, action=actions[0], alternatives=actions[1:],
             cacheable=all(t in tools and (tools[t].annotations or {}).get("readOnlyHint") for t in canonical.tools),
             intent_key=hashlib.sha256(text.encode()).hexdigest()[:32], created_by=state.owner or LOCAL_USER,
         )
@@ -126,6 +130,24 @@ class CapabilityService:
             await self._edges.record_run(edges=contains, tools=(), promote_after=PROMOTE_AFTER,
                                          weights=dict(EDGE_TYPE_WEIGHT), factors=dict(SOURCE_FACTOR))
         return row
+
+    async def _names(self, canonical: Canonical, intent: str | None, pattern_hash: str,
+                     tools: Mapping[str, ToolDef]) -> tuple[str, list[str]]:  # fmt: skip
+        """The namespace and the actions to offer, in order, for a capability of `canonical`: made from `intent`
+        or the tools (a capability called as a task by its display name), none of them a downstream tool's id
+        (the tool would answer that name)."""
+        named = [await self._tool_name(task["tool"]) for task in canonical.document["tasks"]]
+        namespace = generated_namespace(named)
+        action = generated_action(intent, named, literals=canonical.defaults.values())
+        actions = generated_actions(action, pattern_hash)
+        return namespace, [a for a in actions[:-1] if display_name(namespace, a) not in tools] + actions[-1:]
+
+    async def _tool_name(self, tool: str) -> str:
+        """`tool`, or the display name of the capability whose id it is (``capability`` if it is gone)."""
+        if _uuid(tool) is None:
+            return tool
+        row = await self._store.get(tool)
+        return row.display_name if row is not None else "capability"
 
     async def match(self, query: Vector, *, limit: int, server: str | None = None,
                     user: str | None = None) -> list[CapabilityMatch]:  # fmt: skip

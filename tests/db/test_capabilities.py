@@ -3,8 +3,11 @@ searches by intent and caches results."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
+import shutil
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -13,8 +16,9 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from gateway.db import CapabilityStore, open_pool
+from gateway.db import CapabilityStore, migrate, open_pool
 from gateway.db.capabilities import CapabilityRow
+from gateway.db.migrate import MIGRATIONS_DIR
 from gateway.db.queries import query as named_query
 from gateway.errors import InvalidRequestError
 
@@ -45,13 +49,14 @@ def embedding(axis: int) -> np.ndarray[Any, np.dtype[np.float32]]:
 
 async def record(
     store: CapabilityStore, seed: str, *, success: bool = True, tools: list[str] = TOOLS, ms: float = 100.0,
-    axis: int = 0,
+    axis: int = 0, actions: list[str] | None = None,
 ) -> CapabilityRow | None:  # fmt: skip
     digest = pattern_hash(seed)
+    first, *alternatives = actions or [f"exec_{digest[:8]}"]
     return await store.record(
         pattern_hash=digest, document={"tasks": [{"id": "t1", "tool": tools[0]}], "seed": seed}, tools=tools,
         parameters_schema={"type": "object"}, embedding=embedding(axis), success=success, duration_ms=ms,
-        namespace="code", action=f"exec_{digest[:8]}", cacheable=False,
+        namespace="code", action=first, alternatives=alternatives, cacheable=False,
     )  # fmt: skip
 
 
@@ -134,6 +139,93 @@ async def test_list_filters_by_like_and_unnamed_pages_and_counts_all_matches(
     everything, _ = await capability_store.list()
     assert page == everything[1:3] and total == 4
     assert await capability_store.list(offset=10) == ([], 4)
+
+
+async def test_a_first_run_takes_the_first_offered_name_that_no_capability_has_or_had(
+    capability_store: CapabilityStore,
+) -> None:
+    offered = ["read_json", "read_json_1234", "exec_1234"]
+    first = await recorded(capability_store, "a", actions=offered)
+    second = await recorded(capability_store, "b", actions=offered)
+    assert (first.display_name, second.display_name) == ("code:read_json", "code:read_json_1234")
+    await capability_store.rename(first.id, namespace="fs", action="load")
+    third = await recorded(capability_store, "c", actions=offered)  # code:read_json still calls the first
+    assert third.display_name == "code:exec_1234"
+    with pytest.raises(InvalidRequestError, match="every name offered") as refused:
+        await record(capability_store, "d", actions=offered)
+    assert refused.value.field == "action" and (await capability_store.list())[1] == 3
+
+
+async def test_a_later_run_keeps_the_name_its_first_run_was_given(capability_store: CapabilityStore) -> None:
+    first = await recorded(capability_store, "a", actions=["read_json"])
+    again = await recorded(capability_store, "a", actions=["something_else"])
+    assert again.id == first.id and again.display_name == "code:read_json" and again.usage_count == 2
+
+
+async def test_concurrent_first_runs_offered_the_same_names_take_one_each(
+    capability_store: CapabilityStore, database_url: str
+) -> None:
+    offered = ["same", *(f"same_{n}" for n in range(6))]
+    pool = await open_pool(database_url, max_size=6)
+    store = CapabilityStore(pool)
+    try:
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+                for seed in "abcdef":
+                    tg.start_soon(functools.partial(record, store, seed, actions=offered))
+    finally:
+        await pool.close()
+    named, total = await capability_store.list()
+    assert total == 6 and len({row.display_name for row in named}) == 6
+
+
+async def test_a_rename_to_another_capabilitys_old_name_is_refused_but_back_to_its_own_is_not(
+    capability_store: CapabilityStore,
+) -> None:
+    first = await recorded(capability_store, "a")
+    second = await recorded(capability_store, "b")
+    await capability_store.rename(first.id, namespace="fs", action="read")
+    with pytest.raises(InvalidRequestError, match="names another capability") as refused:
+        await capability_store.rename(second.id, namespace="code", action=first.action)
+    assert refused.value.field == "action"
+    back = await capability_store.rename(first.id, namespace="code", action=first.action)
+    assert back.display_name == first.display_name
+
+
+async def test_unnamed_only_keeps_those_never_given_another_name_by_a_user(
+    capability_store: CapabilityStore,
+) -> None:
+    untouched, moved, described = [await recorded(capability_store, seed) for seed in ("a", "b", "c")]
+    await capability_store.rename(moved.id, namespace="fs", action=moved.action)
+    await capability_store.rename(described.id, namespace="code", action=described.action, description="Reads",
+                                  tags=["io"], visibility="project")  # fmt: skip
+    unnamed, total = await capability_store.list(unnamed_only=True)
+    assert {row.id for row in unnamed} == {untouched.id, described.id} and total == 2
+    assert [row.renamed for row in unnamed] == [False, False]
+
+
+async def test_migrating_an_older_database_marks_the_capabilities_a_user_renamed(
+    database_url: str, tmp_path: Path
+) -> None:
+    older = tmp_path / "migrations"
+    older.mkdir()
+    for path in MIGRATIONS_DIR.glob("*.sql"):
+        if int(path.name[:4]) < 12:
+            shutil.copy(path, older)
+    await migrate(database_url, older)
+    pool = await open_pool(database_url, max_size=1)
+    try:
+        store = CapabilityStore(pool)
+        untouched, named, moved, merged = [await recorded(store, seed) for seed in ("a", "b", "c", "d")]
+    finally:
+        await pool.close()
+    rows(database_url, "UPDATE capability_records SET action = 'read' WHERE id = %s", named.id)
+    rows(database_url, "UPDATE capability_records SET namespace = 'fs' WHERE id = %s", moved.id)
+    rows(database_url, "INSERT INTO capability_alias VALUES (%s, %s), ('code:exec_00000000', %s)",
+         moved.display_name, moved.id, merged.id)  # a merge moved another capability's old name to `merged`
+    assert "0012_capability_renamed" in await migrate(database_url)
+    flags = {row["id"]: row["renamed"] for row in rows(database_url, "SELECT id, renamed FROM capability_view")}
+    assert flags == {untouched.id: False, named.id: True, moved.id: True, merged.id: False}
 
 
 async def test_a_page_and_its_total_come_from_one_snapshot_even_when_a_capability_lands_between_them(

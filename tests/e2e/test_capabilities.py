@@ -25,7 +25,7 @@ async def test_a_workflow_run_twice_with_other_literals_is_one_capability_used_t
             assert done["status"] == "completed"
         listed = await _until_usage(client, 2)
     (capability,) = listed["capabilities"]
-    assert capability["name"].startswith("faulty:exec_") and capability["usage_count"] == 2
+    assert capability["name"] == "faulty:echo_2_times" and capability["usage_count"] == 2  # no intent: its tools
     assert capability["tools"] == ["faulty:echo"]
     assert set(capability["parameters_schema"]["properties"]) == {"p_t1_text"}
 

@@ -63,7 +63,7 @@ SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY;
 SELECT * FROM capability_view v
 WHERE (%(user)s::text IS NULL OR v.created_by = %(user)s::text OR v.visibility <> 'private')
   AND (%(like)s::text IS NULL OR display_name LIKE %(like)s::text ESCAPE '\')
-  AND (NOT %(unnamed_only)s::boolean OR action LIKE 'exec\_%%' ESCAPE '\')
+  AND (NOT %(unnamed_only)s::boolean OR NOT v.renamed)
 ORDER BY display_name, id
 LIMIT %(limit)s::int OFFSET %(offset)s::int;
 
@@ -71,7 +71,7 @@ LIMIT %(limit)s::int OFFSET %(offset)s::int;
 SELECT count(*) FROM capability_view v
 WHERE (%(user)s::text IS NULL OR v.created_by = %(user)s::text OR v.visibility <> 'private')
   AND (%(like)s::text IS NULL OR display_name LIKE %(like)s::text ESCAPE '\')
-  AND (NOT %(unnamed_only)s::boolean OR action LIKE 'exec\_%%' ESCAPE '\');
+  AND (NOT %(unnamed_only)s::boolean OR NOT v.renamed);
 
 -- name: lock_capabilities
 -- Locks the records and their patterns, in id order (two merges of the same pair cannot deadlock).
@@ -85,10 +85,15 @@ FOR UPDATE;
 SELECT pg_advisory_xact_lock(hashtextextended(%(org)s::text || '.' || %(project)s::text || '.' || %(name)s::text, 0));
 
 -- name: name_taken
+-- Another capability's current name, or an old name that still resolves to another capability (taking it would
+-- make the name call another capability than before). A new capability has no id yet: null.
 SELECT EXISTS (
     SELECT FROM capability_records
     WHERE org = %(org)s AND project = %(project)s AND namespace = %(namespace)s AND action = %(action)s
-      AND id <> %(id)s
+      AND id IS DISTINCT FROM %(id)s::uuid
+) OR EXISTS (
+    SELECT FROM capability_alias
+    WHERE alias = %(namespace)s::text || ':' || %(action)s::text AND capability_id IS DISTINCT FROM %(id)s::uuid
 );
 
 -- name: capability_aliases
@@ -104,7 +109,9 @@ ON CONFLICT (alias) DO UPDATE SET capability_id = EXCLUDED.capability_id;
 UPDATE capability_alias SET capability_id = %(target)s WHERE capability_id = %(source)s;
 
 -- name: rename_record
+-- A new name marks the capability renamed (by its user) for good; a change of tags or visibility alone does not.
 UPDATE capability_records SET
+    renamed = renamed OR namespace <> %(namespace)s OR action <> %(action)s,
     namespace = %(namespace)s, action = %(action)s, tags = coalesce(%(tags)s::text[], tags),
     visibility = coalesce(%(visibility)s::text, visibility),
     version = version + 1, updated_at = now()
