@@ -1,5 +1,5 @@
 """The command line: argv and environment -> `Settings`, then one of serve (stdio or HTTP), index, search, status,
-eval, caps, users, graph, prune, stats.
+eval, caps, users, graph, prune, stats, init.
 
 Only this module and `config` read the environment. Logs go to stderr; stdout belongs to the MCP wire under
 `serve`, and to the tables of the other commands.
@@ -17,7 +17,14 @@ from typing import Any
 import anyio
 
 from gateway import __version__
-from gateway.config import GatewayConfig, Settings, current_environ, load_config, settings_from
+from gateway.config import (
+    GatewayConfig,
+    Settings,
+    current_environ,
+    default_config_path,
+    load_config,
+    settings_from,
+)
 from gateway.errors import ConfigError, GatewayError
 
 logger = logging.getLogger("gateway")
@@ -62,6 +69,8 @@ async def _dispatch(args: argparse.Namespace, settings: Settings, environ: Any) 
 async def _command(args: argparse.Namespace, settings: Settings, environ: Any) -> int:
     from gateway import app, commands
 
+    if args.command == "init":
+        return _init(args, settings, environ)
     if args.command == "caps":
         return await _caps(args, settings)
     if args.command == "stats":
@@ -121,7 +130,20 @@ def _config(settings: Settings, environ: Any, *, required: bool) -> GatewayConfi
         if required:
             raise ConfigError("no servers file: pass --config PATH (or set PML_CONFIG)")
         return None
-    return load_config(settings.config_path, environ, default_timeout_s=settings.call_timeout_s)
+    return load_config(settings.config_path, environ, default_timeout_s=settings.call_timeout_s,
+                       bin_dir=Path(sys.executable).parent)
+
+
+def _init(args: argparse.Namespace, settings: Settings, environ: Any) -> int:
+    """`init`: the facts of this process (how it was started, its platform) are read here and passed down."""
+    from gateway import init_commands
+
+    bin_dir = Path(sys.executable).parent
+    return init_commands.init(
+        (settings.config_path or default_config_path()).absolute(), args.imports or [], force=args.force,
+        launcher=init_commands.gateway_launcher(sys.argv[0], sys.executable, bin_dir=bin_dir),
+        bin_dir=bin_dir, environ=environ, platform=sys.platform, out=sys.stdout,
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -169,7 +191,21 @@ def _parser() -> argparse.ArgumentParser:
     drawing.add_argument("--png", type=Path, help="also a static PNG image (needs matplotlib)")
     _add_caps(sub, common)
     _add_users(sub, common)
+    _add_init(sub)
     return parser
+
+
+def _add_init(sub: Any) -> None:
+    """`init`: a starter servers file, and what to paste into Claude Desktop / Claude Code to use it."""
+    init = sub.add_parser("init", help="write a servers file (optionally importing Claude Desktop's or Claude "
+                          "Code's servers) and print how to add the gateway to those clients")
+    init.add_argument("--config", help="the servers file to write (default: servers.json in your config "
+                      "directory, e.g. ~/.config/pml-gateway; env PML_CONFIG)")
+    init.add_argument("--import", dest="imports", action="append", metavar="SOURCE",
+                      help="claude-desktop, claude-code, or a JSON file with \"mcpServers\"; repeatable, first "
+                      "name wins")
+    init.add_argument("--force", action="store_true", help="overwrite the servers file if it exists")
+    init.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR (env PML_LOG_LEVEL)")
 
 
 def _add_caps(sub: Any, common: argparse.ArgumentParser) -> None:

@@ -4,6 +4,17 @@ A servers file is the Claude-style ``{"mcpServers": {name: {command, args, env, 
 server reached over streamable HTTP, ``{type: "http", url, headers?}``); the
 gateway's own options sit beside it (``expose``, ``approval``, ``callTimeoutMs``). Claude Desktop's own config
 file is read as is: its other top-level keys are ignored, and an entry that runs this gateway is skipped.
+
+A servers file means the same whatever directory the gateway starts in (Claude Desktop starts it anywhere,
+often ``/``), because paths in it are relative to the file:
+
+- a stdio server runs in the file's directory, or in its ``cwd`` (a relative ``cwd`` is relative to the file's
+  directory), so relative paths in ``args`` are relative to that directory;
+- a ``command`` with a path separator that is relative is relative to the file's directory;
+- a bare command name (``python``, ``mcp-server-time``) is looked for first in the bin directory of the Python
+  environment running the gateway (`load_config`'s ``bin_dir``: ``python`` is then the gateway's own interpreter,
+  and a server installed beside the gateway is found), then on the server's ``PATH`` (its ``env``'s, else the
+  gateway's); a name found in neither is left as written, for the launcher to report as not found.
 """
 
 from __future__ import annotations
@@ -13,9 +24,10 @@ import json
 import logging
 import os
 import re
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import Any
 
 import platformdirs
@@ -30,10 +42,11 @@ DEFAULT_RATE_LIMIT = 3600
 DEFAULT_RATE_WINDOW_S = 3600.0
 SERVER_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,48}$")
 _VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_SERVER_KEYS = frozenset({"command", "args", "env", "cwd", "disabled", "type", "callTimeoutMs", "url", "headers"})
-_HTTP_TYPES = ("http", "streamable-http", "streamable_http")
+SERVER_KEYS = frozenset({"command", "args", "env", "cwd", "disabled", "type", "callTimeoutMs", "url", "headers"})
+HTTP_TYPES = ("http", "streamable-http", "streamable_http")
 _GATEWAY_KEYS = frozenset({"mcpServers", "expose", "approval", "callTimeoutMs"})
 _EXPOSE_VALUES = ("found", "search", "all")
+_GATEWAY_NAMES = ("pml-gateway", "pml-gateway.exe")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -107,6 +120,12 @@ def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("pml-gateway", appauthor=False))
 
 
+def default_config_path() -> Path:
+    """Where `init` writes the servers file unless told otherwise (``~/.config/pml-gateway/servers.json`` on
+    Linux, honouring ``XDG_CONFIG_HOME``)."""
+    return Path(platformdirs.user_config_dir("pml-gateway", appauthor=False)) / "servers.json"
+
+
 def settings_from(flags: Mapping[str, Any], environ: Mapping[str, str]) -> Settings:
     """Flags first, then ``PML_*`` environment variables, then defaults."""
 
@@ -160,9 +179,14 @@ def _whole(value: Any, name: str, *, least: int, of: str) -> int:
 
 
 def load_config(
-    path: Path, environ: Mapping[str, str], *, default_timeout_s: float = DEFAULT_CALL_TIMEOUT_S
+    path: Path, environ: Mapping[str, str], *, default_timeout_s: float = DEFAULT_CALL_TIMEOUT_S,
+    bin_dir: Path | None = None,
 ) -> GatewayConfig:
-    """Read and validate a servers file; every problem is a `ConfigError` naming the file, server and key."""
+    """Read and validate a servers file; every problem is a `ConfigError` naming the file, server and key.
+
+    Paths are resolved as the module docstring says; `bin_dir` is the bin (``Scripts``) directory of the Python
+    environment running the gateway, where bare command names are looked for first (None: only on PATH).
+    """
     document = _read_json(path)
     unknown = sorted(set(document) - _GATEWAY_KEYS)
     if unknown:
@@ -171,7 +195,7 @@ def load_config(
     if not isinstance(servers_doc, dict):
         raise ConfigError(f'{path}: "mcpServers" must be an object of servers, got {_kind(servers_doc)}')
     timeout_s = _timeout_ms(document, f"{path}", default_timeout_s)
-    servers = _parse_servers(path, servers_doc, environ, timeout_s)
+    servers = _parse_servers(path, servers_doc, environ, timeout_s, _Places(path.absolute().parent, bin_dir))
     return GatewayConfig(
         servers=servers,
         expose=_expose(path, document.get("expose", "found")),
@@ -196,18 +220,26 @@ def _read_json(path: Path) -> dict[str, Any]:
     return document
 
 
+@dataclass(frozen=True, slots=True)
+class _Places:
+    """Where a servers file's paths and bare command names are resolved: its directory, the gateway's bin dir."""
+
+    base: Path
+    bin_dir: Path | None
+
+
 def _parse_servers(
-    path: Path, doc: dict[str, Any], environ: Mapping[str, str], timeout_s: float
+    path: Path, doc: dict[str, Any], environ: Mapping[str, str], timeout_s: float, places: _Places
 ) -> tuple[ServerSpec, ...]:
     specs: list[ServerSpec] = []
     for raw_name, entry in doc.items():
         where = f'{path}: server "{raw_name}"'
         if not isinstance(entry, dict):
             raise ConfigError(f"{where} must be an object with a \"command\", got {_kind(entry)}")
-        if _runs_this_gateway(entry, path):
+        if runs_this_gateway(entry, path):
             logger.info("%s runs pml-gateway itself over this file; skipped", where)
             continue
-        spec = _parse_server(where, normalise_server_name(str(raw_name), where), entry, environ, timeout_s)
+        spec = _parse_server(where, normalise_server_name(str(raw_name), where), entry, environ, timeout_s, places)
         if any(s.name == spec.name for s in specs):
             raise ConfigError(f'{where}: its id "{spec.name}" collides with another server\'s; rename one')
         specs.append(spec)
@@ -215,14 +247,14 @@ def _parse_servers(
 
 
 def _parse_server(
-    where: str, name: str, entry: dict[str, Any], environ: Mapping[str, str], timeout_s: float
+    where: str, name: str, entry: dict[str, Any], environ: Mapping[str, str], timeout_s: float, places: _Places
 ) -> ServerSpec:
-    unknown = sorted(set(entry) - _SERVER_KEYS)
+    unknown = sorted(set(entry) - SERVER_KEYS)
     if unknown:
-        allowed = ", ".join(sorted(_SERVER_KEYS))
+        allowed = ", ".join(sorted(SERVER_KEYS))
         raise ConfigError(f"{where}: unknown key {unknown[0]!r} (allowed: {allowed})")
     kind = entry.get("type", "http" if "url" in entry else "stdio")
-    if kind in _HTTP_TYPES:
+    if kind in HTTP_TYPES:
         return _parse_http_server(where, name, entry, environ, timeout_s)
     if kind != "stdio":
         raise ConfigError(f'{where}: "type" must be "stdio" or "http" (streamable HTTP), got {kind!r}')
@@ -241,15 +273,36 @@ def _parse_server(
     disabled = entry.get("disabled", False)
     if not isinstance(disabled, bool):
         raise ConfigError(f'{where}: "disabled" must be true or false')
+    expanded_env = {k: _expand(v, where, f"env.{k}", environ) for k, v in env.items()}
+    search_path = expanded_env.get("PATH", environ.get("PATH"))
     return ServerSpec(
         name=name,
-        command=_expand(command, where, "command", environ),
+        command=_resolve_command(_expand(command, where, "command", environ), places, search_path),
         args=tuple(_expand(a, where, f"args[{i}]", environ) for i, a in enumerate(args)),
-        env={k: _expand(v, where, f"env.{k}", environ) for k, v in env.items()},
-        cwd=Path(_expand(cwd, where, "cwd", environ)).expanduser() if cwd else None,
+        env=expanded_env,
+        cwd=places.base / Path(_expand(cwd, where, "cwd", environ)).expanduser() if cwd else places.base,
         disabled=disabled,
         call_timeout_s=_timeout_ms(entry, where, timeout_s),
     )
+
+
+def _resolve_command(command: str, places: _Places, search_path: str | None) -> str:
+    """A path is taken relative to the servers file (not to whatever directory the gateway started in); a bare
+    name is looked up by `find_command`, and left as written if it is nowhere, so the launcher names it."""
+    if "/" in command or os.sep in command:
+        return str(places.base / Path(command).expanduser())
+    return find_command(command, bin_dir=places.bin_dir, search_path=search_path) or command
+
+
+def find_command(name: str, *, bin_dir: Path | None, search_path: str | None) -> str | None:
+    """The absolute path a bare command name runs from: the gateway's own environment first (`bin_dir`, so
+    ``pip install`` beside the gateway is enough, whatever PATH the client gives it), then `search_path`'s
+    directories (PATH); None if neither has it."""
+    for directories in (str(bin_dir) if bin_dir is not None else None, search_path):
+        found = shutil.which(name, path=directories) if directories else None
+        if found is not None:
+            return found
+    return None
 
 
 def _parse_http_server(
@@ -291,14 +344,13 @@ def _expand(value: str, where: str, key: str, environ: Mapping[str, str]) -> str
     return _VAR_RE.sub(repl, value)
 
 
-def _runs_this_gateway(entry: dict[str, Any], path: Path) -> bool:
+def runs_this_gateway(entry: dict[str, Any], path: Path) -> bool:
     """Whether `entry` starts pml-gateway over this very servers file (Claude Desktop's file lists the gateway
     itself): with no ``--config``, or with this file's. A gateway over another file is a server like any other
     (a chained gateway)."""
-    command = str(entry.get("command", ""))
-    args = [str(a) for a in entry.get("args", []) if isinstance(a, str)]
-    if Path(command).name != "pml-gateway" and ["-m", "gateway"] != args[:2]:
+    if not starts_pml_gateway(entry):
         return False
+    args = _string_args(entry)
     env: dict[str, Any] = entry["env"] if isinstance(entry.get("env"), dict) else {}
     config = next((b for a, b in itertools.pairwise(args) if a == "--config"), None) or env.get("PML_CONFIG")
     if config is None:
@@ -307,6 +359,18 @@ def _runs_this_gateway(entry: dict[str, Any], path: Path) -> bool:
         return Path(str(config)).expanduser().resolve() == path.expanduser().resolve()
     except OSError:
         return True
+
+
+def starts_pml_gateway(entry: dict[str, Any]) -> bool:
+    """Whether a stdio `entry` starts pml-gateway (its script, ``.exe`` on Windows, or ``python -m gateway``)."""
+    args = _string_args(entry)
+    command = PureWindowsPath(str(entry.get("command", ""))).name.lower()  # splits on / and \ alike
+    return command in _GATEWAY_NAMES or args[:2] == ["-m", "gateway"]
+
+
+def _string_args(entry: dict[str, Any]) -> list[str]:
+    args = entry.get("args")
+    return [a for a in args if isinstance(a, str)] if isinstance(args, list) else []
 
 
 def _timeout_ms(doc: dict[str, Any], where: str, default_s: float) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -108,3 +109,68 @@ def test_embedding_threads_come_from_the_flag_or_the_environment_and_must_be_a_w
     for bad in ("0", "two", "1.5"):
         with pytest.raises(ConfigError, match=rf"PML_EMBED_THREADS / --embed-threads: .*at least 1, got '{bad}'"):
             settings_from({}, {"PML_EMBED_THREADS": bad})
+
+
+def executable(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("#!/bin/sh\n")
+    path.chmod(0o755)
+    return path
+
+
+def test_a_stdio_server_runs_in_the_servers_file_directory_and_its_relative_paths_resolve_there(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "conf"
+    folder.mkdir()
+    (folder / "servers.json").write_text(json.dumps({"mcpServers": {
+        "plain": {"command": "/usr/bin/env", "args": ["python", "notes.py"]},
+        "script": {"command": "bin/run.sh", "args": ["../data"]},
+        "dotted": {"command": "./run.sh"},
+        "moved": {"command": "/usr/bin/env", "cwd": "work"},
+        "fixed": {"command": "/usr/bin/env", "cwd": "${SOMEWHERE}"},
+        "remote": {"type": "http", "url": "http://127.0.0.1:1/mcp"},
+    }}))
+    monkeypatch.chdir(tmp_path)  # the gateway's own directory, given a relative --config, plays no other part
+    config = load_config(Path("conf/servers.json"), {"SOMEWHERE": "/srv/data"})
+    spec = {s.name: s for s in config.servers}
+    assert spec["plain"].cwd == folder and spec["plain"].args == ("python", "notes.py")
+    assert spec["script"].command == str(folder / "bin/run.sh") and spec["script"].args == ("../data",)
+    assert Path(spec["dotted"].command) == folder / "run.sh"
+    assert spec["moved"].cwd == folder / "work"
+    assert spec["fixed"].cwd == Path("/srv/data")
+    assert spec["remote"].cwd is None
+
+
+def test_a_bare_command_is_found_in_the_gateway_environment_first_then_on_the_path(tmp_path: Path) -> None:
+    venv, system, own = tmp_path / "venv/bin", tmp_path / "usr/bin", tmp_path / "own/bin"
+    executable(venv / "python"), executable(system / "python"), executable(system / "npx")
+    executable(own / "npx")
+    path = write(tmp_path, {"mcpServers": {
+        "py": {"command": "python"}, "node": {"command": "npx"}, "nowhere": {"command": "not-installed-anywhere"},
+        "own-path": {"command": "npx", "env": {"PATH": str(own)}},
+    }})
+    spec = {s.name: s for s in load_config(path, {"PATH": str(system)}, bin_dir=venv).servers}
+    assert spec["py"].command == str(venv / "python")
+    assert spec["node"].command == str(system / "npx")
+    assert spec["nowhere"].command == "not-installed-anywhere"  # so the launcher's error names it
+    assert spec["own-path"].command == str(own / "npx")
+    assert load_config(path, {"PATH": str(system)}).servers[0].command == str(system / "python")
+
+
+def test_the_example_servers_file_finds_its_servers_from_any_directory(monkeypatch: pytest.MonkeyPatch) -> None:
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir("/")
+    bin_dir = Path(sys.executable).parent
+    spec = {s.name: s for s in load_config(root / "examples/servers.json", {"PATH": ""}, bin_dir=bin_dir).servers}
+    assert all(s.cwd == root / "examples" for s in spec.values())
+    assert spec["notes"].command == str(bin_dir / "python") and spec["notes"].args == ("notes_server.py",)
+    assert (root / "examples" / spec["notes"].args[0]).is_file()
+    assert spec["git"].command == str(bin_dir / "mcp-server-git")
+    assert (root / "examples" / spec["git"].args[1] / ".git").exists()
+
+
+def test_an_entry_running_this_gateway_is_recognised_by_its_windows_executable_too(tmp_path: Path) -> None:
+    path = write(tmp_path, {"mcpServers": {
+        "pml": {"command": "C:\\venv\\Scripts\\pml-gateway.exe", "args": ["serve"]}, "time": {"command": "t"}}})
+    assert [s.name for s in load_config(path, {}).servers] == ["time"]
