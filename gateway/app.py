@@ -31,6 +31,19 @@ logger = logging.getLogger(__name__)
 
 HTTP_GRACE_S = 5
 """How long open HTTP requests get to finish once the gateway is told to stop."""
+EOF_GRACE_S = 5.0
+"""Once the client has closed stdin, how long what already finished may take to be recorded and learned."""
+SIGNAL_GRACE_S = 1.0
+"""The same after a SIGTERM or SIGINT: a supervisor expects the process gone within a couple of seconds."""
+
+
+class Shutdown:
+    """A stop asked for by SIGTERM or SIGINT. `serve` stops reading requests at once, lets what already finished
+    be learned (bounded by `SIGNAL_GRACE_S`), then stops its servers and Postgres; a second signal cancels all."""
+
+    def __init__(self) -> None:
+        self.requested = anyio.Event()
+        self.signal: int | None = None
 
 
 class _ShutdownNoise(logging.Filter):
@@ -58,10 +71,11 @@ class _ShutdownNoise(logging.Filter):
 _NOISE = _ShutdownNoise()
 
 
-async def serve(settings: Settings, config: GatewayConfig) -> None:
-    """Serve MCP on stdin/stdout until the client closes stdin or a SIGTERM/SIGINT arrives."""
+async def serve(settings: Settings, config: GatewayConfig, shutdown: Shutdown | None = None) -> None:
+    """Serve MCP on stdin/stdout until the client closes stdin or `shutdown` is requested (a signal)."""
+    shutdown = shutdown or Shutdown()
     if settings.http_bind is not None:
-        await serve_http(settings, config, settings.http_bind)
+        await serve_http(settings, config, settings.http_bind, shutdown)
         return
     watchers, relay = ListWatchers(), Relay()
     runtime = Runtime(settings=settings, config=config, on_tools_changed=watchers.tell_all)
@@ -70,15 +84,20 @@ async def serve(settings: Settings, config: GatewayConfig) -> None:
     async with anyio.create_task_group() as tg:
         await tg.start(runtime.run)
         await tg.start(relay.run)
-        async with stdio_transport() as (read_stream, write_stream):
-            await server.run(read_stream, write_stream, server.create_initialization_options())
-        logger.info("the client closed the connection; shutting down")
+        async with anyio.create_task_group() as serving:
+            serving.start_soon(_cancel_when, shutdown.requested, serving.cancel_scope)
+            async with stdio_transport() as (read_stream, write_stream):
+                await server.run(read_stream, write_stream, server.create_initialization_options())
+            serving.cancel_scope.cancel()
+        if not shutdown.requested.is_set():
+            logger.info("the client closed the connection; shutting down")
+        await runtime.finish(SIGNAL_GRACE_S if shutdown.requested.is_set() else EOF_GRACE_S)
         _NOISE.stopping = True
         tg.cancel_scope.cancel()
 
 
-async def serve_http(settings: Settings, config: GatewayConfig, bind: tuple[str, int]) -> None:
-    """Serve MCP over streamable HTTP at ``http://HOST:PORT/mcp`` until cancelled (SIGTERM/SIGINT)."""
+async def serve_http(settings: Settings, config: GatewayConfig, bind: tuple[str, int], shutdown: Shutdown) -> None:
+    """Serve MCP over streamable HTTP at ``http://HOST:PORT/mcp`` until `shutdown` is requested (a signal)."""
     watchers, relay = ListWatchers(), Relay()
     runtime = Runtime(settings=settings, config=config, on_tools_changed=watchers.tell_all)
     server = build_server(runtime, relay, watchers)
@@ -93,9 +112,10 @@ async def serve_http(settings: Settings, config: GatewayConfig, bind: tuple[str,
         await tg.start(relay.run)
         async with app.running():
             logger.info("serving MCP at http://%s:%d/mcp", *listener.getsockname()[:2])
-            tg.start_soon(_stop_on_cancel, web)
-            with anyio.CancelScope(shield=True):  # uvicorn stops by itself once told to: see _stop_on_cancel
+            tg.start_soon(_stop_when, shutdown.requested, web)
+            with anyio.CancelScope(shield=True):  # uvicorn stops by itself once told to: see _stop_when
                 await web.serve(sockets=[listener])
+        await runtime.finish(SIGNAL_GRACE_S)
         tg.cancel_scope.cancel()
 
 
@@ -107,12 +127,18 @@ class _Uvicorn(uvicorn.Server):
         yield
 
 
-async def _stop_on_cancel(web: uvicorn.Server) -> None:
-    """Wait for cancellation (a signal), then ask uvicorn to finish its requests and stop."""
+async def _stop_when(requested: anyio.Event, web: uvicorn.Server) -> None:
+    """Once a stop is requested (or this task is cancelled: a second signal), ask uvicorn to finish its requests
+    and stop."""
     try:
-        await anyio.sleep_forever()
+        await requested.wait()
     finally:
         web.should_exit = True
+
+
+async def _cancel_when(requested: anyio.Event, scope: anyio.CancelScope) -> None:
+    await requested.wait()
+    scope.cancel()
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -133,11 +159,17 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-async def cancel_on_signal(scope: anyio.CancelScope) -> None:
-    """Cancel `scope` at the first SIGTERM or SIGINT."""
+async def cancel_on_signal(scope: anyio.CancelScope, shutdown: Shutdown, graceful: bool = False) -> None:
+    """Cancel `scope` at the first SIGTERM or SIGINT (noted in `shutdown`); when `graceful` (under `serve`), the
+    first signal asks for a graceful stop through `shutdown` instead, and a second one cancels."""
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async for signum in signals:
             logger.info("received %s; shutting down", signal.Signals(signum).name)
             _NOISE.stopping = True
+            first = shutdown.signal is None
+            shutdown.signal = shutdown.signal or signum
+            if graceful and first:
+                shutdown.requested.set()
+                continue
             scope.cancel()
             return

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -26,6 +27,9 @@ from gateway.config import (
     settings_from,
 )
 from gateway.errors import ConfigError, GatewayError
+
+if TYPE_CHECKING:
+    from gateway.app import Shutdown
 
 logger = logging.getLogger("gateway")
 
@@ -49,24 +53,27 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def _dispatch(args: argparse.Namespace, settings: Settings, environ: Any) -> int:
-    """Run the command; a SIGTERM or SIGINT cancels it, so its cleanup (Postgres, child servers) still runs."""
-    from gateway.app import cancel_on_signal
+    """Run the command; a SIGTERM or SIGINT cancels it, so its cleanup (Postgres, child servers) still runs, or for
+    `serve` stops it gracefully (exit 0; a second signal cancels). Cancelled: 128 + the signal's number."""
+    from gateway.app import Shutdown, cancel_on_signal
 
-    code, error = 130, None
+    shutdown = Shutdown()
+    code: int | None = None
+    error: GatewayError | None = None
     async with anyio.create_task_group() as tg:
-        tg.start_soon(cancel_on_signal, tg.cancel_scope)
+        tg.start_soon(cancel_on_signal, tg.cancel_scope, shutdown, args.command == "serve")
         try:
-            code = await _command(args, settings, environ)
+            code = await _command(args, settings, environ, shutdown)
         except GatewayError as exc:  # raised as itself below, not inside an exception group
             error = exc
         finally:
             tg.cancel_scope.cancel()
     if error is not None:
         raise error
-    return code
+    return 128 + (shutdown.signal or signal.SIGINT) if code is None else code
 
 
-async def _command(args: argparse.Namespace, settings: Settings, environ: Any) -> int:
+async def _command(args: argparse.Namespace, settings: Settings, environ: Any, shutdown: Shutdown) -> int:
     from gateway import app, commands
 
     if args.command == "init":
@@ -93,7 +100,7 @@ async def _command(args: argparse.Namespace, settings: Settings, environ: Any) -
     config = _config(settings, environ, required=args.command in ("serve", "index"))
     if args.command == "serve":
         assert config is not None
-        await app.serve(settings, config)
+        await app.serve(settings, config, shutdown)
         return 0
     if args.command == "index":
         assert config is not None

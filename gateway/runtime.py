@@ -69,6 +69,8 @@ ROUTE_WAIT_S = 30.0
 LIST_WAIT_S = 5.0
 STOP_RECORD_TIMEOUT_S = 2.0
 CPU_THREADS = 2
+LEARNED_WAIT_S = 2.0
+"""Capabilities are read once what the workflows just finished teach is learned, waiting at most this long."""
 CAPABILITY_HITS = 3
 """Capabilities a search returns beside its tools, at most."""
 SESSIONS_KEPT = 10_000
@@ -196,6 +198,7 @@ class Runtime:
                                            include_related=include_related)
         matches: list[CapabilityMatch] = []
         if result.degraded is None:  # capabilities live in the database only
+            await self._learned()
             vector = await self._search.embed_query(query)
             try:
                 matches = await self._capabilities.match(vector, limit=min(limit, CAPABILITY_HITS), server=server,
@@ -440,12 +443,28 @@ class Runtime:
         await backlog.attempt(f"registering workflow {state.workflow_id} as a capability",
                               lambda: capabilities.register(as_capability, known))
 
+    async def finish(self, timeout_s: float) -> None:
+        """Before a shutdown: let what the finished workflows teach be learned (at most `timeout_s`), and say in
+        the log which lessons a shutdown now cuts off. New calls are no longer read by then."""
+        if self._workflows is None:
+            return
+        left = await self._workflows.learned(timeout_s)
+        if left:
+            logger.error("shutting down before learning from %d workflows (%s): what they taught is lost",
+                         len(left), ", ".join(left[:10]))
+
+    async def _learned(self) -> None:
+        """Wait (bounded) for the lessons of workflows just finished, so capability counts include them."""
+        if self._workflows is not None:
+            await self._workflows.learned(LEARNED_WAIT_S)
+
     async def capabilities(
         self, action: str, arguments: dict[str, Any], *, user: str | None = None
     ) -> types.CallToolResult:
         await self._wait_ready()
         assert self._capabilities is not None
         service = self._capabilities
+        await self._learned()
         if action == caps.CAP_LIST:
             offset = int(arguments.get("offset", 0))
             rows, total = await service.list(pattern=arguments.get("pattern"), offset=offset,

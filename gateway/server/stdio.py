@@ -2,8 +2,9 @@
 
 Why not the SDK's `stdio_server`: it reads stdin in a worker thread, so a SIGTERM cannot end a read in
 progress (the gateway would wait for the client's next line to exit), and every message pays a thread hop.
-When stdin and stdout are pipes or sockets (how MCP clients spawn a server) this transport reads and writes
-them on the event loop instead; on anything else (a terminal, a file) it falls back to the SDK's transport.
+When stdin and stdout are pipes, sockets (how MCP clients spawn a server) or terminals, this transport reads and
+writes them on the event loop instead; on anything else (a regular file, which never blocks a read) it falls
+back to the SDK's transport.
 While serving, fd 0 reads the null device and fd 1 points at stderr, so no child and no stray write can
 touch the wire; both are restored on exit.
 """
@@ -30,7 +31,7 @@ Streams = tuple[MemoryObjectReceiveStream[SessionMessage | Exception], MemoryObj
 @asynccontextmanager
 async def stdio_transport() -> AsyncIterator[Streams]:
     """The read and write streams of the MCP session on stdin/stdout."""
-    if not (_is_pipe(0) and _is_pipe(1)):
+    if not (_is_stream(0) and _is_stream(1)):
         async with stdio_server() as streams:
             yield streams
         return
@@ -43,9 +44,10 @@ async def stdio_transport() -> AsyncIterator[Streams]:
         _restore_std_fds(saved)
 
 
-def _is_pipe(fd: int) -> bool:
+def _is_stream(fd: int) -> bool:
+    """A pipe, socket or character device (a terminal): what asyncio can read and write without a thread."""
     mode = os.fstat(fd).st_mode
-    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)
 
 
 def _divert_std_fds() -> tuple[int, int]:

@@ -24,6 +24,7 @@ from gateway.models import ToolDef
 from gateway.ports import Cancelled, Progress, WorkflowStore
 from gateway.services.backlog import Backlog
 from gateway.services.capability_calls import acting_as
+from gateway.services.inflight import InFlight
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ class WorkflowService:
         self._backlog = backlog
         self._live: dict[str, WorkflowState] = {}
         self._locks: dict[str, anyio.Lock] = {}
+        self._lessons = InFlight()
 
     async def execute(self, document: Any, *, owner: str | None = None, progress: Progress | None = None,
                       cancelled: Cancelled | None = None) -> WorkflowState:
@@ -189,8 +191,13 @@ class WorkflowService:
             await self._store.save_checkpoint(state.workflow_id, state.next_layer, state.to_json())
         self._keep(state)
         if self._on_finished is not None:
-            self._tg.start_soon(self._learn, state)
+            self._lessons.start(self._tg, state.workflow_id, functools.partial(self._learn, state))
         return state
+
+    async def learned(self, timeout_s: float) -> list[str]:
+        """Wait at most `timeout_s` until what the finished workflows teach is learned; the ids of the workflows
+        whose lessons are still being learned."""
+        return await self._lessons.wait(timeout_s)
 
     async def _learn(self, state: WorkflowState) -> None:
         assert self._on_finished is not None

@@ -51,7 +51,7 @@ def indexed(tmp_path: Path, database_url: str) -> Path:
 
 
 async def test_tools_list_shows_only_the_meta_tools(indexed: Path, database_url: str) -> None:
-    async with gateway_client(indexed, "--database-url", database_url) as client:
+    async with gateway_client(indexed, "--database-url", database_url, settle=False) as client:
         tools = await client.list_tools()
     names = [t.name for t in tools.tools]
     assert names == ["search_tools", "call_tool", "execute_dag", "workflow", "cap_list", "cap_rename", "cap_merge"]
