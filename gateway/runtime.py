@@ -37,6 +37,7 @@ from gateway.errors import DatabaseError, DatabaseUnavailableError, GatewayError
 from gateway.graph.view import render_html
 from gateway.models import EpisodicEvent, ServerState, ServerStatus, ToolDef, ToolOutput
 from gateway.ports import Ask, Cancelled, Embedder, Progress
+from gateway.runstate import RunFile
 from gateway.server import NameTable
 from gateway.server import capability_tools as caps
 from gateway.services import Indexer, SearchResult, SearchService
@@ -120,6 +121,7 @@ class Runtime:
         self._owners: OrderedDict[str, str] = OrderedDict()
         self._unrecorded: set[str] = set()
         self.supervisor = Supervisor(servers=config.servers, on_tools=self._on_tools, on_status=self._on_status)
+        self._runfile = RunFile(settings.data_dir)
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Start the supervisor, report started at once, then open the index; runs until cancelled.
@@ -129,9 +131,16 @@ class Runtime:
         why they cannot. Other failures (a missing extension, a failed migration, a locked data directory) are
         not retried: they need the user.
         """
+        try:
+            await self._run(task_status)
+        finally:
+            self._runfile.remove()
+
+    async def _run(self, task_status: anyio.abc.TaskStatus[None]) -> None:
         async with anyio.create_task_group() as tg:
             self._tg = tg
             await tg.start(self.supervisor.run)
+            self._publish()
             task_status.started()
             delay = OPEN_RETRY_FIRST_S
             while True:
@@ -171,7 +180,8 @@ class Runtime:
         return self._loaded_embedder
 
     async def _serve_index(self, tg: anyio.abc.TaskGroup) -> None:
-        async with open_database(url=self._settings.database_url, pgdata=self._settings.pgdata) as db:
+        async with open_database(url=self._settings.database_url, pgdata=self._settings.pgdata,
+                                 share_running=True) as db:
             try:
                 # What uses the database runs in this group, so that a shutdown cancels it and waits for
                 # it (an embedding batch ending in its thread, a last write) before the pool closes.
@@ -365,7 +375,10 @@ class Runtime:
         )
         self._failure, self._standby = None, None
         self._ready.set()
+        self._publish()
         logger.info("index ready (%s, model %s)", db.location, embedder.model_id)
+        for status in self.supervisor.statuses():  # those that changed before the database could be written
+            self._tg.start_soon(self._record_status, status)
         self._tg.start_soon(self._embed_stored)
         self._tg.start_soon(self._workflows.resume_unfinished)
         self._tg.start_soon(self._prune_periodically, db)
@@ -532,6 +545,7 @@ class Runtime:
         self.telemetry.error(kind, message, stack)
 
     async def _on_status(self, status: ServerStatus) -> None:
+        self._publish()
         self.telemetry.count(STATE_CHANGES, server=status.name, state=status.state.value)
         if status.state is ServerState.RESTARTING:
             self.telemetry.count(RESTARTS, server=status.name)
@@ -558,6 +572,16 @@ class Runtime:
         logger.error("the tool index could not be opened: %s", reason)
         self._failure = reason
         self._ready.set()
+        self._publish()
+
+    def _publish(self) -> None:
+        """Tell `pml-gateway status` what this gateway sees now (its file in the data directory)."""
+        index = "open" if self._db is not None and self._failure is None else (
+            f"unavailable: {self._failure}" if self._failure else "opening")
+        database = self._db.location if self._db is not None else None
+        model = self._loaded_embedder.model_id if self._loaded_embedder is not None else None
+        self._runfile.write(config=self._config.source, database=database, index=index, model=model,
+                            servers=self.supervisor.statuses())
 
 
 def _first_leaf(group: BaseExceptionGroup[GatewayError]) -> GatewayError:

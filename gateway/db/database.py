@@ -27,11 +27,12 @@ from gateway.db.retention import RetentionStore
 from gateway.db.tools import ToolStore
 from gateway.db.users import UserStore
 from gateway.db.workflows import WorkflowStore
-from gateway.errors import DataDirLockedError
+from gateway.errors import DatabaseError, DataDirLockedError
 
 logger = logging.getLogger(__name__)
 
 POOL_CLOSE_TIMEOUT_S = CLOSE_TIMEOUT_S + 1.0
+TAKE_OVER_CHECK_S = 1.0
 EMBEDDED_STOP_TIMEOUT_S = STOP_TIMEOUT_S + 2 * KILL_TIMEOUT_S + 1.0
 """Outer bound on `EmbeddedPostgres.stop` (its own escalation: fast, immediate, kill)."""
 
@@ -69,8 +70,8 @@ async def open_database(
 ) -> AsyncIterator[Database]:
     """Postgres at `url`, or the embedded one on `pgdata` when `url` is None; migrated, pooled.
 
-    Another gateway's embedded server is refused (`DataDirLockedError`) unless `share_running`, for
-    read-mostly commands such as ``status``: then it is used as it is, and left running.
+    Another gateway's embedded server is refused (`DataDirLockedError`) unless `share_running`: then it is used
+    as it is, left running, and taken over if that gateway stops it first.
     """
     if url is not None:
         async with _pooled(url, location=mask_password(url), server=None) as database:
@@ -90,15 +91,30 @@ async def _started(server: EmbeddedPostgres, *, share_running: bool) -> AsyncIte
         try:
             url = await anyio.to_thread.run_sync(server.start)
         except DataDirLockedError:
-            shared = server.running_url() if share_running else None
-            if shared is None:
+            if not share_running:
                 raise
+            url = await anyio.to_thread.run_sync(server.share)
             logger.info("using the Postgres another gateway runs on %s", server.location)
-            url = shared
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(_take_over_when_left, server)
+                yield url
+                tg.cancel_scope.cancel()
+            return
         yield url
     finally:  # also after a cancelled start: the worker thread finished it, so stop it
         with anyio.CancelScope(shield=True), anyio.fail_after(EMBEDDED_STOP_TIMEOUT_S):
             await anyio.to_thread.run_sync(server.stop, abandon_on_cancel=True)  # a no-op when shared
+
+
+async def _take_over_when_left(server: EmbeddedPostgres) -> None:
+    """Check every `TAKE_OVER_CHECK_S` whether the gateway whose Postgres this one shares has stopped it, and then
+    run it here: without this, the data directory would wait, unowned, for this gateway's next database call."""
+    while True:
+        await anyio.sleep(TAKE_OVER_CHECK_S)
+        try:
+            await anyio.to_thread.run_sync(server.revive)
+        except DatabaseError as exc:  # its last backends still exiting, say: the next check tries again
+            logger.error("starting the embedded Postgres again failed: %s", exc)
 
 
 @asynccontextmanager

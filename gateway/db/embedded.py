@@ -4,8 +4,12 @@
 directory gets `DataDirLockedError`), initialises the cluster on first use, adopts a postmaster left running
 by a gateway that was killed, or launches one listening on a Unix socket only, and returns a libpq URL to
 the ``pml`` database. `stop()` asks for a fast shutdown (SIGINT, what ``pg_ctl stop -m fast`` sends), waits
-a bounded time, then kills the server's process group; it always releases the lock. Both are synchronous:
+a bounded time, then kills the server's process group; it always releases the lock. All are synchronous:
 async callers run them in a worker thread. Under root, Postgres runs as the system user ``embedded_postgres``.
+
+A second gateway on the directory (Claude Desktop and Claude Code both starting one, say) `share()`s the
+owner's server instead, and when the owner exits and stops it, `revive()` takes the directory over: it locks
+it and starts the server again on the same socket, so the URL its pool holds stays good.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import logging
 import os
 import signal
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +37,7 @@ START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
 KILL_TIMEOUT_S = 5.0
 POLL_INTERVAL_S = 0.005
+SHARE_POLL_S = 0.1
 PORT = 5432
 DATABASE = "pml"
 SUPERUSER = "postgres"
@@ -46,6 +52,9 @@ class EmbeddedPostgres:
         self._postmaster: psutil.Process | None = None
         self._child: subprocess.Popen[bytes] | None = None
         self._url: str | None = None
+        self._shared = False
+        self._reviving = threading.Lock()
+        """`revive` runs in worker threads, for the pool's checks and for the watch of a shared server's owner."""
 
     @property
     def location(self) -> str:
@@ -97,10 +106,33 @@ class EmbeddedPostgres:
             self._url = None
             self._unlock()
 
+    def share(self) -> str:
+        """The URL of the server another gateway runs on this directory, waiting (bounded) while it starts; if
+        that gateway is gone meanwhile, this handle starts the server itself. From then on `revive` takes the
+        directory over when its owner has stopped the server."""
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while (url := self.running_url()) is None:
+            if not self._locked_elsewhere():
+                with contextlib.suppress(DataDirLockedError):
+                    return self.start()
+            if time.monotonic() >= deadline:
+                raise DataDirLockedError(f"another pml-gateway holds {self.pgdata.parent} but its Postgres did not "
+                                         f"become ready within {START_TIMEOUT_S:.0f} s; see {self.log_path}")
+            time.sleep(SHARE_POLL_S)
+        self._shared = True
+        return url
+
     def revive(self) -> bool:
-        """Launch the server again when this handle runs it and its postmaster has died (killed, crashed);
-        True if it did. The data directory, socket and port are the same, so the URL is too."""
-        if self._url is None or self._postmaster is None or not _gone(self._postmaster):
+        """Launch the server again when this handle runs it and its postmaster has died (killed, crashed), or
+        take the directory over when the gateway whose server this handle shares has stopped it; True if it did.
+        The data directory, socket and port are the same, so the URL is too."""
+        with self._reviving:
+            if self._url is None:
+                return self._take_over()
+            return self._relaunch()
+
+    def _relaunch(self) -> bool:
+        if self._postmaster is None or not _gone(self._postmaster):
             return False
         logger.warning("embedded Postgres (pid %s) has exited; starting it again on %s", self._postmaster.pid,
                        self.pgdata)
@@ -113,6 +145,29 @@ class EmbeddedPostgres:
         self._url = _url(info, DATABASE)
         logger.warning("embedded Postgres (pid %s) serving %s again", self.pid, self.pgdata)
         return True
+
+    def _take_over(self) -> bool:
+        if not self._shared or self.running_url() is not None:
+            return False
+        try:
+            self.start()
+        except DataDirLockedError:
+            return False  # its owner is still stopping it: the next check tries again
+        self._shared = False
+        logger.warning("the gateway that ran Postgres on %s has left; this one runs it now", self.pgdata)
+        return True
+
+    def _locked_elsewhere(self) -> bool:
+        """Whether another process holds the directory's lock (tried and released at once)."""
+        self.pgdata.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
 
     def running_url(self) -> str | None:
         """The URL of a server already up on this directory (another gateway's), else None; takes no lock."""

@@ -98,6 +98,29 @@ def test_a_second_owner_of_the_directory_is_refused_with_the_first_ones_pid(
     intruder.stop()
 
 
+def test_a_second_gateway_shares_the_running_server_and_takes_it_over_when_the_first_stops_it(
+    server: EmbeddedPostgres,
+) -> None:
+    url, first = server.start(), server.pid
+    second = EmbeddedPostgres(server.pgdata)
+    try:
+        assert second.share() == url and answers(url)
+        assert not second.revive() and second.pid is None  # nothing to take over while the owner runs it
+        server.stop()
+        assert second.revive()
+        assert answers(url) and second.pid not in (None, first)
+    finally:
+        second.stop()
+    assert not (server.pgdata / "postmaster.pid").exists()
+
+
+def test_a_handle_that_shares_nothing_takes_nothing_over(server: EmbeddedPostgres) -> None:
+    server.start()
+    server.stop()
+    bystander = EmbeddedPostgres(server.pgdata)
+    assert not bystander.revive() and bystander.pid is None
+
+
 def test_a_server_left_by_a_killed_gateway_is_adopted_then_stopped(server: EmbeddedPostgres) -> None:
     orphan_pid = _start_and_kill_an_owner(server.pgdata)
     assert not gone(orphan_pid)
