@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
-import signal
 import socket
 from collections.abc import Generator
 
@@ -25,6 +24,7 @@ from gateway.server.exposure import ListWatchers
 from gateway.server.http import GatewayHttpApp, HttpPages, session_manager
 from gateway.server.questions import Relay
 from gateway.server.stdio import stdio_transport
+from gateway.shutdown import NOISE, Shutdown
 
 logger = logging.getLogger(__name__)
 
@@ -37,38 +37,6 @@ SIGNAL_GRACE_S = 1.0
 """The same after a SIGTERM or SIGINT: a supervisor expects the process gone within a couple of seconds."""
 
 
-class Shutdown:
-    """A stop asked for by SIGTERM or SIGINT. `serve` stops reading requests at once, lets what already finished
-    be learned (bounded by `SIGNAL_GRACE_S`), then stops its servers and Postgres; a second signal cancels all."""
-
-    def __init__(self) -> None:
-        self.requested = anyio.Event()
-        self.signal: int | None = None
-
-
-class _ShutdownNoise(logging.Filter):
-    """Once the gateway is stopping, psycopg's notes that a query it cancelled closed its connection are what a
-    shutdown does (the pool closes next): they stay out of the log unless it shows DEBUG. Before, leaving during
-    the first indexing of 4,076 tools wrote six such warnings."""
-
-    EXPECTED = ("query cancellation interrupted", "discarding closed connection")
-    LOGGERS = ("psycopg", "psycopg.pool")  # a logger's filters see only its own records, not its children's
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.stopping = False
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if self.stopping and record.getMessage().startswith(self.EXPECTED):
-            return logging.getLogger().isEnabledFor(logging.DEBUG)
-        return True
-
-    def install(self) -> None:
-        for name in self.LOGGERS:
-            logging.getLogger(name).addFilter(self)
-
-
-_NOISE = _ShutdownNoise()
 
 
 async def serve(settings: Settings, config: GatewayConfig, shutdown: Shutdown | None = None) -> None:
@@ -80,7 +48,7 @@ async def serve(settings: Settings, config: GatewayConfig, shutdown: Shutdown | 
     watchers, relay = ListWatchers(), Relay()
     runtime = Runtime(settings=settings, config=config, on_tools_changed=watchers.tell_all)
     server = build_server(runtime, relay, watchers)
-    _NOISE.install()
+    NOISE.install()
     async with anyio.create_task_group() as tg:
         await tg.start(runtime.run)
         await tg.start(relay.run)
@@ -92,7 +60,7 @@ async def serve(settings: Settings, config: GatewayConfig, shutdown: Shutdown | 
         if not shutdown.requested.is_set():
             logger.info("the client closed the connection; shutting down")
         await runtime.finish(SIGNAL_GRACE_S if shutdown.requested.is_set() else EOF_GRACE_S)
-        _NOISE.stopping = True
+        NOISE.stopping = True
         tg.cancel_scope.cancel()
 
 
@@ -101,7 +69,7 @@ async def serve_http(settings: Settings, config: GatewayConfig, bind: tuple[str,
     watchers, relay = ListWatchers(), Relay()
     runtime = Runtime(settings=settings, config=config, on_tools_changed=watchers.tell_all)
     server = build_server(runtime, relay, watchers)
-    _NOISE.install()
+    NOISE.install()
     app = GatewayHttpApp(sessions=session_manager(server, host=bind[0]), gate=runtime,
                          pages=HttpPages(metrics=runtime.metrics_text, graph=runtime.graph_page))
     listener = _listen(*bind)
@@ -157,19 +125,3 @@ def _listen(host: str, port: int) -> socket.socket:
     sock.listen(128)
     sock.set_inheritable(True)
     return sock
-
-
-async def cancel_on_signal(scope: anyio.CancelScope, shutdown: Shutdown, graceful: bool = False) -> None:
-    """Cancel `scope` at the first SIGTERM or SIGINT (noted in `shutdown`); when `graceful` (under `serve`), the
-    first signal asks for a graceful stop through `shutdown` instead, and a second one cancels."""
-    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        async for signum in signals:
-            logger.info("received %s; shutting down", signal.Signals(signum).name)
-            _NOISE.stopping = True
-            first = shutdown.signal is None
-            shutdown.signal = shutdown.signal or signum
-            if graceful and first:
-                shutdown.requested.set()
-                continue
-            scope.cancel()
-            return

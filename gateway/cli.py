@@ -29,7 +29,7 @@ from gateway.config import (
 from gateway.errors import ConfigError, GatewayError
 
 if TYPE_CHECKING:
-    from gateway.app import Shutdown
+    from gateway.shutdown import Shutdown
 
 logger = logging.getLogger("gateway")
 
@@ -55,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 async def _dispatch(args: argparse.Namespace, settings: Settings, environ: Any) -> int:
     """Run the command; a SIGTERM or SIGINT cancels it, so its cleanup (Postgres, child servers) still runs, or for
     `serve` stops it gracefully (exit 0; a second signal cancels). Cancelled: 128 + the signal's number."""
-    from gateway.app import Shutdown, cancel_on_signal
+    from gateway.shutdown import Shutdown, cancel_on_signal
 
     shutdown = Shutdown()
     code: int | None = None
@@ -74,8 +74,6 @@ async def _dispatch(args: argparse.Namespace, settings: Settings, environ: Any) 
 
 
 async def _command(args: argparse.Namespace, settings: Settings, environ: Any, shutdown: Shutdown) -> int:
-    from gateway import app, commands
-
     if args.command == "init":
         return _init(args, settings, environ)
     if args.command == "caps":
@@ -98,10 +96,18 @@ async def _command(args: argparse.Namespace, settings: Settings, environ: Any, s
         return await users_commands.run(settings, args.users_command, username=getattr(args, "username", None),
                                         role=getattr(args, "role", "user"))
     config = _config(settings, environ, required=args.command in ("serve", "index"))
+    if args.command == "status":
+        from gateway import status_commands
+
+        return await status_commands.status(settings, config)
     if args.command == "serve":
+        from gateway import app
+
         assert config is not None
         await app.serve(settings, config, shutdown)
         return 0
+    from gateway import commands
+
     if args.command == "index":
         assert config is not None
         return await commands.index(settings, config)
@@ -113,7 +119,7 @@ async def _command(args: argparse.Namespace, settings: Settings, environ: Any, s
         )
     if args.command == "search":
         return await commands.search(settings, args.query, limit=args.limit, server=args.server)
-    return await commands.status(settings, config)
+    raise AssertionError(f"no such command: {args.command}")  # argparse refuses it first
 
 
 async def _caps(args: argparse.Namespace, settings: Settings) -> int:

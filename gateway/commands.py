@@ -1,4 +1,4 @@
-"""The one-shot commands: `index`, `search` and `status`, each printing a table (rich) to stdout."""
+"""The one-shot commands `index`, `search` and `eval`, each printing a table (rich) to stdout."""
 
 from __future__ import annotations
 
@@ -83,30 +83,6 @@ async def search(settings: Settings, query: str, *, limit: int, server: str | No
         table.add_row(str(i), hit.tool_id, f"{hit.score:.3f}", hit.description[:100])
     Console().print(table)
     return 0 if result.hits else 1
-
-
-async def status(settings: Settings, config: GatewayConfig | None) -> int:
-    """Database location and size, each server's last known state, tool counts, embedding model."""
-    async with open_database(url=settings.database_url, pgdata=settings.pgdata, share_running=True) as db:
-        size = await db.size_bytes()
-        counts = await db.tools.count_by_server()
-        known = {s.name: s for s in await db.tools.server_statuses()}
-    embedder = await anyio.to_thread.run_sync(_embedder, settings)
-    console = Console()
-    kind = "embedded" if db.embedded else "external"
-    console.print(f"database: {kind} {db.location} ({size / 1e6:.1f} MB)")
-    console.print(f"embedding model: {embedder.model_id} ({embedder.dimensions}-d)")
-    table = Table("server", "state", "tools", "embedded", "restarts", "reason")
-    names = [s.name for s in config.servers] if config else sorted(set(known) | set(counts))
-    for name in names:
-        spec = config.server(name) if config else None
-        last = known.get(name)
-        state = "disabled" if spec and spec.disabled else (last.state.value if last else "never started")
-        tools, embedded = counts.get(name, (0, 0))
-        table.add_row(name, state, str(tools), str(embedded), str(last.restarts if last else 0),
-                      (last.reason or "") if last else "")
-    console.print(table)
-    return 0
 
 
 async def evaluate(kind: str, *, tools: Path, queries: Path, history: Path | None, split: str | None,

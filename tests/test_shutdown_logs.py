@@ -6,13 +6,13 @@ import logging
 
 import pytest
 
-from gateway.app import _ShutdownNoise
+from gateway.shutdown import ShutdownNoise
 
 
 def test_a_stopping_gateway_drops_psycopg_s_cancelled_query_notes_and_nothing_else(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    noise = _ShutdownNoise()
+    noise = ShutdownNoise()
     pool = logging.getLogger("psycopg.pool")
     try:
         noise.install()
