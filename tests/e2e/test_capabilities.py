@@ -173,3 +173,21 @@ async def test_a_workflow_calling_a_capability_becomes_a_capability_that_nests_i
     assert sorted(outer["tools"]) == sorted([inner["id"], "faulty:echo"])
     assert called["status"] == "completed", called
     assert called["tasks"]["x"]["output"] == {"result": "new+!"}
+
+
+async def test_counts_read_right_after_a_run_include_it_in_cap_list_and_search_alike(
+    indexed: Path, database_url: str  # noqa: F811
+) -> None:
+    intent = "say a word and then shout it"
+    async with gateway_client(indexed, "--database-url", database_url) as client:
+        counts = []
+        for text in ("one", "two"):
+            assert (await run_dag(client, [echo("a", text), echo("b", "$OUTPUT[a].result!", "a")],
+                                  intent=intent))["status"] == "completed"
+            listed = (await client.call_tool("cap_list", {})).structured_content  # at once: no waiting here
+            found = (await client.call_tool("search_tools", {"query": intent})).structured_content
+            hit = next(r for r in found["results"] if r["kind"] == "capability")
+            counts.append((listed["capabilities"][0]["usage_count"], hit["usage_count"]))
+        called = await client.call_tool("call_tool", {"tool": hit["tool_id"], "arguments": {"p_t1_text": "three"}})
+    assert counts == [(1, 1), (2, 2)]
+    assert not called.is_error and "three!" in text_of(called)
