@@ -227,7 +227,7 @@ def _add_caps(sub: Any, common: argparse.ArgumentParser) -> None:
     verbs = caps.add_subparsers(dest="caps_command", required=True)
     listing = verbs.add_parser("list", parents=[common], help="the capabilities, by name")
     listing.add_argument("--pattern", help="glob over namespace:action, e.g. 'notes:*'")
-    listing.add_argument("--unnamed-only", action="store_true", help="only those still named exec_...")
+    listing.add_argument("--unnamed-only", action="store_true", help="only those never renamed by a user")
     listing.add_argument("--limit", type=_at_least(1), default=50, help="at most this many (up to 500)")
     listing.add_argument("--offset", type=_at_least(0), default=0, help="skip this many")
     show = verbs.add_parser("show", parents=[common], help="one capability in full, with its DAG")

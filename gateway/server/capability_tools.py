@@ -17,7 +17,7 @@ CAP_LIST_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
         "pattern": {"type": "string", "description": "Glob over namespace:action, e.g. 'notes:*'."},
-        "unnamed_only": {"type": "boolean", "default": False, "description": "Only those still named exec_..."},
+        "unnamed_only": {"type": "boolean", "default": False, "description": "Only those never renamed by a user."},
         "limit": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
         "offset": {"type": "integer", "minimum": 0, "default": 0},
     },
