@@ -25,8 +25,8 @@ class Shutdown:
 
 class ShutdownNoise(logging.Filter):
     """Once the gateway is stopping, psycopg's notes that a query it cancelled closed its connection are what a
-    shutdown does (the pool closes next): they stay out of the log unless it shows DEBUG. Before, leaving during
-    the first indexing of 4,076 tools wrote six such warnings."""
+    shutdown does (the pool closes next): they stay out of the log unless it shows DEBUG (a stop during
+    a first indexing printed several, which read like faults)."""
 
     EXPECTED = ("query cancellation interrupted", "discarding closed connection")
     LOGGERS = ("psycopg", "psycopg.pool")  # a logger's filters see only its own records, not its children's

@@ -96,12 +96,11 @@ def open_session(path: Path, *, threads: int) -> ort.InferenceSession:
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # onnxruntime warns on stderr by default; we report through errors
-    # With more than one thread, onnxruntime's workers spin for ~30 ms after every run, waiting for the next:
-    # a core burnt per search (measured 42 ms of CPU per query + 50 ms idle, 17 ms with this). Spinning inside a
-    # run is kept: it is what makes two threads faster than one.
+    # With more than one thread, onnxruntime's workers spin after every run, waiting for the next: a core burnt
+    # per search (docs/benchmarks.md). Spinning inside a run is kept: it is what makes two threads faster than one.
     options.add_session_config_entry("session.force_spinning_stop", "1")
-    # onnxruntime's arena keeps the largest batch's buffers for the life of the process: after 256 texts of
-    # 120-220 words a process held 1,079 MB, for good; without it 277-310 MB, at the same speed (bench_embed).
+    # onnxruntime's arena keeps the largest batch's buffers for the life of the process: after long texts a
+    # process held several times the memory for good; without it, the same speed (bench_embed, docs/benchmarks.md).
     options.enable_cpu_mem_arena = False
     try:
         session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])

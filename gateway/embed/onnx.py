@@ -7,8 +7,8 @@ their longest text, so a single query is never padded at all; rows come back in 
 
 `embed` is thread-safe without a lock: an onnxruntime session may be run from several threads, the
 tokenizer is only read after loading, and the shared buffers are read-only. Callers run it through
-``anyio.to_thread.run_sync`` with a small limiter; each call uses `threads` cores at most (two by default:
-a query embeds ~40% faster and a batch ~1.8x, see `MAX_DEFAULT_THREADS`).
+``anyio.to_thread.run_sync`` with a small limiter; each call uses `threads` cores at most (two by default,
+see `MAX_DEFAULT_THREADS`).
 """
 
 from __future__ import annotations
@@ -40,10 +40,11 @@ __all__ = ["DEFAULT_MODEL_ID", "OnnxEmbedder", "load_embedder"]
 logger = logging.getLogger(__name__)
 
 MAX_DEFAULT_THREADS = 2
-"""The default's cap. all-MiniLM-L6-v2 int8, one thread -> two (bench_embed, bench_search): a 53-word query
-15.6 -> 9.5 ms P50, a search at 10,000 tools 22.9 / 39.0 -> 16.9 / 26.9 ms P50 / P95, indexing 188 -> 351 tools/s."""
+"""The default's cap: two threads embed a query and a batch clearly faster than one (figures in
+docs/benchmarks.md, from bench_embed and bench_search)."""
 CHUNK = 32
-"""Texts per onnxruntime run: sorted by length first, each chunk pads little (32 measured faster than 64)."""
+"""Texts per onnxruntime run: sorted by length first, each chunk pads little; the size was chosen by measurement
+(docs/benchmarks.md)."""
 
 Int64s = NDArray[np.int64]
 

@@ -1,9 +1,8 @@
 """Okapi BM25 over tool names and descriptions, single words and adjacent word pairs, in memory, pure numpy.
 
 Why not Postgres full-text search on the hot path: natural-language queries need OR semantics, and ranking
-thousands of OR matches with ts_rank_cd costs ~17 ms at 10,000 tools, while these postings answer in well
-under a millisecond. Names are split on camelCase, snake_case and digits, so `calculateNetIncome` matches
-"net income".
+thousands of OR matches with ts_rank_cd is far slower than these postings (docs/decisions.md). Names are
+split on camelCase, snake_case and digits, so `calculateNetIncome` matches "net income".
 """
 
 from __future__ import annotations

@@ -96,8 +96,8 @@ class SearchService:
         """Rebuild the word index over `tools` (off the event loop).
 
         The same texts as the last call rebuild nothing: at a restart every server lists what the index already
-        holds, and 20 servers of 4,076 tools cost 20 builds of 0.18 s each on the start's busy cores. Of builds
-        that overlap, only the one asked for last is kept, whichever thread ends last.
+        holds, and a rebuild per server would load the start's busy cores for nothing. Of builds that overlap,
+        only the one asked for last is kept, whichever thread ends last.
         """
         tools = list(tools)
         self._tools = {t.tool_id: t for t in tools}

@@ -1,6 +1,6 @@
 """DAG suggestion from an intent, pure: which tools, in which order, and how sure we are.
 
-Built as behaviour.md section 4 says: candidates ranked by ``0.8 x hybrid + 0.2 x PageRank``; task i depends
+Built as the design says: candidates ranked by ``0.8 x hybrid + 0.2 x PageRank``; task i depends
 on task j when the learned graph links j to i (directly, else by a path of at most 4 nodes, cost 1/weight);
 the heavier direction of a two-way pair wins; the edges implied by others are dropped (a chain a -> b -> c
 does not also get a -> c). Confidence = ``hybrid x w_h + mean PageRank(top 3) x w_pr + path x w_path`` with
@@ -102,8 +102,8 @@ def recalled(memories: Sequence[Recollection], ranked: Sequence[Ranked], *, inte
     the others under that belief, so it stays a whole, coherent workflow. With a `prior` (the `tool_prior`'s
     probabilities for this intent, learned from all past workflows) each workflow also gains `PRIOR_WEIGHT` x
     the soft F1 of its tools against those probabilities. None when the nearest past intent is below
-    `RECALL_MIN`. Measured on UltraTool (500 queries, history 2,527), this beat voting tool by tool and edge by
-    edge (node F1 0.800 -> 0.816, edge F1 0.520 -> 0.547, exact 0.25 -> 0.43).
+    `RECALL_MIN`. Choosing a whole workflow beat voting tool by tool and edge by edge on public data (figures
+    in docs/evaluation.md).
     """
     nearest = sorted((m for m in memories if m.tools), key=lambda m: -m.similarity)[:CONSENSUS_K]
     if not nearest or nearest[0].similarity < RECALL_MIN:

@@ -1,13 +1,11 @@
 """Which tools an intent needs, read from its embedding by a model fitted on every past workflow, pure.
 
-The nearest past intents say what served intents like this one, but only the 20 nearest speak, and near
-neighbours often disagree (on UltraTool's history, a past task's nearest other task at cosine >= 0.9 used the
-same tools 60% of the time, the same workflow 51%). A multi-label logistic regression over the intent
-embeddings of all past successful workflows (one sigmoid per tool, L2-penalised, fitted by L-BFGS) learns
-which directions of the embedding space call for which tool, from the whole memory. `suggest.recalled`
-weighs its probabilities beside the neighbours' agreement. Measured with `eval dag` on UltraTool: node F1
-81.6 -> 84.0, edge F1 54.7 -> 56.4, exact 42.8 -> 47.2 on its queries; 82.6 -> 84.2, 57.5 -> 58.2 and
-47.0 -> 48.0 over 5 folds of its history.
+The nearest past intents say what served intents like this one, but only the few nearest speak, and near neighbours
+often disagree (near-identical requests in public data carry different workflows). A multi-label logistic
+regression over the intent embeddings of all past successful workflows (one sigmoid per tool, L2-penalised, fitted
+by L-BFGS) learns which directions of the embedding space call for which tool, from the whole memory.
+`suggest.recalled` weighs its probabilities beside the neighbours' agreement; what that gained, measured with
+`eval dag`, is in docs/evaluation.md.
 """
 
 from __future__ import annotations
@@ -25,8 +23,8 @@ L2 = 0.03
 """The L2 penalty on the weights (the bias is not penalised), per sample: 1 / C in scikit-learn's terms."""
 MAX_ITERATIONS = 500
 MAX_TOOLS = 1000
-"""Only the most used tools get a model: a fit holds a few (intents x tools) float64 arrays at once (5,000 x 1,000:
-~40 MB each)."""
+"""Only the most used tools get a model: a fit holds a few (intents x tools) float64 arrays at once, so the tool
+count bounds its memory."""
 MIN_PROBABILITY = 0.05
 """Tools below this probability are left out of `probabilities` (they weigh nothing in practice)."""
 
