@@ -31,7 +31,7 @@ from gateway.errors import InvalidRequestError
 from gateway.models import CAPABILITY_PREFIX, LOCAL_USER, JsonObject
 
 FQDN_HASH_CHARS = 4
-"""Characters of the pattern hash in a capability's FQDN (seed-data-architecture.md section 1.5)."""
+"""Characters of the pattern hash in a capability's FQDN (``org.project.namespace.action.hash4``)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -26,7 +26,7 @@ from gateway.db.queries import query as named_query
 from gateway.models import JsonObject
 
 PROMOTE_AFTER = 3
-"""Sightings after which an inferred edge counts as observed (behaviour.md section 3)."""
+"""Sightings after which an inferred edge counts as observed."""
 OUTCOME_WINDOW = 50
 """Outcomes kept per context hash; `save_threshold` keeps the newest (the last ones of the list)."""
 _NEW_EDGE_SOURCES = ("inferred", "observed")

@@ -3,8 +3,8 @@
 Each policy is one named query of ``queries/retention.sql`` that deletes at most `Retention.batch` rows. The
 store repeats it, each batch a short autocommit transaction on a connection taken from the pool and given
 back, until a batch deletes fewer rows than asked: no table is locked for long and the gateway's own writes go
-on in between. The policies are the seed's (behaviour.md section 6): episodic events 30 days and at most
-10,000 rows, metrics 90 days (error_log too, for which the seed says nothing), executions 6 months, the
+on in between. The policies are the design's: episodic events 30 days and at most
+10,000 rows, metrics 90 days (error_log too, for which the design says nothing), executions 6 months, the
 newest 5 checkpoints of each workflow (so its latest state, from which a paused or cut-off workflow
 continues, always stays), expired DAGs, and expired HTTP sessions (24 h) and rate-limit windows. Every
 psycopg error surfaces as a `DatabaseError` via

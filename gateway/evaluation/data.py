@@ -1,6 +1,10 @@
-"""The evaluation files (``../shared/data/README.md``): tools and queries as JSON Lines, read strictly.
+"""The evaluation files: tools and queries as JSON Lines, one object per line, read strictly.
 
-An error names the file and the line, and what was expected there.
+A tools file holds ``{"id", "name", "description", "input_schema"}`` (a JSON Schema object or null; other fields
+ignored). A queries or history file holds ``{"qid", "query", "relevant_tool_ids", "tool_sequence", "edges",
+"split"}``: the tools a query needs, the order they are used in, and the ``[from_id, to_id]`` data-flow pairs
+between them. docs/evaluation.md names the public data sets converted to this shape. An error names the file
+and the line, and what was expected there.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The numbers ranking and suggestion take from the graph: mixing weight, candidate widening, path confidence.
 
-See behaviour.md section 4: ``final = a x semantic + (1 - a) x graph`` with ``a = adaptive_alpha(density)``.
+The design's hybrid: ``final = a x semantic + (1 - a) x graph`` with ``a = adaptive_alpha(density)``.
 """
 
 from __future__ import annotations

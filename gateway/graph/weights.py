@@ -1,6 +1,6 @@
 """What an edge of the learned graph weighs: its type times how it was learned, with promotion by sightings.
 
-Weight = type weight x source factor (behaviour.md section 3). A new edge is `inferred`; once seen
+Weight = type weight x source factor, as the design sets them. A new edge is `inferred`; once seen
 `PROMOTE_AFTER` times it counts as `observed`. Only edges heavier than `MIN_WEIGHT` enter a `ToolGraph`.
 """
 

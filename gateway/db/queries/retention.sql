@@ -1,4 +1,4 @@
--- Retention (behaviour.md section 6; seed-data-architecture.md): one query per policy, each deleting at most
+-- Retention (the policies of `gateway.db.retention`): one query per policy, each deleting at most
 -- %(batch)s rows, so that RetentionStore can repeat it in short transactions until a batch comes up short.
 -- Rows the gateway is writing (an upserted DAG, a checkpoint being pruned) are skipped, not waited for.
 
