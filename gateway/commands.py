@@ -21,7 +21,6 @@ from gateway.downstream import Supervisor
 from gateway.embed import OnnxEmbedder, load_embedder
 from gateway.evaluation import EvalInputs, evaluate_dag, evaluate_retrieval, load_queries, load_tools
 from gateway.models import IndexReport, ServerState, ToolDef
-from gateway.runtime import record_stopped
 from gateway.services import Indexer, SearchService
 
 logger = logging.getLogger(__name__)
@@ -46,7 +45,7 @@ async def index(settings: Settings, config: GatewayConfig) -> int:
             reports = await _index_with_progress(indexer, listed)
             statuses = supervisor.statuses()
             tg.cancel_scope.cancel()
-        await record_stopped(db, statuses)
+        await db.tools.record_stopped(statuses)
     table = Table("server", "state", "tools", "added", "changed", "removed", "embedded", "reason")
     by_server = {r.server: r for r in reports}
     for status in statuses:

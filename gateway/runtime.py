@@ -22,6 +22,7 @@ import anyio.abc
 import anyio.to_thread
 import mcp_types as types
 
+from gateway.catalog import NameTable
 from gateway.config import GatewayConfig, Settings
 from gateway.dag import Dag, Task
 from gateway.dag.executor import Executor
@@ -38,7 +39,6 @@ from gateway.graph.view import render_html
 from gateway.models import EpisodicEvent, ServerState, ServerStatus, ToolDef, ToolOutput
 from gateway.ports import Ask, Cancelled, Embedder, Progress
 from gateway.runstate import RunFile
-from gateway.server import NameTable
 from gateway.server import capability_tools as caps
 from gateway.services import Indexer, SearchResult, SearchService
 from gateway.services.auth import Authenticator, Principal, RateLimiter
@@ -68,7 +68,6 @@ OPEN_RETRY_FIRST_S = 1.0
 OPEN_RETRY_MAX_S = 30.0
 ROUTE_WAIT_S = 30.0
 LIST_WAIT_S = 5.0
-STOP_RECORD_TIMEOUT_S = 2.0
 CPU_THREADS = 2
 LEARNED_WAIT_S = 2.0
 """Capabilities are read once what the workflows just finished teach is learned, waiting at most this long."""
@@ -191,7 +190,7 @@ class Runtime:
                     await anyio.sleep_forever()
             finally:
                 self._tg, self._indexer = tg, None  # late callbacks (a server stopping) start nothing here
-                await record_stopped(db, self.supervisor.statuses())
+                await db.tools.record_stopped(self.supervisor.statuses())
                 await self.telemetry.close(db.learning)
 
     async def search(
@@ -591,15 +590,6 @@ def _first_leaf(group: BaseExceptionGroup[GatewayError]) -> GatewayError:
         found = found.exceptions[0]
     assert isinstance(found, GatewayError)
     return found
-
-
-async def record_stopped(db: Database, statuses: Sequence[ServerStatus]) -> None:
-    """On the way out, mark the running servers stopped, so `status` does not show them running (bounded)."""
-    with anyio.CancelScope(shield=True), anyio.move_on_after(STOP_RECORD_TIMEOUT_S):
-        for status in statuses:
-            if status.state in (ServerState.RUNNING, ServerState.STARTING, ServerState.RESTARTING):
-                with contextlib.suppress(GatewayError):
-                    await db.tools.record_server_status(dataclasses.replace(status, state=ServerState.STOPPED))
 
 
 class _StoredThresholds:

@@ -9,12 +9,15 @@ still return `limit` rows.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import numpy as np
 from numpy.typing import NDArray
 from psycopg.rows import class_row, kwargs_row
@@ -22,10 +25,12 @@ from psycopg.types.json import Jsonb
 
 from gateway.db.pool import Pool, translated
 from gateway.db.queries import query as named_query
+from gateway.errors import GatewayError
 from gateway.models import IndexReport, JsonObject, SearchHit, ServerState, ServerStatus, ToolDef
 from gateway.ports import ToolIndex
 
 _SYNC_LOCK_NAMESPACE = 0x746F6F6C  # "tool": advisory lock class of per-server syncs
+STOP_RECORD_TIMEOUT_S = 2.0
 
 Vector = Sequence[float] | NDArray[np.float32]
 """What the port asks for, widened to the embedder's own rows (passed on without copying)."""
@@ -191,6 +196,15 @@ class ToolStore:
         }  # fmt: skip
         async with translated(f"recording the status of {status.name!r}"), self._pool.connection() as conn:
             await conn.execute(named_query("upsert_server_status"), params)
+
+    async def record_stopped(self, statuses: Sequence[ServerStatus]) -> None:
+        """On the way out, mark the servers still running stopped, so `status` does not show them running
+        (shielded, bounded by `STOP_RECORD_TIMEOUT_S`; a failure is left unsaid: the gateway is leaving)."""
+        with anyio.CancelScope(shield=True), anyio.move_on_after(STOP_RECORD_TIMEOUT_S):
+            for status in statuses:
+                if status.state in (ServerState.RUNNING, ServerState.STARTING, ServerState.RESTARTING):
+                    with contextlib.suppress(GatewayError):
+                        await self.record_server_status(dataclasses.replace(status, state=ServerState.STOPPED))
 
     async def server_statuses(self) -> list[ServerStatus]:
         """The last recorded state of every server, by name."""

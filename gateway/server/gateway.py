@@ -24,6 +24,7 @@ from mcp.shared.message import ServerMessageMetadata
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 import gateway
+from gateway.catalog.names import NameTable
 from gateway.dag.arguments import argument_problems, validator
 from gateway.dag.state import WorkflowState
 from gateway.errors import DagProblem, DagValidationError, GatewayError, InvalidRequestError
@@ -33,7 +34,6 @@ from gateway.server import capability_tools as caps
 from gateway.server import meta
 from gateway.server import workflow_tools as wf
 from gateway.server.exposure import FoundTools, ListWatchers, client_of, worth_listing
-from gateway.server.names import NameTable
 from gateway.server.principal import gateway_user
 from gateway.server.questions import Relay
 from gateway.services.search import SearchResult

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from gateway.server.names import NameTable, client_name
+from gateway.catalog.names import NameTable, client_name
 
 SAFE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
