@@ -144,3 +144,16 @@ class StoredPrior:
     weights: NDArray[np.float64]
     samples: int
     intents: int
+
+
+SUGGESTION_DEFAULT = 0.70
+"""Where the adaptive suggestion threshold starts."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Thresholds:
+    """One context's adaptive thresholds: the suggestion threshold and the window of outcomes that moves it."""
+
+    suggestion: float = SUGGESTION_DEFAULT
+    samples: int = 0
+    outcomes: tuple[str, ...] = field(default_factory=tuple)

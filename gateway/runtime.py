@@ -29,8 +29,8 @@ from gateway.dag.executor import Executor
 from gateway.dag.state import WorkflowState
 from gateway.db import Database, open_database
 from gateway.db.capabilities import node_id
-from gateway.db.learning import ThresholdRow
 from gateway.db.notify import LearnedListener
+from gateway.db.thresholds import StoredThresholds
 from gateway.downstream import Supervisor
 from gateway.downstream.outputs import to_output
 from gateway.embed import load_embedder
@@ -58,7 +58,6 @@ from gateway.services.telemetry import (
     Telemetry,
     ms_since,
 )
-from gateway.services.thresholds import Thresholds
 from gateway.services.workflows import WorkflowService, needs_approval, persisted
 
 logger = logging.getLogger(__name__)
@@ -357,7 +356,7 @@ class Runtime:
             graph=lambda: learning.graph, reliability=learning.reliability, memory=db.memory,
             servers=self.active_servers(),
         )
-        self._planner = Planner(search=self._search, memory=db.memory, store=_StoredThresholds(db),
+        self._planner = Planner(search=self._search, memory=db.memory, store=StoredThresholds(db.learning),
                                 prior=lambda: learning.tool_prior)
         await self._planner.load()
         await self._load_stored(db)
@@ -590,37 +589,6 @@ def _first_leaf(group: BaseExceptionGroup[GatewayError]) -> GatewayError:
         found = found.exceptions[0]
     assert isinstance(found, GatewayError)
     return found
-
-
-class _StoredThresholds:
-    """The planner's adaptive thresholds kept in `adaptive_thresholds`."""
-
-    def __init__(self, db: Database) -> None:
-        self._db = db
-
-    async def load_thresholds(self, context: str) -> Thresholds:
-        return _thresholds(await self._db.learning.threshold(context))
-
-    async def update_thresholds(self, context: str, change: Callable[[Thresholds], Thresholds]) -> Thresholds:
-        """`change` applied to the freshest stored thresholds, under the context's lock, and saved."""
-        def changed(row: ThresholdRow | None) -> ThresholdRow:
-            return _threshold_row(context, change(_thresholds(row)))
-
-        return _thresholds(await self._db.learning.update_threshold(context, changed))
-
-
-def _thresholds(row: ThresholdRow | None) -> Thresholds:
-    if row is None:
-        return Thresholds()
-    return Thresholds(suggestion=row.suggestion_threshold, samples=row.sample_count,
-                      outcomes=tuple(str(o) for o in row.outcomes))
-
-
-def _threshold_row(context: str, thresholds: Thresholds) -> ThresholdRow:
-    rate = sum(1 for o in thresholds.outcomes if o in ("tp", "fn")) / max(len(thresholds.outcomes), 1)
-    return ThresholdRow(context_hash=context, context_keys={"context": context},
-                        suggestion_threshold=thresholds.suggestion, success_rate=rate,
-                        sample_count=thresholds.samples, outcomes=list(thresholds.outcomes))
 
 
 async def _nothing(state: WorkflowState) -> None:

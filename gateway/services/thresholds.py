@@ -10,21 +10,17 @@ Outcomes: ``tp`` a suggestion above the threshold was run and succeeded; ``fp`` 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
+
+from gateway.models import SUGGESTION_DEFAULT, Thresholds
+
+__all__ = ["SUGGESTION_DEFAULT", "Thresholds", "outcome", "record"]
 
 WINDOW = 50
 ADJUST_EVERY = 10
 MIN_SAMPLES = 20
-SUGGESTION_DEFAULT = 0.70
 SUGGESTION_BOUNDS = (0.40, 0.90)
 OUTCOMES = ("tp", "fp", "fn", "tn")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Thresholds:
-    suggestion: float = SUGGESTION_DEFAULT
-    samples: int = 0
-    outcomes: tuple[str, ...] = field(default_factory=tuple)
 
 
 def outcome(above_threshold: bool, succeeded: bool) -> str:
