@@ -1,10 +1,12 @@
-"""Value types shared by the layers: tool definitions, search hits, server states."""
+"""Value types shared by the layers: tool definitions, search hits, server states, capabilities."""
 
 from __future__ import annotations
 
 import enum
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -22,6 +24,11 @@ LOCAL_USER = "local"
 """The one user of a gateway served over stdio, as `created_by` records it (HTTP users are their ids)."""
 CAPABILITY_PREFIX = "capability:"
 """A capability's node in the learned graph is ``capability:<capability_records.id>``."""
+
+
+def node_id(capability_id: uuid.UUID) -> str:
+    """A capability's node in the learned graph: ``capability:<capability_records.id>``, never the pattern's id."""
+    return f"{CAPABILITY_PREFIX}{capability_id}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -157,3 +164,41 @@ class Thresholds:
     suggestion: float = SUGGESTION_DEFAULT
     samples: int = 0
     outcomes: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Capability:
+    """A learned capability as stored: its names, its pattern's statistics and definition (one row of
+    ``capability_records`` with its ``workflow_pattern``, built by column name)."""
+
+    id: uuid.UUID
+    org: str
+    project: str
+    namespace: str
+    action: str
+    hash: str
+    fqdn: str
+    display_name: str
+    pattern_id: uuid.UUID
+    pattern_hash: str
+    usage_count: int
+    success_count: int
+    success_rate: float
+    avg_duration_ms: int
+    tools: list[str]
+    document: JsonObject
+    parameters_schema: JsonObject | None
+    cache_config: JsonObject
+    description: str | None
+    tags: list[str]
+    created_at: datetime
+    updated_at: datetime | None
+    created_by: str | None = None
+    visibility: str = "private"
+    renamed: bool = False
+    """Whether a user ever gave it another name than the one it was learned with."""
+
+    @property
+    def node_id(self) -> str:
+        """The capability's node in the learned graph."""
+        return node_id(self.id)

@@ -16,7 +16,6 @@ import builtins
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -28,52 +27,15 @@ from gateway.db.pool import Pool, translated
 from gateway.db.queries import query as named_query
 from gateway.db.tools import Vector
 from gateway.errors import InvalidRequestError
-from gateway.models import CAPABILITY_PREFIX, LOCAL_USER, JsonObject
+from gateway.models import LOCAL_USER, Capability, JsonObject
+from gateway.models import node_id as node_id  # re-exported: callers import it from here
 
 FQDN_HASH_CHARS = 4
 """Characters of the pattern hash in a capability's FQDN (``org.project.namespace.action.hash4``)."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CapabilityRow:
-    """A capability: its names, its pattern's statistics and definition."""
-
-    id: uuid.UUID
-    org: str
-    project: str
-    namespace: str
-    action: str
-    hash: str
-    fqdn: str
-    display_name: str
-    pattern_id: uuid.UUID
-    pattern_hash: str
-    usage_count: int
-    success_count: int
-    success_rate: float
-    avg_duration_ms: int
-    tools: list[str]
-    document: Any
-    parameters_schema: JsonObject | None
-    cache_config: JsonObject
-    description: str | None
-    tags: list[str]
-    created_at: datetime
-    updated_at: datetime | None
-    created_by: str | None = None
-    visibility: str = "private"
-    renamed: bool = False
-    """Whether a user ever gave it another name than the one it was learned with."""
-
-    @property
-    def node_id(self) -> str:
-        """The capability's node in the learned graph."""
-        return node_id(self.id)
-
-
-def node_id(capability_id: uuid.UUID) -> str:
-    """``capability:<capability_records.id>``, never the pattern's id."""
-    return f"{CAPABILITY_PREFIX}{capability_id}"
+CapabilityRow = Capability
+"""`Capability`'s old name, for the callers that still import it from here."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,11 +54,11 @@ class CapabilityStore:
         self._pool = pool
 
     async def record(
-        self, *, pattern_hash: str, document: Any, tools: Sequence[str], parameters_schema: JsonObject | None,
+        self, *, pattern_hash: str, document: JsonObject, tools: Sequence[str], parameters_schema: JsonObject | None,
         embedding: Vector, success: bool, duration_ms: float, namespace: str, action: str, cacheable: bool,
         org: str = "local", project: str = "default", intent_key: str | None = None, created_by: str = LOCAL_USER,
         alternatives: Sequence[str] = (),
-    ) -> CapabilityRow | None:  # fmt: skip
+    ) -> Capability | None:  # fmt: skip
         """Count one run of the workflow `pattern_hash`; its capability, or None for a failed unknown one.
 
         A first successful run creates the pattern and its capability ``namespace:action``, or, when another
@@ -133,7 +95,7 @@ class CapabilityStore:
         async with translated(f"counting a run of workflow {pattern_hash[:12]!r}"), self._pool.connection() as conn:
             await conn.execute(named_query("count_pattern_run"), params)
 
-    async def get(self, ref: str, *, user: str | None = None) -> CapabilityRow | None:
+    async def get(self, ref: str, *, user: str | None = None) -> Capability | None:
         """The capability `ref` names: a UUID, an FQDN, a display name ``namespace:action``, or an old name.
         With a `user`, only one that user made or that is shared; None sees every capability."""
         async with translated(f"resolving capability {ref!r}"), self._pool.connection() as conn:
@@ -148,14 +110,14 @@ class CapabilityStore:
     async def list(
         self, *, like: str | None = None, unnamed_only: bool = False, limit: int = 50, offset: int = 0,
         user: str | None = None,
-    ) -> tuple[builtins.list[CapabilityRow], int]:
+    ) -> tuple[builtins.list[Capability], int]:
         """A page of capabilities by display name, and how many match in all. `like` is a LIKE pattern over the
         display name (``\\`` escapes); `unnamed_only` keeps those no user ever renamed; a `user` sees their own
         and the shared ones."""
         params = {"like": like, "unnamed_only": unnamed_only, "limit": limit, "offset": offset, "user": user}
         async with translated("listing capabilities"), self._pool.connection() as conn, conn.transaction():
             await conn.execute(named_query("page_snapshot"))
-            cursor = conn.cursor(row_factory=class_row(CapabilityRow))
+            cursor = conn.cursor(row_factory=class_row(Capability))
             rows = await (await cursor.execute(named_query("list_capabilities"), params)).fetchall()
             counter = conn.cursor(row_factory=scalar_row)
             total = await (await counter.execute(named_query("count_capabilities"), params)).fetchone()
@@ -164,7 +126,7 @@ class CapabilityStore:
     async def rename(
         self, capability_id: uuid.UUID, *, namespace: str, action: str, description: str | None = None,
         tags: Sequence[str] | None = None, embedding: Vector | None = None, visibility: str | None = None,
-    ) -> CapabilityRow:  # fmt: skip
+    ) -> Capability:  # fmt: skip
         """Name the capability ``namespace:action``; its old display name and FQDN keep resolving. None keeps the
         description, tags, intent embedding or visibility. `InvalidRequestError` when another capability has or had
         the name; a new name marks the capability `renamed`."""
@@ -190,7 +152,7 @@ class CapabilityStore:
                         "pattern_id": current.pattern_id, "intent_key": "description", "embedding": _vector(embedding)})
                 return await _required(conn, capability_id)
 
-    async def merge(self, source_id: uuid.UUID, target_id: uuid.UUID, *, prefer_source_code: bool) -> CapabilityRow:
+    async def merge(self, source_id: uuid.UUID, target_id: uuid.UUID, *, prefer_source_code: bool) -> Capability:
         """Fold the capability `source_id` into `target_id`, which must use the same tools: counts add up, the
         newer definition stays (the source's if `prefer_source_code`), the source's names and graph edges move
         to the target, the source is deleted. All or nothing; `InvalidRequestError` when refused."""
@@ -222,7 +184,7 @@ class CapabilityStore:
 
     async def search(
         self, embedding: Vector, *, limit: int, user: str | None = None
-    ) -> builtins.list[tuple[CapabilityRow, float]]:
+    ) -> builtins.list[tuple[Capability, float]]:
         """``(capability, cosine similarity)`` for each of the `limit` intents nearest `embedding`, nearest first
         (a capability comes once per intent of it among them), among those `user` may see."""
         if limit <= 0:
@@ -251,8 +213,8 @@ class CapabilityStore:
             await c.execute(named_query("invalidate_cache"), {"id": capability_id})
 
 
-async def _one(conn: Connection, name: str, params: dict[str, Any]) -> CapabilityRow | None:
-    cursor = conn.cursor(row_factory=class_row(CapabilityRow))
+async def _one(conn: Connection, name: str, params: dict[str, Any]) -> Capability | None:
+    cursor = conn.cursor(row_factory=class_row(Capability))
     return await (await cursor.execute(named_query(name), params)).fetchone()
 
 
@@ -272,17 +234,17 @@ async def _free_action(conn: Connection, name: dict[str, str], actions: Sequence
                               field="action")
 
 
-async def _required(conn: Connection, capability_id: uuid.UUID) -> CapabilityRow:
+async def _required(conn: Connection, capability_id: uuid.UUID) -> Capability:
     row = await _one(conn, "capability_by_id", {"id": capability_id})
     if row is None:  # only if deleted concurrently, between the lock and here: cannot happen under the lock
         raise InvalidRequestError(f"no capability {capability_id}", field="capability_id")
     return row
 
 
-async def _locked(conn: Connection, ids: Sequence[uuid.UUID], *, field: str) -> dict[uuid.UUID, CapabilityRow]:
+async def _locked(conn: Connection, ids: Sequence[uuid.UUID], *, field: str) -> dict[uuid.UUID, Capability]:
     """The capabilities `ids`, locked (records and patterns) until the transaction ends; each must exist."""
     await conn.execute(named_query("lock_capabilities"), {"ids": list(ids)})
-    rows: dict[uuid.UUID, CapabilityRow] = {}
+    rows: dict[uuid.UUID, Capability] = {}
     for capability_id in ids:
         row = await _one(conn, "capability_by_id", {"id": capability_id})
         if row is None:
@@ -291,14 +253,14 @@ async def _locked(conn: Connection, ids: Sequence[uuid.UUID], *, field: str) -> 
     return rows
 
 
-async def _add_aliases(conn: Connection, owner: uuid.UUID, named: CapabilityRow) -> None:
+async def _add_aliases(conn: Connection, owner: uuid.UUID, named: Capability) -> None:
     """`named`'s display name and FQDN keep resolving, to `owner`."""
     async with conn.cursor() as cursor:
         await cursor.executemany(named_query("add_alias"), [
             {"alias": named.display_name, "id": owner}, {"alias": named.fqdn, "id": owner}])  # fmt: skip
 
 
-def _merged_counts(source: CapabilityRow, target: CapabilityRow) -> dict[str, Any]:
+def _merged_counts(source: Capability, target: Capability) -> dict[str, Any]:
     usage = source.usage_count + target.usage_count
     total_ms = source.avg_duration_ms * source.usage_count + target.avg_duration_ms * target.usage_count
     return {
@@ -308,11 +270,11 @@ def _merged_counts(source: CapabilityRow, target: CapabilityRow) -> dict[str, An
     }  # fmt: skip
 
 
-def _hit(*, similarity: float, **fields: Any) -> tuple[CapabilityRow, float]:
-    return CapabilityRow(**fields), float(similarity)
+def _hit(*, similarity: float, **fields: Any) -> tuple[Capability, float]:
+    return Capability(**fields), float(similarity)
 
 
-def _dag_structure(document: Any, tools: Sequence[str]) -> JsonObject:
+def _dag_structure(document: JsonObject, tools: Sequence[str]) -> JsonObject:
     return {"type": "dag", "document": document, "tools_used": list(tools)}
 
 

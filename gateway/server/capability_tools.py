@@ -7,7 +7,9 @@ from typing import Any
 
 import mcp_types as types
 
+from gateway.models import Capability
 from gateway.server import meta
+from gateway.services.capabilities import CapabilityMatch
 
 CAP_LIST = "cap_list"
 CAP_RENAME = "cap_rename"
@@ -62,7 +64,7 @@ for _tool in TOOLS:
     meta.register(_tool.name, _tool.input_schema)
 
 
-def capability_json(row: Any) -> dict[str, Any]:
+def capability_json(row: Capability) -> dict[str, Any]:
     return {
         "id": str(row.id), "name": row.display_name, "fqdn": row.fqdn, "tools": list(row.tools),
         "usage_count": row.usage_count, "success_count": row.success_count,
@@ -72,8 +74,8 @@ def capability_json(row: Any) -> dict[str, Any]:
     }
 
 
-def search_entry(match: Any) -> dict[str, Any]:
-    """A capability among `search_tools` results (`match` is a `CapabilityMatch`): called as an execute_dag task."""
+def search_entry(match: CapabilityMatch) -> dict[str, Any]:
+    """A capability among `search_tools` results: called as an execute_dag task."""
     row = match.row
     return {
         "kind": "capability", "tool_id": row.display_name, "server": row.namespace, "name": row.action,
@@ -84,18 +86,18 @@ def search_entry(match: Any) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def describe(row: Any) -> str:
+def describe(row: Capability) -> str:
     """The capability's description, else what it does in terms of its tools."""
     return str(row.description or f"learned workflow over {', '.join(row.tools)} (used {row.usage_count}x)")
 
 
-def defaults(row: Any) -> dict[str, Any]:
+def defaults(row: Capability) -> dict[str, Any]:
     """The observed value of each parameter: arguments that repeat the capability's last known run."""
     properties = (row.parameters_schema or {}).get("properties") or {}
     return {name: spec["default"] for name, spec in properties.items() if isinstance(spec, dict) and "default" in spec}
 
 
-def suggestion_result(match: Any, others: Sequence[Any]) -> types.CallToolResult:
+def suggestion_result(match: CapabilityMatch, others: Sequence[CapabilityMatch]) -> types.CallToolResult:
     """`execute_dag {intent}` answered by a learned capability: a one-task DAG calling it."""
     row = match.row
     task = {"id": "t1", "tool": row.display_name, "depends_on": [], "arguments": defaults(row),
@@ -111,7 +113,7 @@ def suggestion_result(match: Any, others: Sequence[Any]) -> types.CallToolResult
     return types.CallToolResult(content=[types.TextContent(text=text)], structured_content=payload)
 
 
-def list_result(rows: Sequence[Any], total: int, offset: int) -> types.CallToolResult:
+def list_result(rows: Sequence[Capability], total: int, offset: int) -> types.CallToolResult:
     items = [capability_json(r) for r in rows]
     lines = [f"{total} capabilities" + (f" (showing {offset + 1}-{offset + len(items)})" if items else "")]
     lines += [f"- {c['name']} [{', '.join(c['tools'])}] used {c['usage_count']}x, "
@@ -120,7 +122,7 @@ def list_result(rows: Sequence[Any], total: int, offset: int) -> types.CallToolR
                                 structured_content={"total": total, "offset": offset, "capabilities": items})
 
 
-def one_result(verb: str, row: Any) -> types.CallToolResult:
+def one_result(verb: str, row: Capability) -> types.CallToolResult:
     item = capability_json(row)
     text = f"{verb} {item['name']} ({item['fqdn']}): used {item['usage_count']}x, {item['success_rate']:.0%} ok"
     return types.CallToolResult(content=[types.TextContent(text=text)], structured_content=item)

@@ -17,7 +17,7 @@ import math
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import anyio
 import anyio.to_thread
@@ -36,7 +36,7 @@ from gateway.dag.state import RunStatus, WorkflowState
 from gateway.errors import InvalidRequestError
 from gateway.graph import EDGE_TYPE_WEIGHT, PROMOTE_AFTER, SOURCE_FACTOR, ToolGraph
 from gateway.graph.view import GraphView, graph_view
-from gateway.models import CAPABILITY_PREFIX, LOCAL_USER, JsonObject, ToolDef
+from gateway.models import CAPABILITY_PREFIX, LOCAL_USER, Capability, JsonObject, ToolDef
 from gateway.ports import Embedder, Vector
 
 MAX_LIST = 500
@@ -54,7 +54,7 @@ _NESTING = 3
 class CapabilityMatch:
     """A capability offered for a query: its row, the intent similarity and its transitive reliability."""
 
-    row: Any
+    row: Capability
     similarity: float
     reliability: float
     support: float = 1.0
@@ -70,24 +70,25 @@ class CapabilityMatch:
 
 class CapabilityPort(Protocol):
     async def record(
-        self, *, pattern_hash: str, document: Any, tools: Sequence[str], parameters_schema: JsonObject | None,
+        self, *, pattern_hash: str, document: JsonObject, tools: Sequence[str], parameters_schema: JsonObject | None,
         embedding: Vector, success: bool, duration_ms: float, namespace: str, action: str, cacheable: bool,
         org: str = ..., project: str = ..., intent_key: str | None = ..., created_by: str = ...,
         alternatives: Sequence[str] = ...,
-    ) -> Any: ...
+    ) -> Capability | None: ...
 
-    async def get(self, ref: str, *, user: str | None = ...) -> Any: ...
+    async def get(self, ref: str, *, user: str | None = ...) -> Capability | None: ...
 
     async def list(self, *, like: str | None = ..., unnamed_only: bool = ..., limit: int = ...,
-                   offset: int = ..., user: str | None = ...) -> tuple[list[Any], int]: ...
+                   offset: int = ..., user: str | None = ...) -> tuple[list[Capability], int]: ...
 
     async def rename(self, capability_id: uuid.UUID, *, namespace: str, action: str, description: str | None = ...,
                      tags: Sequence[str] | None = ..., embedding: Vector | None = ...,
-                     visibility: str | None = ...) -> Any: ...
+                     visibility: str | None = ...) -> Capability: ...
 
-    async def merge(self, source_id: uuid.UUID, target_id: uuid.UUID, *, prefer_source_code: bool) -> Any: ...
+    async def merge(self, source_id: uuid.UUID, target_id: uuid.UUID, *, prefer_source_code: bool) -> Capability: ...
 
-    async def search(self, embedding: Vector, *, limit: int, user: str | None = ...) -> Sequence[tuple[Any, float]]: ...
+    async def search(self, embedding: Vector, *, limit: int,
+                     user: str | None = ...) -> Sequence[tuple[Capability, float]]: ...
 
 
 class EdgePort(Protocol):
@@ -107,7 +108,7 @@ class CapabilityService:
         self._limiter = limiter
         self._tool_usage = tool_usage
 
-    async def register(self, state: WorkflowState, tools: Mapping[str, ToolDef]) -> Any:
+    async def register(self, state: WorkflowState, tools: Mapping[str, ToolDef]) -> Capability | None:
         """Count a finished run of a multi-task workflow; its capability (None for a failed unknown one)."""
         if not state.status.final or len(state.dag.tasks) < 2 or state.status is RunStatus.ABORTED:
             return None
@@ -153,7 +154,7 @@ class CapabilityService:
                     user: str | None = None) -> list[CapabilityMatch]:  # fmt: skip
         """The capabilities best matching the embedded `query` among those `user` may see (only those of
         `server`'s tools when given)."""
-        votes: dict[uuid.UUID, tuple[Any, float, float]] = {}
+        votes: dict[uuid.UUID, tuple[Capability, float, float]] = {}
         for row, similarity in await self._store.search(query, limit=max(MATCH_POOL, limit), user=user):
             similarity = max(similarity, 0.0)
             _, best, weight = votes.get(row.id, (row, 0.0, 0.0))
@@ -168,7 +169,7 @@ class CapabilityService:
                 matches.append(CapabilityMatch(row, similarity, reliability, weight / total))
         return sorted(matches, key=lambda m: -m.score)[:limit]
 
-    async def _reliability(self, row: Any, *, depth: int) -> float:
+    async def _reliability(self, row: Capability, *, depth: int) -> float:
         """The lowest success rate among `row`, its tools (once called enough) and the capabilities it calls."""
         rates = [float(row.success_rate)]
         for tool in row.tools:
@@ -180,7 +181,7 @@ class CapabilityService:
         return min(rates)
 
     async def list(self, *, pattern: str | None, unnamed_only: bool, limit: int, offset: int,
-                   user: str | None = None) -> tuple[list[Any], int]:  # fmt: skip
+                   user: str | None = None) -> tuple[list[Capability], int]:  # fmt: skip
         """A page of the capabilities `user` may see whose ``namespace:action`` matches the glob `pattern`, and
         the total."""
         like = glob_to_like(pattern) if pattern else None
@@ -188,7 +189,7 @@ class CapabilityService:
                                       user=user)
 
     async def rename(self, name: str, *, namespace: str | None, action: str | None, description: str | None,
-                     tags: Sequence[str] | None, visibility: str | None = None, user: str | None = None) -> Any:
+                     tags: Sequence[str] | None, visibility: str | None = None, user: str | None = None) -> Capability:
         """Give a capability a real name (checked by the naming rules; the old name keeps resolving), or share
         it (`visibility`); only its maker may."""
         row = await self._resolve(name, field="name", user=user, changing=True)
@@ -204,13 +205,13 @@ class CapabilityService:
         return await self._store.rename(row.id, namespace=new_namespace, action=new_action,
                                         description=description, tags=tags, embedding=vector, visibility=visibility)
 
-    async def merge(self, source: str, target: str, *, prefer_source_code: bool, user: str | None = None) -> Any:
+    async def merge(self, source: str, target: str, *, prefer_source_code: bool, user: str | None = None) -> Capability:
         """Fold `source` into `target` (same tools only, both the caller's own), all or nothing."""
         source_row = await self._resolve(source, field="source", user=user, changing=True)
         target_row = await self._resolve(target, field="target", user=user, changing=True)
         return await self._store.merge(source_row.id, target_row.id, prefer_source_code=prefer_source_code)
 
-    async def _resolve(self, ref: str, *, field: str, user: str | None = None, changing: bool = False) -> Any:
+    async def _resolve(self, ref: str, *, field: str, user: str | None = None, changing: bool = False) -> Capability:
         row = await self._store.get(ref, user=user)
         if row is None:
             raise InvalidRequestError(f"no capability {ref!r} (see cap_list, or `pml-gateway caps list`)", field=field)
@@ -220,7 +221,7 @@ class CapabilityService:
         return row
 
 
-async def labelled_view(graph: ToolGraph, store: Any, limiter: anyio.CapacityLimiter) -> GraphView:
+async def labelled_view(graph: ToolGraph, store: CapabilityPort, limiter: anyio.CapacityLimiter) -> GraphView:
     """The page data of `graph` (laid out off the event loop), capability nodes named by their display name;
     a node whose capability is gone keeps its id."""
     labels: dict[str, str] = {}

@@ -24,7 +24,7 @@ from gateway.capabilities import document_hash, instantiate
 from gateway.dag import Dag, as_text, parse_dag
 from gateway.dag.state import RunStatus, TaskStatus, WorkflowState
 from gateway.errors import DagValidationError, GatewayError
-from gateway.models import ToolOutput
+from gateway.models import Capability, ToolOutput
 
 logger = logging.getLogger(__name__)
 
@@ -48,27 +48,8 @@ def acting_as(user: str | None) -> Iterator[None]:
         acting_user.reset(token)
 
 
-class CapabilityRecord(Protocol):
-    """What a call needs of a stored capability (`db.capabilities.CapabilityRow` has it)."""
-
-    @property
-    def id(self) -> uuid.UUID: ...
-    @property
-    def display_name(self) -> str: ...
-    @property
-    def pattern_hash(self) -> str: ...
-    @property
-    def tools(self) -> list[str]: ...
-    @property
-    def document(self) -> Any: ...
-    @property
-    def parameters_schema(self) -> dict[str, Any] | None: ...
-    @property
-    def cache_config(self) -> dict[str, Any]: ...
-
-
 class CallStore(Protocol):
-    async def get(self, ref: str, *, user: str | None = ...) -> Any: ...
+    async def get(self, ref: str, *, user: str | None = ...) -> Capability | None: ...
 
     async def count_run(self, pattern_hash: str, *, success: bool, duration_ms: float) -> None: ...
 
@@ -92,13 +73,13 @@ class CapabilityCalls:
         self._store = store
         self._schemas = schemas
         self._run_dag = run_dag
-        self._rows: dict[tuple[str | None, str], CapabilityRecord] = {}
+        self._rows: dict[tuple[str | None, str], Capability] = {}
 
-    def known(self, name: str) -> CapabilityRecord | None:
+    def known(self, name: str) -> Capability | None:
         """The capability `name` resolved to (for the acting user) when a workflow naming it was last validated."""
         return self._rows.get((acting_user.get(), name))
 
-    def with_stable_names(self, state: WorkflowState, name: Callable[[CapabilityRecord], str]) -> WorkflowState:
+    def with_stable_names(self, state: WorkflowState, name: Callable[[Capability], str]) -> WorkflowState:
         """`state` with each capability task's tool replaced by `name(capability)` (e.g. its id or graph node),
         so that what is learned from it does not depend on which of the capability's names the caller used."""
         renamed = {t.tool: name(row) for t in state.dag.tasks
@@ -138,7 +119,7 @@ class CapabilityCalls:
             await self._keep(row, params_hash, output)
         return output
 
-    async def _run(self, row: CapabilityRecord, arguments: Mapping[str, Any], timeout_s: float) -> ToolOutput:
+    async def _run(self, row: Capability, arguments: Mapping[str, Any], timeout_s: float) -> ToolOutput:
         try:
             dag = await self._sub_dag(row, arguments, timeout_s)
         except (ValueError, DagValidationError) as exc:
@@ -150,7 +131,7 @@ class CapabilityCalls:
             _depth.reset(token)
         return _answer(row, state)
 
-    async def _sub_dag(self, row: CapabilityRecord, arguments: Mapping[str, Any], timeout_s: float) -> Dag:
+    async def _sub_dag(self, row: Capability, arguments: Mapping[str, Any], timeout_s: float) -> Dag:
         document = instantiate(row.document, arguments, parameters_schema=row.parameters_schema)
         document["options"] = {"timeout_ms": max(1, round(timeout_s * 1000))}
         schemas = dict(self._schemas())
@@ -158,7 +139,7 @@ class CapabilityCalls:
         schemas.update(await self.schemas_for(inner))
         return parse_dag(document, tool_schemas=schemas)
 
-    async def _cached(self, row: CapabilityRecord, params_hash: str) -> ToolOutput | None:
+    async def _cached(self, row: Capability, params_hash: str) -> ToolOutput | None:
         try:
             value = await self._store.cached(row.id, params_hash)
         except GatewayError:
@@ -168,25 +149,25 @@ class CapabilityCalls:
             return None
         return ToolOutput(is_error=False, text=as_text(value["output"]), structured=value["output"], cached=True)
 
-    async def _keep(self, row: CapabilityRecord, params_hash: str, output: ToolOutput) -> None:
+    async def _keep(self, row: Capability, params_hash: str, output: ToolOutput) -> None:
         ttl_ms = int(row.cache_config.get("ttl_ms", 0))
         try:
             await self._store.store_cache(row.id, params_hash, {"output": output.structured}, ttl_ms)
         except GatewayError:
             logger.warning("caching a result of %s failed", row.display_name, exc_info=True)
 
-    async def _count(self, row: CapabilityRecord, *, success: bool, duration_ms: float) -> None:
+    async def _count(self, row: Capability, *, success: bool, duration_ms: float) -> None:
         try:
             await self._store.count_run(row.pattern_hash, success=success, duration_ms=duration_ms)
         except GatewayError:
             logger.warning("counting a run of %s failed", row.display_name, exc_info=True)
 
 
-def _cacheable(row: CapabilityRecord) -> bool:
+def _cacheable(row: Capability) -> bool:
     return bool(row.cache_config.get("cacheable")) and int(row.cache_config.get("ttl_ms", 0)) > 0
 
 
-def _answer(row: CapabilityRecord, state: WorkflowState) -> ToolOutput:
+def _answer(row: Capability, state: WorkflowState) -> ToolOutput:
     """The last layer's output, or an error naming the tasks that failed."""
     if state.status is not RunStatus.COMPLETED:
         failed = [f"{r.id} ({state.dag.task(r.id).tool}): {r.error}" for r in state.results.values()

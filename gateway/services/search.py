@@ -13,7 +13,7 @@ import dataclasses
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import anyio
 import anyio.to_thread
@@ -24,6 +24,7 @@ from gateway.errors import DatabaseUnavailableError, InvalidRequestError
 from gateway.graph import ToolGraph, candidate_multiplier
 from gateway.models import SearchHit, ServerState, ServerStatus, ToolDef
 from gateway.ports import Embedder, ToolIndex, Vector
+from gateway.services.capabilities import CapabilityMatch
 from gateway.services.lexical import Bm25Index, name_coverage, words
 from gateway.services.ranking import Candidate, Ranked, RankWeights, companions, rank
 from gateway.services.suggest import RECALL_K, Recollection, tool_votes
@@ -49,8 +50,8 @@ class SearchResult:
     hits: list[SearchHit]
     unavailable: list[ServerStatus]
     ranked: list[Ranked] = dataclasses.field(default_factory=list)
-    capabilities: list[Any] = dataclasses.field(default_factory=list)
-    """Learned capabilities matching the query (`services.capabilities.CapabilityMatch`), best first."""
+    capabilities: list[CapabilityMatch] = dataclasses.field(default_factory=list)
+    """Learned capabilities matching the query, best first."""
     degraded: str | None = None
     """What the answer lacks because the database could not serve it, and why (a warning for the client)."""
 

@@ -3,6 +3,7 @@ searches by intent and caches results."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import re
@@ -17,10 +18,10 @@ import pytest
 from psycopg.rows import dict_row
 
 from gateway.db import CapabilityStore, migrate, open_pool
-from gateway.db.capabilities import CapabilityRow
 from gateway.db.migrate import MIGRATIONS_DIR
 from gateway.db.queries import query as named_query
 from gateway.errors import InvalidRequestError
+from gateway.models import Capability
 
 pytestmark = pytest.mark.anyio
 
@@ -50,7 +51,7 @@ def embedding(axis: int) -> np.ndarray[Any, np.dtype[np.float32]]:
 async def record(
     store: CapabilityStore, seed: str, *, success: bool = True, tools: list[str] = TOOLS, ms: float = 100.0,
     axis: int = 0, actions: list[str] | None = None,
-) -> CapabilityRow | None:  # fmt: skip
+) -> Capability | None:  # fmt: skip
     digest = pattern_hash(seed)
     first, *alternatives = actions or [f"exec_{digest[:8]}"]
     return await store.record(
@@ -60,7 +61,7 @@ async def record(
     )  # fmt: skip
 
 
-async def recorded(store: CapabilityStore, seed: str, **kwargs: Any) -> CapabilityRow:
+async def recorded(store: CapabilityStore, seed: str, **kwargs: Any) -> Capability:
     row = await record(store, seed, **kwargs)
     assert row is not None
     return row
@@ -77,6 +78,16 @@ async def test_a_first_successful_run_creates_one_capability_named_exec_and_its_
     assert row.tools == TOOLS and row.document["seed"] == "a" and row.cache_config == {
         "ttl_ms": 3600000, "cacheable": False}  # fmt: skip
     assert (await capability_store.list())[1] == 1
+
+
+async def test_a_capability_comes_back_as_a_frozen_value_whose_graph_node_is_its_record_id(
+    capability_store: CapabilityStore,
+) -> None:
+    row = await recorded(capability_store, "a")
+    assert isinstance(row, Capability) and row == await capability_store.get(str(row.id))
+    assert row.node_id == f"capability:{row.id}" and str(row.pattern_id) not in row.node_id
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        row.action = "other"  # type: ignore[misc]
 
 
 async def test_a_second_run_of_the_same_workflow_counts_without_a_new_capability(
