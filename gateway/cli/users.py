@@ -1,4 +1,4 @@
-"""The `users` commands: add, list, revoke and rotate the users of the HTTP gateway and their API keys.
+"""`users add|list|revoke|rotate`: the users of the HTTP gateway and their API keys.
 
 A key is printed once, on stdout, when it is made (``add``, ``rotate``): only its Argon2id hash is stored, so
 it cannot be shown again. A revoke or rotate counts from a running gateway's next request. Like ``status``
@@ -7,35 +7,63 @@ these commands share the embedded Postgres of a running ``serve``.
 
 from __future__ import annotations
 
+import argparse
 import sys
-from datetime import datetime
+from typing import TYPE_CHECKING
 
 import anyio
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
+from gateway.cli._database import database
 from gateway.config import Settings
-from gateway.db import open_database
 from gateway.errors import InvalidRequestError
-from gateway.services.auth import create_user, rotate_key
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from gateway.cli._invocation import Invocation
+    from gateway.cli._parser import Subparsers
 
 
-async def run(settings: Settings, verb: str, *, username: str | None = None, role: str = "user") -> int:
-    """`users VERB`: dispatch to the command; exit 0, or an error (unknown or taken user) for the CLI to show."""
-    if verb == "list":
-        return await list_users(settings)
-    assert username is not None, f"users {verb} takes a username"
-    if verb == "add":
-        return await add(settings, username, role=role)
-    if verb == "revoke":
-        return await revoke(settings, username)
-    return await rotate(settings, username)
+def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
+    """``users add NAME [--role ROLE]``, ``users list``, ``users revoke NAME``, ``users rotate NAME``."""
+    users = sub.add_parser("users", help="add, list, revoke, rotate the users of the HTTP gateway and their API keys")
+    verbs = users.add_subparsers(dest="users_command", required=True)
+    add = verbs.add_parser("add", parents=[common], help="a new user; prints its API key, only this once")
+    add.add_argument("username")
+    add.add_argument("--role", choices=["user", "admin", "ops"], default="user")
+    add.set_defaults(run=_add)
+    verbs.add_parser("list", parents=[common], help="the users, their roles and key prefixes (no keys)"
+                     ).set_defaults(run=_list)
+    revoke = verbs.add_parser("revoke", parents=[common], help="the user's key stops working")
+    revoke.add_argument("username")
+    revoke.set_defaults(run=_revoke)
+    rotate = verbs.add_parser("rotate", parents=[common], help="a new key for the user, printed once; the old one "
+                              "stops working")
+    rotate.add_argument("username")
+    rotate.set_defaults(run=_rotate)
+
+
+async def _add(invocation: Invocation) -> int:
+    return await add(invocation.settings, invocation.args.username, role=invocation.args.role)
+
+
+async def _list(invocation: Invocation) -> int:
+    return await list_users(invocation.settings)
+
+
+async def _revoke(invocation: Invocation) -> int:
+    return await revoke(invocation.settings, invocation.args.username)
+
+
+async def _rotate(invocation: Invocation) -> int:
+    return await rotate(invocation.settings, invocation.args.username)
 
 
 async def add(settings: Settings, username: str, *, role: str) -> int:
     """`users add NAME`: a new user with a new key, printed once."""
-    async with open_database(url=settings.database_url, pgdata=settings.pgdata, share_running=True) as db:
+    from gateway.services.auth import create_user
+
+    async with database(settings) as db:
         key = await create_user(db.users, username, role=role, limiter=anyio.CapacityLimiter(1))
     _show_key(f"added user {username} (role {role})", key)
     return 0
@@ -43,7 +71,11 @@ async def add(settings: Settings, username: str, *, role: str) -> int:
 
 async def list_users(settings: Settings) -> int:
     """`users list`: every user, with role, key prefix, creation and revocation dates (never a hash)."""
-    async with open_database(url=settings.database_url, pgdata=settings.pgdata, share_running=True) as db:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    async with database(settings) as db:
         users = await db.users.list()
     table = Table("username", "role", "key prefix", "created", "revoked")
     for user in users:
@@ -57,7 +89,7 @@ async def list_users(settings: Settings) -> int:
 
 async def revoke(settings: Settings, username: str) -> int:
     """`users revoke NAME`: the user's key stops working (``users rotate`` gives a new one)."""
-    async with open_database(url=settings.database_url, pgdata=settings.pgdata, share_running=True) as db:
+    async with database(settings) as db:
         user = await db.users.revoke(username)
     if user is None:
         raise _unknown(username)
@@ -67,7 +99,9 @@ async def revoke(settings: Settings, username: str) -> int:
 
 async def rotate(settings: Settings, username: str) -> int:
     """`users rotate NAME`: a new key for the user, printed once; the old one stops working."""
-    async with open_database(url=settings.database_url, pgdata=settings.pgdata, share_running=True) as db:
+    from gateway.services.auth import rotate_key
+
+    async with database(settings) as db:
         key = await rotate_key(db.users, username, limiter=anyio.CapacityLimiter(1))
     _show_key(f"new key for {username}", key)
     return 0

@@ -15,10 +15,10 @@ import pytest
 from rich.console import Console
 
 from gateway import cli
-from gateway.console import command_console
+from gateway.cli._console import command_console
+from gateway.cli.stats import errors_table, metrics_table
 from gateway.db import migrate, open_pool
 from gateway.db.learning import ErrorCount, MetricStat
-from gateway.stats_commands import errors_table, metrics_table
 from tests.e2e.support import ROOT, gateway_command, gateway_env
 
 ROWS: list[LiteralString] = [

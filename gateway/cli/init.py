@@ -1,12 +1,12 @@
-"""`pml-gateway init`: a starter servers file, optionally filled with the servers Claude Desktop or Claude Code
+"""`init`: a starter servers file, optionally filled with the servers Claude Desktop or Claude Code
 already run, then what to paste into those clients so that they start the gateway over it.
 
 Imported entries keep their names, commands, args and env as written. Two entries whose names give one tool-id
 prefix keep the first; every entry left out is listed with why (neither stdio nor streamable HTTP, a name taken,
 or pml-gateway: this one, or one over another servers file, whose servers are better imported than chained).
 An entry that ran in a known directory (a Claude Code project's, an imported file's) gets that directory as its
-``cwd``, so its relative paths keep their meaning in the new file. Nothing here reads the process: `cli` passes
-the environment, the platform and how the gateway was started.
+``cwd``, so its relative paths keep their meaning in the new file. Only the run callable reads the process (how
+the gateway was started, its platform); the rest is passed the environment, the platform and the launcher.
 """
 
 from __future__ import annotations
@@ -14,22 +14,26 @@ from __future__ import annotations
 import json
 import os
 import re
-import shlex
-import subprocess
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path, PureWindowsPath
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from gateway.config import (
     HTTP_TYPES,
     SERVER_KEYS,
+    default_config_path,
     find_command,
     normalise_server_name,
     runs_this_gateway,
     starts_pml_gateway,
 )
 from gateway.errors import ConfigError
+
+if TYPE_CHECKING:
+    from gateway.cli._invocation import Invocation
+    from gateway.cli._parser import Subparsers
 
 CLIENTS = ("claude-desktop", "claude-code")
 _RULES = (
@@ -42,6 +46,30 @@ _STARTER = (
     '"...", "args": ["..."], "env": {"KEY": "value"}} for a server started over stdio, "name": {"type": "http", '
     '"url": "https://..."} for one reached over streamable HTTP. ' + _RULES
 )
+
+
+def register(sub: Subparsers) -> None:
+    """``init [--config FILE] [--import SOURCE]... [--force]``: no common options, as it opens no database."""
+    command = sub.add_parser("init", help="write a servers file (optionally importing Claude Desktop's or Claude "
+                          "Code's servers) and print how to add the gateway to those clients")
+    command.add_argument("--config", help="the servers file to write (default: servers.json in your config "
+                      "directory, e.g. ~/.config/pml-gateway; env PML_CONFIG)")
+    command.add_argument("--import", dest="imports", action="append", metavar="SOURCE",
+                      help="claude-desktop, claude-code, or a JSON file with \"mcpServers\"; repeatable, first "
+                      "name wins")
+    command.add_argument("--force", action="store_true", help="overwrite the servers file if it exists")
+    command.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR (env PML_LOG_LEVEL)")
+    command.set_defaults(run=_run)
+
+
+async def _run(invocation: Invocation) -> int:
+    """The facts of this process (how it was started, its platform) are read here and passed down."""
+    bin_dir = Path(sys.executable).parent
+    return init(
+        (invocation.settings.config_path or default_config_path()).absolute(), invocation.args.imports or [],
+        force=invocation.args.force, launcher=gateway_launcher(sys.argv[0], sys.executable, bin_dir=bin_dir),
+        bin_dir=bin_dir, environ=invocation.environ, platform=sys.platform, out=sys.stdout,
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -228,6 +256,9 @@ def _instructions(
 ) -> str:
     """The Claude Desktop entry and the Claude Code command, both with absolute paths (a client starts the
     gateway with an unspecified working directory and PATH)."""
+    import shlex
+    import subprocess
+
     command, *args = launcher.argv(target)
     snippet = json.dumps({"mcpServers": {"pml": {"command": command, "args": args}}}, indent=2)
     desktop = client_config_path("claude-desktop", environ, platform)

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from mcp import Client, StdioServerParameters
 
+from gateway.cli.init import Launcher, client_config_path, gateway_launcher, init
 from gateway.config import load_config
-from gateway.init_commands import Launcher, client_config_path, gateway_launcher, init
 from tests.e2e.support import BIN, ROOT, gateway_env, search_until
 
 
