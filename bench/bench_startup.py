@@ -56,7 +56,7 @@ READY_TIMEOUT_S = 120.0
 STOP_WAIT_S = 20.0
 TARGET_READY_S = 2.0
 SEARCH_QUERY = "echo a text back unchanged"
-SERVE_IMPORTS = "import gateway.cli, gateway.app, gateway.commands"
+SERVE_IMPORTS = "import gateway.cli, gateway.app"
 
 
 def tool_defs(size: int, catalog_dir: Path) -> dict[str, list[ToolDef]]:
