@@ -20,6 +20,7 @@ import anyio
 import anyio.abc
 import psycopg
 
+from gateway.backoff import Backoff
 from gateway.db.pool import connect, translated
 from gateway.db.queries import query
 from gateway.errors import DatabaseError
@@ -32,9 +33,8 @@ PROBE_EVERY_S = 30.0
 """Without a notice for this long, the connection is probed."""
 PROBE_TIMEOUT_S = 5.0
 CLOSE_TIMEOUT_S = 2.0
-BACKOFF_FIRST_S = 0.5
-BACKOFF_MAX_S = 30.0
-"""Reconnection waits double from the first to this cap, and start again at the first after a success."""
+BACKOFF = Backoff(base_s=0.5, cap_s=30.0)
+"""Reconnection waits double from the first to the cap, and start again at the first after a success."""
 
 
 class LearnedListener:
@@ -47,7 +47,7 @@ class LearnedListener:
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Listen until cancelled; reports started once the first attempt has subscribed, or failed."""
-        delay, started = BACKOFF_FIRST_S, False
+        failures, started = 0, False
         while True:
             try:
                 async with self._listening() as conn:
@@ -55,15 +55,16 @@ class LearnedListener:
                         self._on_change()  # what was sent while this gateway was not listening is lost
                     else:
                         task_status.started()
-                    started, delay = True, BACKOFF_FIRST_S
+                    started, failures = True, 0
                     await self._receive(conn)
             except (DatabaseError, TimeoutError) as exc:
-                logger.warning("not hearing other gateways learn (%s); reconnecting in %.1f s", exc, delay)
+                failures += 1
+                logger.warning("not hearing other gateways learn (%s); reconnecting in %.1f s", exc,
+                               BACKOFF.delay(failures))
             if not started:
                 task_status.started()
                 started = True
-            await anyio.sleep(delay)
-            delay = min(delay * 2, BACKOFF_MAX_S)
+            await anyio.sleep(BACKOFF.delay(max(failures, 1)))
 
     @asynccontextmanager
     async def _listening(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:

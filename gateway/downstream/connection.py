@@ -29,8 +29,8 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.message import SessionMessage
 
+from gateway.backoff import Backoff
 from gateway.config import ServerSpec
-from gateway.downstream.backoff import Backoff
 from gateway.downstream.elicit import Elicitations
 from gateway.downstream.listing import list_tools
 from gateway.downstream.logs import ServerLog

@@ -9,8 +9,8 @@ import anyio
 import anyio.abc
 import mcp_types as types
 
+from gateway.backoff import Backoff
 from gateway.config import ServerSpec
-from gateway.downstream.backoff import Backoff
 from gateway.downstream.connection import Connection
 from gateway.errors import ConfigError, ServerUnavailableError, UnknownToolError
 from gateway.models import ServerStatus, ToolDef

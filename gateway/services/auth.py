@@ -15,7 +15,6 @@ import hashlib
 import re
 import secrets
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -26,6 +25,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from gateway.errors import AuthenticationError, DatabaseError, DatabaseUnavailableError, InvalidRequestError
+from gateway.lru import LRU
 
 KEY_SCHEME = "ac_"
 KEY_PREFIX_LENGTH = 11
@@ -102,8 +102,8 @@ class Authenticator:
         self._store = store
         self._limiter = limiter or anyio.CapacityLimiter(HASH_THREADS)
         self._hasher = hasher or PasswordHasher()
-        self._verified: OrderedDict[tuple[str, str, bytes], None] = OrderedDict()
-        self._found: OrderedDict[str, tuple[_KeyRecord, float]] = OrderedDict()
+        self._verified: LRU[tuple[str, str, bytes], None] = LRU(VERIFIED_CACHE_SIZE)
+        self._found: LRU[str, tuple[_KeyRecord, float]] = LRU(VERIFIED_CACHE_SIZE)
         self._dummy_hash: str | None = None
 
     async def authenticate(self, authorization: str | None) -> Principal:
@@ -132,21 +132,17 @@ class Authenticator:
         self._found.pop(prefix, None)
         if record is not None:
             self._found[prefix] = (record, time.monotonic())
-            if len(self._found) > VERIFIED_CACHE_SIZE:
-                self._found.popitem(last=False)
         return record
 
     async def _verified_before(self, prefix: str, key_hash: str, key: str) -> bool:
         """Whether `key` matches `key_hash`, from memory when this very pair was verified before."""
         entry = (prefix, key_hash, hashlib.sha256(key.encode()).digest())
         if entry in self._verified:
-            self._verified.move_to_end(entry)
+            self._verified[entry] = None  # the most recent again
             return True
         if not await self._verify(key_hash, key):
             return False
         self._verified[entry] = None
-        if len(self._verified) > VERIFIED_CACHE_SIZE:
-            self._verified.popitem(last=False)
         return True
 
     async def _verify(self, key_hash: str, key: str) -> bool:

@@ -9,12 +9,12 @@ with that intent finishes, its outcome feeds the adaptive threshold.
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Protocol
 
 from gateway.dag.state import RunStatus, WorkflowState
 from gateway.errors import DatabaseUnavailableError, GatewayError
+from gateway.lru import LRU
 from gateway.services import thresholds as th
 from gateway.services.search import Recall, SearchService
 from gateway.services.suggest import CONSENSUS_K, Suggestion, recalled, suggest
@@ -47,7 +47,7 @@ class Planner:
         self._prior = prior
         self._store = store
         self._use_graph = use_graph
-        self._pending: OrderedDict[str, bool] = OrderedDict()
+        self._pending: LRU[str, bool] = LRU(_PENDING)
         self.thresholds = th.Thresholds()
 
     async def load(self) -> None:
@@ -88,5 +88,3 @@ class Planner:
 
     def _remember(self, intent: str, suggestion: Suggestion) -> None:
         self._pending[" ".join(intent.split())] = self.above_threshold(suggestion)
-        if len(self._pending) > _PENDING:
-            self._pending.popitem(last=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.downstream.backoff import Backoff
+from gateway.backoff import Backoff
 
 
 def test_delays_double_from_the_base_and_stop_at_the_cap() -> None:

@@ -1,4 +1,7 @@
-"""Restart delays for downstream servers: exponential backoff, capped, forgiven after a stable run. Pure."""
+"""Retry delays: exponential backoff, capped, forgiven after a stable run. Pure.
+
+Used for downstream restarts, reconnecting to hear other gateways, and opening the index again.
+"""
 
 from __future__ import annotations
 

@@ -1,0 +1,51 @@
+"""A bounded mapping that forgets the entry used least recently: the one cache shape the gateway keeps in memory."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterator, MutableMapping
+from typing import Generic, TypeVar
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class LRU(MutableMapping[K, V], Generic[K, V]):
+    """At most `capacity` entries; reading or writing an entry makes it the most recent, and past the capacity
+    the least recent goes (`evicted` counts them)."""
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError(f"an LRU needs room for at least one entry, not {capacity}")
+        self.capacity = capacity
+        self.evicted = 0
+        self._items: OrderedDict[K, V] = OrderedDict()
+
+    def __getitem__(self, key: K) -> V:
+        value = self._items[key]
+        self._items.move_to_end(key)
+        return value
+
+    def __setitem__(self, key: K, value: V) -> None:
+        self._items[key] = value
+        self._items.move_to_end(key)
+        while len(self._items) > self.capacity:
+            self._items.popitem(last=False)
+            self.evicted += 1
+
+    def __delitem__(self, key: K) -> None:
+        del self._items[key]
+
+    def __iter__(self) -> Iterator[K]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def peek(self, key: K) -> V | None:
+        """The value of `key` without making it the most recent (None if absent)."""
+        return self._items.get(key)
+
+    def oldest(self) -> K | None:
+        """The least recently used key (the next to go), or None when empty."""
+        return next(iter(self._items), None)
