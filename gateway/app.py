@@ -18,7 +18,7 @@ import uvicorn
 
 from gateway.config import GatewayConfig, Settings
 from gateway.errors import ConfigError
-from gateway.runtime import Runtime
+from gateway.runtime import HttpGate, Runtime
 from gateway.server import build_server
 from gateway.server.exposure import ListWatchers
 from gateway.server.http import GatewayHttpApp, HttpPages, session_manager
@@ -70,7 +70,7 @@ async def serve_http(settings: Settings, config: GatewayConfig, bind: tuple[str,
     runtime = Runtime(settings=settings, config=config, on_tools_changed=watchers.tell_all)
     server = build_server(runtime, relay, watchers)
     NOISE.install()
-    app = GatewayHttpApp(sessions=session_manager(server, host=bind[0]), gate=runtime,
+    app = GatewayHttpApp(sessions=session_manager(server, host=bind[0]), gate=HttpGate(runtime.services),
                          pages=HttpPages(metrics=runtime.metrics_text, graph=runtime.graph_page))
     listener = _listen(*bind)
     web = _Uvicorn(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off",

@@ -1,5 +1,6 @@
 """The MCP face: meta-tool schemas and thin handlers; errors become `isError` results or MCP errors."""
 
-from gateway.server.gateway import GatewayBackend, build_server, error_result
+from gateway.server.backend import GatewayBackend
+from gateway.server.gateway import build_server, error_result
 
 __all__ = ["GatewayBackend", "build_server", "error_result"]

@@ -9,7 +9,7 @@ import mcp_types as types
 
 from gateway.models import Capability
 from gateway.server import meta
-from gateway.services.capabilities import CapabilityMatch
+from gateway.services.capabilities import CapabilityMatch, CapabilityService
 
 CAP_LIST = "cap_list"
 CAP_RENAME = "cap_rename"
@@ -126,3 +126,22 @@ def one_result(verb: str, row: Capability) -> types.CallToolResult:
     item = capability_json(row)
     text = f"{verb} {item['name']} ({item['fqdn']}): used {item['usage_count']}x, {item['success_rate']:.0%} ok"
     return types.CallToolResult(content=[types.TextContent(text=text)], structured_content=item)
+
+
+async def act(service: CapabilityService, action: str, arguments: dict[str, Any],
+              user: str | None) -> types.CallToolResult:  # fmt: skip
+    """Run one of the capability meta-tools (`arguments` already checked against its schema) for `user`."""
+    if action == CAP_LIST:
+        offset = int(arguments.get("offset", 0))
+        rows, total = await service.list(pattern=arguments.get("pattern"), offset=offset,
+                                         unnamed_only=bool(arguments.get("unnamed_only", False)),
+                                         limit=int(arguments.get("limit", 50)), user=user)
+        return list_result(rows, total, offset)
+    if action == CAP_RENAME:
+        row = await service.rename(arguments["name"], namespace=arguments.get("namespace"),
+                                   action=arguments.get("action"), description=arguments.get("description"),
+                                   tags=arguments.get("tags"), visibility=arguments.get("visibility"), user=user)
+        return one_result("renamed to", row)
+    row = await service.merge(arguments["source"], arguments["target"], user=user,
+                              prefer_source_code=bool(arguments.get("prefer_source_code", False)))
+    return one_result("merged into", row)

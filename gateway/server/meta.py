@@ -18,6 +18,21 @@ from gateway.services.search import MAX_LIMIT, SearchResult
 
 SEARCH_TOOLS = "search_tools"
 
+INSTRUCTIONS = (
+    "This gateway fronts many MCP servers; their tools are not in your tool list until you find them. "
+    "1. Find: search_tools {query: what you want to do, in plain words} returns the best tools, each with a "
+    "`tool_id` and its arguments. "
+    "2. Call: call_tool {tool: tool_id, arguments: {...}} runs one of them and answers with its result. "
+    "3. Chain: when a task takes several tool calls and one's output feeds another, send them all in one "
+    "execute_dag {tasks: [{id, tool: tool_id, arguments, depends_on}]}: an argument \"$OUTPUT[id]\" (or "
+    "\"$OUTPUT[id].field\") receives task id's output, independent tasks run in parallel, and steps that "
+    "change things may pause for approval (continue with the workflow tool). "
+    "Learned capabilities (kind \"capability\" in search results) are called the same way."
+)
+INSTRUCTIONS_FOUND = INSTRUCTIONS + (
+    " Tools you have found also join your tool list under their `call_as` names, with their full schemas."
+)
+
 SEARCH_TOOLS_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {

@@ -9,7 +9,11 @@ import mcp_types as types
 
 from gateway.dag import as_text
 from gateway.dag.state import RunStatus, TaskStatus, WorkflowState
+from gateway.ports import Cancelled, Progress
+from gateway.server import capability_tools as caps
 from gateway.server import meta
+from gateway.server.backend import GatewayBackend
+from gateway.server.principal import gateway_user
 from gateway.services.suggest import Suggestion
 from gateway.services.workflows import ACTIONS, summary
 
@@ -127,3 +131,27 @@ def suggestion_result(
         if suggestion.edges:
             text += "; edges: " + ", ".join(f"{ids[a]}->{ids[b]}" for a, b in suggestion.edges)
     return types.CallToolResult(content=[types.TextContent(text=text)], structured_content=payload)
+
+
+async def execute(backend: GatewayBackend, arguments: dict[str, Any] | None, progress: Progress | None,
+                  cancelled: Cancelled) -> types.CallToolResult:
+    """`execute_dag`: run the tasks; with only an intent, suggest a workflow (a learned capability first)."""
+    document = dict(arguments or {})
+    if "tasks" not in document and isinstance(document.get("intent"), str) and document["intent"].strip():
+        if (found := await backend.suggest_capability(document["intent"], user=gateway_user())) is not None:
+            return caps.suggestion_result(*found)
+        suggestion, above = await backend.suggest(document["intent"])
+        return suggestion_result(suggestion, above, backend.listed_schemas())
+    return workflow_result(await backend.execute_dag(document, owner=gateway_user(), progress=progress,
+                                                     cancelled=cancelled))
+
+
+async def control(backend: GatewayBackend, arguments: dict[str, Any] | None, progress: Progress | None,
+                  cancelled: Cancelled) -> types.CallToolResult:
+    """`workflow`: continue, abort, replan or report a workflow of this user."""
+    args = meta.check_arguments(WORKFLOW, arguments)
+    state = await backend.control_workflow(
+        args["workflow_id"], args["action"], approved=args.get("approved"), tasks=args.get("tasks"),
+        owner=gateway_user(), progress=progress, cancelled=cancelled,
+    )
+    return workflow_result(state)

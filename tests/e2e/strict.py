@@ -37,7 +37,7 @@ class StrictClient:
         self.changed = anyio.Event()
         self.notified = 0
 
-    async def list(self) -> dict[str, types.Tool]:
+    async def list_tools(self) -> dict[str, types.Tool]:
         self.changed = anyio.Event()
         self.tools = {tool.name: tool for tool in (await self.client.list_tools()).tools}
         return self.tools
@@ -50,7 +50,7 @@ class StrictClient:
         """Wait for the server to say the list changed, then list again (what Claude's clients do)."""
         with anyio.fail_after(LIST_CHANGED_S):
             await self.changed.wait()
-        return await self.list()
+        return await self.list_tools()
 
     async def call(self, name: str, arguments: dict[str, Any]) -> types.CallToolResult:
         if name not in self.tools:
@@ -82,7 +82,7 @@ async def strict_client(config: Path, *flags: str, mode: str = "legacy") -> Asyn
         async with anyio.create_task_group() as tg:
             if mode != "legacy":
                 await tg.start(_listen, client, strict)
-            await strict.list()
+            await strict.list_tools()
             yield strict
             tg.cancel_scope.cancel()
 

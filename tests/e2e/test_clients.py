@@ -101,7 +101,7 @@ async def test_in_search_mode_nothing_joins_the_list_and_call_tool_still_reaches
     async with strict_client(config, "--database-url", database_url) as client:
         text = await find(client, "what time is it in Tokyo", "time:get_current_time")
         result = await client.call("call_tool", {"tool": "time:get_current_time", "arguments": {"timezone": "UTC"}})
-        listed = await client.list()
+        listed = await client.list_tools()
     assert list(listed) == META_TOOLS and client.notified == 0
     assert "tool list" not in text
     assert not result.is_error

@@ -1,5 +1,5 @@
-"""The running gateway applies the retention policies by itself, round after round, and a failed round does not
-stop the next ones (on the real database: a round fails while a table it prunes is missing)."""
+"""The pruner applies the retention policies round after round, and a failed round does not stop the next ones
+(on the real database: a round fails while a table it prunes is missing)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,8 @@ import anyio
 import psycopg
 import pytest
 
-from gateway import runtime
-from gateway.config import GatewayConfig, Settings
 from gateway.db import open_database
+from gateway.runtime.jobs import Pruner
 
 pytestmark = pytest.mark.anyio
 
@@ -40,12 +39,9 @@ class Rounds(logging.Handler):
 
 
 async def test_the_prune_runs_after_start_and_again_each_interval_despite_a_failed_round(
-    monkeypatch: pytest.MonkeyPatch, database_url: str, tmp_path: Path
+    database_url: str, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(runtime, "PRUNE_DELAY_S", 0.0)
-    monkeypatch.setattr(runtime, "PRUNE_INTERVAL_S", 0.05)
-    gateway = runtime.Runtime(settings=Settings(), config=GatewayConfig())
-    rounds, logger = Rounds(), logging.getLogger("gateway.runtime")
+    rounds, logger = Rounds(), logging.getLogger("gateway.runtime.jobs")
     level = logger.level
     logger.addHandler(rounds)
     logger.setLevel(logging.INFO)
@@ -54,7 +50,7 @@ async def test_the_prune_runs_after_start_and_again_each_interval_despite_a_fail
             sql(database_url, "ALTER TABLE metrics RENAME TO metrics_away")
             with anyio.fail_after(20):
                 async with anyio.create_task_group() as tg:
-                    tg.start_soon(gateway._prune_periodically, db)
+                    await tg.start(Pruner(db.retention, delay_s=0.0, interval_s=0.05).run)
                     await rounds.failed.wait()
                     sql(database_url, "ALTER TABLE metrics_away RENAME TO metrics")
                     await rounds.pruned_twice.wait()

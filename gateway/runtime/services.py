@@ -1,0 +1,145 @@
+"""What the gateway runs once its index is open, built together from the open database: none is ever missing.
+
+`open_services` starts the background work that lives as long as the database does (learning, telemetry, the
+backlog of writes, the listener for other gateways' lessons, retention, resuming cut-off workflows, embedding
+what is not yet embedded) in the task group it is given, and returns the frozen bundle the runtime serves from.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import anyio
+import anyio.abc
+
+from gateway.catalog import ToolCatalog
+from gateway.config import GatewayConfig, Settings
+from gateway.dag.executor import Executor
+from gateway.dag.state import WorkflowState
+from gateway.db import Database
+from gateway.db.notify import LearnedListener
+from gateway.db.thresholds import StoredThresholds
+from gateway.downstream import Supervisor
+from gateway.errors import GatewayError
+from gateway.models import EpisodicEvent, ToolDef
+from gateway.ports import Embedder
+from gateway.runtime.calls import DagCalls
+from gateway.runtime.jobs import Pruner
+from gateway.runtime.lessons import Lessons
+from gateway.services import Indexer, SearchService
+from gateway.services.auth import Authenticator, RateLimiter
+from gateway.services.backlog import Backlog
+from gateway.services.capabilities import CapabilityService
+from gateway.services.learning import LearningService
+from gateway.services.planner import Planner
+from gateway.services.sessions import SessionOwners
+from gateway.services.telemetry import Telemetry
+from gateway.services.workflows import WorkflowService, persisted
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Shared:
+    """What the runtime holds for its whole life and hands to the services."""
+
+    settings: Settings
+    config: GatewayConfig
+    catalog: ToolCatalog
+    supervisor: Supervisor
+    telemetry: Telemetry
+    backlog: Backlog
+    limiter: anyio.CapacityLimiter
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Services:
+    """The use cases over one open database, and the task group their background work runs in."""
+
+    db: Database
+    embedder: Embedder
+    indexer: Indexer
+    search: SearchService
+    learning: LearningService
+    planner: Planner
+    capabilities: CapabilityService
+    calls: DagCalls
+    workflows: WorkflowService
+    sessions: SessionOwners
+    auth: Authenticator
+    limits: RateLimiter
+    tg: anyio.abc.TaskGroup
+
+    async def sync(self, server: str, tools: Sequence[ToolDef], catalog: ToolCatalog, backlog: Backlog) -> None:
+        """Index what `server` listed (waiting in the backlog through an outage), then renew the word index."""
+        try:
+            await backlog.attempt(f"indexing the tools of {server}", lambda: self.indexer.sync(server, tools))
+            await self.search.set_tools(catalog.known.values())
+        except GatewayError:
+            logger.exception("indexing the tools of %s failed", server)
+
+
+async def open_services(db: Database, embedder: Embedder, shared: Shared, tg: anyio.abc.TaskGroup) -> Services:
+    """Build the services over `db`, starting their background work in `tg` (cancelled before `db` closes)."""
+    catalog, limiter = shared.catalog, shared.limiter
+    learning = LearningService(store=db.learning, limiter=limiter, memory=db.memory, embedder=embedder)
+    await tg.start(learning.run)
+    await tg.start(shared.telemetry.run, db.learning)
+    await tg.start(shared.backlog.run)
+    await tg.start(LearnedListener(url=db.url, origin=db.learning.origin, on_change=learning.changed_elsewhere).run)
+    search = SearchService(index=db.tools, embedder=embedder, limiter=limiter, statuses=shared.supervisor.statuses,
+                           graph=lambda: learning.graph, reliability=learning.reliability, memory=db.memory,
+                           servers=catalog.servers)
+    planner = Planner(search=search, memory=db.memory, store=StoredThresholds(db.learning),
+                      prior=lambda: learning.tool_prior)
+    await planner.load()
+    catalog.stored(await db.tools.all_tools())
+    await search.set_tools(catalog.known.values())
+    capabilities = CapabilityService(store=db.capabilities, edges=db.learning, embedder=embedder, limiter=limiter,
+                                     tool_usage=learning.usage)
+    calls = DagCalls(supervisor=shared.supervisor, catalog=catalog, telemetry=shared.telemetry,
+                     approval=shared.config.approval, capabilities=db.capabilities)
+    lessons = Lessons(learning=learning, planner=planner, capabilities=capabilities, calls=calls.capabilities,
+                      catalog=catalog, backlog=shared.backlog, telemetry=shared.telemetry)
+    workflows = WorkflowService(store=db.workflows, executor=_executor(db, calls, shared.backlog),
+                                schemas=calls.schemas, task_group=tg, on_finished=lessons,
+                                resolve=calls.capabilities.schemas_for, backlog=shared.backlog)
+    settings = shared.settings
+    return Services(
+        db=db, embedder=embedder, indexer=Indexer(index=db.tools, embedder=embedder, limiter=limiter),
+        search=search, learning=learning, planner=planner, capabilities=capabilities, calls=calls,
+        workflows=workflows, sessions=SessionOwners(db.users), auth=Authenticator(db.users),
+        limits=RateLimiter(db.users, limit=settings.rate_limit, window_s=settings.rate_window_s), tg=tg,
+    )
+
+
+async def start_background(services: Services, shared: Shared) -> None:
+    """Once serving: embed what is not embedded yet, continue cut-off workflows, prune, index what was listed."""
+    tg = services.tg
+    tg.start_soon(_embed_stored, services.indexer)
+    tg.start_soon(services.workflows.resume_unfinished)
+    await tg.start(Pruner(services.db.retention).run)
+    for server, tools in shared.catalog.listings().items():
+        tg.start_soon(services.sync, server, tools, shared.catalog, shared.backlog)
+
+
+def _executor(db: Database, calls: DagCalls, backlog: Backlog) -> Executor:
+    async def checkpoint(state: WorkflowState) -> None:
+        if persisted(state.dag):
+            await db.workflows.save_checkpoint(state.workflow_id, state.next_layer, state.to_json())
+
+    async def events(rows: Sequence[EpisodicEvent]) -> None:
+        await backlog.attempt(f"recording {len(rows)} events of workflow {rows[0].workflow_id}",
+                              lambda: db.workflows.record_events(rows))
+
+    return Executor(call=calls.call, checkpoint=checkpoint, events=events, needs_approval=calls.needs_approval,
+                    schema_of=calls.schema_of)
+
+
+async def _embed_stored(indexer: Indexer) -> None:
+    try:
+        await indexer.embed_pending()
+    except GatewayError:
+        logger.exception("embedding the stored tools failed")

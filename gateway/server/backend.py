@@ -1,0 +1,73 @@
+"""What the MCP face needs from the running gateway: the `GatewayBackend` protocol the runtime implements."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+import mcp_types as types
+
+from gateway.catalog import NameTable
+from gateway.dag.state import WorkflowState
+from gateway.models import ToolDef
+from gateway.ports import Ask, Cancelled, Progress
+from gateway.services.capabilities import CapabilityMatch, CapabilityService
+from gateway.services.search import SearchResult
+from gateway.services.suggest import Suggestion
+
+
+class GatewayBackend(Protocol):
+    """What the MCP face needs from the running gateway."""
+
+    names: NameTable
+    expose: str
+    """``found``: a client's found tools join its `tools/list`; ``all``: every tool is listed; ``search``: none."""
+
+    async def search(
+        self, query: str, *, limit: int, server: str | None, context: Sequence[str] = (),
+        include_related: bool = False, user: str | None = None,
+    ) -> SearchResult: ...
+
+    async def suggest(self, intent: str) -> tuple[Suggestion, bool]: ...
+
+    async def suggest_capability(
+        self, intent: str, *, user: str | None = None
+    ) -> tuple[CapabilityMatch, list[CapabilityMatch]] | None:
+        """A learned capability (`CapabilityMatch`) whose score passes the suggestion threshold, and runners-up."""
+        ...
+
+    async def call_tool(self, server: str, tool: str, arguments: dict[str, Any] | None, *,
+                        progress: Progress | None = None, ask: Ask | None = None) -> types.CallToolResult: ...
+
+    async def listed_tools(self) -> Mapping[str, ToolDef]:
+        """Every downstream tool by id, once the servers have listed them (waiting a bounded time at start-up)."""
+        ...
+
+    async def execute_dag(self, document: dict[str, Any], *, owner: str | None = None,
+                          progress: Progress | None = None, cancelled: Cancelled | None = None) -> WorkflowState:
+        """Run a workflow, telling `progress` (when the client asked for it) of each task's end; one the client
+        cancels (`cancelled()` true once the call is cancelled) ends aborted."""
+        ...
+
+    async def control_workflow(
+        self, workflow_id: str, action: str, *, approved: bool | None, tasks: Any, owner: str | None = None,
+        progress: Progress | None = None, cancelled: Cancelled | None = None,
+    ) -> WorkflowState:
+        """`owner` (the HTTP user; None on stdio) must be the one who started the workflow."""
+        ...
+
+    def listed_schemas(self) -> Mapping[str, dict[str, Any]]:
+        """Input schema by tool id, for suggested tasks."""
+        ...
+
+    async def capability_service(self) -> CapabilityService:
+        """The learned capabilities, once what the workflows just finished teach is learned."""
+        ...
+
+    async def resolve(self, name: str) -> tuple[str, str] | None:
+        """``(server, tool)`` for an exposed name, waiting (bounded) while servers are still starting."""
+        ...
+
+    def record_error(self, kind: str, message: str, stack: str | None) -> None:
+        """Keep an error answered to a client (`kind` is the exception's class name); must not block or raise."""
+        ...
