@@ -9,7 +9,7 @@ the state), and the client's call with the answer and the token hands the answer
 waits again, for the result or the next question.
 
 Only the user whose call asked can answer (over HTTP, the user of the API key; on stdio there is one). A round
-the client does not come back to within `ROUND_TTL_S` is given up: the server's question gets an error
+the client does not come back to within `round_ttl_s` (600 s unless told) is given up: the question gets an error
 and its call goes on without anyone waiting for it. A client that cancels a round cancels the call.
 """
 
@@ -48,6 +48,7 @@ class _Call:
 
     tool: str
     owner: str | None
+    ttl_s: float = ROUND_TTL_S
     events: deque[tuple[str, Any]] = field(default_factory=deque)
     news: anyio.Event = field(default_factory=anyio.Event)
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
@@ -74,7 +75,7 @@ class _Call:
         finally:
             self.asking = False
         if self.answer is None:  # given up (`Relay._expire`)
-            raise TimeoutError(f"no answer within {ROUND_TTL_S:g} s")
+            raise TimeoutError(f"no answer within {self.ttl_s:g} s")
         return self.answer
 
     async def next(self) -> tuple[str, Any]:
@@ -97,7 +98,8 @@ class _Call:
 class Relay:
     """Proxied calls whose servers may ask questions, kept across a modern client's input-required round trips."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, round_ttl_s: float = ROUND_TTL_S) -> None:
+        self._round_ttl_s = round_ttl_s
         self._tg: anyio.abc.TaskGroup | None = None
         self._waiting: dict[str, _Call] = {}
 
@@ -122,7 +124,7 @@ class Relay:
         (nothing started it), the call runs here and its questions are not relayed."""
         if self._tg is None:
             return await start(None)
-        call = _Call(tool, gateway_user())
+        call = _Call(tool, gateway_user(), self._round_ttl_s)
         self._tg.start_soon(call.run, start)
         return await self._next(call)
 
@@ -159,10 +161,11 @@ class Relay:
                                          request_state=state)
 
     async def _expire(self, state: str, call: _Call, answered: anyio.Event) -> None:
-        """The one timer of a question: past `ROUND_TTL_S` unanswered, it is forgotten and the server told."""
-        with anyio.move_on_after(ROUND_TTL_S):
+        """The one timer of a question: past the round's time unanswered, it is forgotten and the server told."""
+        with anyio.move_on_after(self._round_ttl_s):
             await answered.wait()
             return
         if self._waiting.pop(state, None) is not None:
-            logger.info("a question from a call to %r was not answered within %g s; given up", call.tool, ROUND_TTL_S)
+            logger.info("a question from a call to %r was not answered within %g s; given up",
+                        call.tool, self._round_ttl_s)
             call.reply(None)

@@ -84,8 +84,10 @@ class LearningService:
     def __init__(
         self, *, store: LearningPort, limiter: anyio.CapacityLimiter,
         memory: MemoryPort | None = None, embedder: Embedder | None = None,
+        refresh_every_s: float = REFRESH_EVERY_S,
     ) -> None:
         self._store = store
+        self._refresh_every_s = refresh_every_s
         self._limiter = limiter
         self._memory = memory
         self._embedder = embedder
@@ -198,7 +200,7 @@ class LearningService:
         return self._graph
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Load the graph, then rebuild it after each burst of learning, or `REFRESH_EVERY_S` after the last
+        """Load the graph, then rebuild it after each burst of learning, or `refresh_every_s` after the last
         rebuild, and refit the tool prior beside it; runs until cancelled."""
         await self._rebuild()
         task_status.started()
@@ -206,7 +208,7 @@ class LearningService:
             tg.start_soon(self._refit_when_due)
             self._prior_due.set()
             while True:
-                with anyio.move_on_after(REFRESH_EVERY_S):
+                with anyio.move_on_after(self._refresh_every_s):
                     await self._dirty.wait()
                 await anyio.sleep(DEBOUNCE_S)
                 self._dirty = anyio.Event()

@@ -11,6 +11,7 @@ import pytest
 
 from gateway.downstream import Supervisor
 from gateway.errors import CallTimeoutError, ServerUnavailableError, UnknownToolError
+from tests.eventually import eventually
 
 from .support import SETTLE_S, faulty, notes, supervising, text_of, time_server
 
@@ -66,11 +67,14 @@ async def test_a_timed_out_call_is_cancelled_at_the_server_too() -> None:
 
 async def cancelled_count(supervisor: Supervisor, *, at_least: int = 1) -> int:
     """faulty's count of cancelled `hang` calls, once it reaches `at_least` (the notice travels on its own)."""
-    for _ in range(250):
+    count = 0
+
+    async def reached() -> bool:
+        nonlocal count
         count = int(text_of(await supervisor.call_tool("faulty", "count_cancelled", {})))
-        if count >= at_least:
-            break
-        await anyio.sleep(0.02)
+        return count >= at_least
+
+    await eventually(reached, timeout_s=5, interval_s=0.02, what=f"{at_least} cancelled hang calls")
     return count
 
 

@@ -50,11 +50,15 @@ async def test_a_call_without_anyone_to_ask_gets_a_refusal_that_says_why() -> No
 
 
 async def test_with_two_calls_in_flight_nobody_is_asked() -> None:
-    user = User()
+    user, working = User(), anyio.Event()
+
+    async def progress(progress: float, total: float | None, message: str | None) -> None:
+        working.set()
+
     async with supervising(faulty()) as (supervisor, _), anyio.create_task_group() as tg:
         await supervisor.wait_settled(SETTLE_S)
-        tg.start_soon(lambda: supervisor.call_tool("faulty", "sleep", {"ms": 3000}))
-        await anyio.sleep(0.3)
+        tg.start_soon(lambda: supervisor.call_tool("faulty", "steps", {"count": 100, "ms": 30}, progress=progress))
+        await working.wait()  # its first step is done: the call is in flight
         result = await supervisor.call_tool("faulty", "ask", {"question": "Which colour?"}, ask=user)
         tg.cancel_scope.cancel()
     assert user.questions == []

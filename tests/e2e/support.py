@@ -14,6 +14,8 @@ import anyio
 import psutil
 from mcp import Client, StdioServerParameters
 
+from tests.eventually import eventually
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
@@ -61,13 +63,13 @@ async def gateway_client(config: Path, *flags: str, settle: bool = True, **optio
 
 async def _servers_started(client: Client, *, states: frozenset[str] = frozenset({"starting"})) -> None:
     """Wait until search_tools reports no server in `states` (or cannot answer: its index is unavailable)."""
-    with anyio.fail_after(SETTLE_S):
-        while True:
-            result = await client.call_tool("search_tools", {"query": "servers started", "limit": 1})
-            down = (result.structured_content or {}).get("unavailable_servers", [])
-            if result.is_error or all(server["state"] not in states for server in down):
-                return
-            await anyio.sleep(0.1)
+
+    async def settled() -> bool:
+        result = await client.call_tool("search_tools", {"query": "servers started", "limit": 1})
+        down = (result.structured_content or {}).get("unavailable_servers", [])
+        return bool(result.is_error) or all(server["state"] not in states for server in down)
+
+    await eventually(settled, timeout_s=SETTLE_S, interval_s=0.1, what=f"no server {' or '.join(sorted(states))}")
 
 
 async def servers_back(client: Client) -> None:
@@ -105,12 +107,14 @@ async def search(client: Client, query: str, **args: Any) -> dict[str, Any]:
 
 async def search_until(client: Client, query: str, tool_id: str, timeout_s: float = 60.0) -> dict[str, Any]:
     """Search until `tool_id` is indexed (the gateway indexes in the background after its servers start)."""
-    with anyio.fail_after(timeout_s):
-        while True:
-            payload = await search(client, query, limit=10)
-            if any(r["tool_id"] == tool_id for r in payload["results"]):
-                return payload
-            await anyio.sleep(0.2)
+
+    async def found() -> dict[str, Any] | None:
+        payload = await search(client, query, limit=10)
+        return payload if any(r["tool_id"] == tool_id for r in payload["results"]) else None
+
+    payload: dict[str, Any] = await eventually(found, timeout_s=timeout_s, interval_s=0.2,
+                                               what=f"{tool_id} found for {query!r}")
+    return payload
 
 
 def text_of(result: Any) -> str:

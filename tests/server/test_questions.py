@@ -16,14 +16,15 @@ from gateway.server import questions
 from gateway.server.questions import QUESTION_KEY, Relay, Start
 from tests.downstream.support import SETTLE_S, faulty, supervising, text_of
 from tests.downstream.test_calls import cancelled_count
+from tests.eventually import eventually
 
 pytestmark = pytest.mark.anyio
 
 
 @asynccontextmanager
-async def relaying() -> AsyncIterator[tuple[Relay, Supervisor]]:
+async def relaying(**options: float) -> AsyncIterator[tuple[Relay, Supervisor]]:
     async with supervising(faulty()) as (supervisor, _), anyio.create_task_group() as tg:
-        relay = Relay()
+        relay = Relay(**options)
         await tg.start(relay.run)
         await supervisor.wait_settled(SETTLE_S)
         yield relay, supervisor
@@ -73,16 +74,12 @@ async def test_a_client_that_cancels_a_round_cancels_the_call() -> None:
         assert await cancelled_count(supervisor) == 1
 
 
-async def test_a_question_nobody_answers_in_time_is_given_up(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(questions, "ROUND_TTL_S", 0.3)
-    async with relaying() as (relay, supervisor):
+async def test_a_question_nobody_answers_in_time_is_given_up() -> None:
+    async with relaying(round_ttl_s=0.3) as (relay, supervisor):
         first = await relay.call("faulty__ask", calling(supervisor, "ask", {"question": "Which colour?"}))
         assert isinstance(first, types.InputRequiredResult) and first.request_state is not None
-        for _ in range(200):
-            if not relay.waiting:
-                break
-            await anyio.sleep(0.05)
-        assert relay.waiting == 0
+        assert relay.waiting == 1
+        await eventually(lambda: relay.waiting == 0, what="the unanswered question given up")
         with pytest.raises(MCPError, match="expired"):
             await relay.resume("faulty__ask", first.request_state, {})
         assert text_of(await supervisor.call_tool("faulty", "echo", {"text": "still here"})) == "still here"

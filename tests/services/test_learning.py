@@ -14,6 +14,7 @@ from gateway.db import IntentMemory, LearningStore, Pool, open_pool
 from gateway.embed import OnnxEmbedder, load_embedder
 from gateway.services import learning as learning_module
 from gateway.services.learning import LearningService
+from tests.eventually import eventually
 
 pytestmark = pytest.mark.anyio
 
@@ -57,9 +58,11 @@ A_THEN_B = [("a", "s:a", ()), ("b", "s:b", ("a",))]
 
 
 def service(
-    store: LearningStore, *, memory: IntentMemory | None = None, embedder: OnnxEmbedder | None = None
+    store: LearningStore, *, memory: IntentMemory | None = None, embedder: OnnxEmbedder | None = None,
+    refresh_every_s: float = 60.0,
 ) -> LearningService:
-    return LearningService(store=store, limiter=anyio.CapacityLimiter(2), memory=memory, embedder=embedder)
+    return LearningService(store=store, limiter=anyio.CapacityLimiter(2), memory=memory, embedder=embedder,
+                           refresh_every_s=refresh_every_s)
 
 
 async def test_a_dependency_seen_twice_stays_inferred_and_weighs_seven_tenths(learning_store: LearningStore) -> None:
@@ -227,13 +230,9 @@ async def test_a_restart_reads_the_stored_prior_back_and_refits_only_once_the_me
     assert stored is not None and stored.intents == 3 and np.array_equal(stored.weights, refitted.weights)
 
 
-async def until_learned(learning: LearningService, u: str, v: str, timeout_s: float = 10.0) -> None:
-    """Poll the snapshot (a rebuild announces itself to nobody) until it holds the edge ``u -> v``."""
-    with anyio.fail_after(timeout_s):
-        while True:
-            if learning.graph.edge(u, v) > 0.0:
-                return
-            await anyio.sleep(0.02)
+async def until_learned(learning: LearningService, u: str, v: str) -> None:
+    """Until the snapshot (a rebuild announces itself to nobody) holds the edge ``u -> v``."""
+    await eventually(lambda: learning.graph.edge(u, v) > 0.0, what=f"the edge {u} -> {v} in the graph")
 
 
 async def test_what_another_gateway_learned_is_in_the_graph_once_it_says_so(
@@ -249,10 +248,9 @@ async def test_what_another_gateway_learned_is_in_the_graph_once_it_says_so(
 
 
 async def test_the_graph_is_rebuilt_periodically_even_when_no_notice_came(
-    learning_store: LearningStore, pool: Pool, monkeypatch: pytest.MonkeyPatch
+    learning_store: LearningStore, pool: Pool
 ) -> None:
-    monkeypatch.setattr(learning_module, "REFRESH_EVERY_S", 0.1)
-    here, elsewhere = service(learning_store), service(LearningStore(pool))
+    here, elsewhere = service(learning_store, refresh_every_s=0.1), service(LearningStore(pool))
     async with anyio.create_task_group() as tg:
         await tg.start(here.run)
         await elsewhere.learn(finished(A_THEN_B))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-import time
 from collections.abc import Iterable
 from typing import ClassVar
 
@@ -27,23 +26,29 @@ TOOLS = [
 
 
 class Spied(Bm25Index):
-    """A real `Bm25Index` that records each build; a build whose texts mention `slow` takes 0.5 s longer."""
+    """A real `Bm25Index` that records each build; a build whose texts mention `slow` says it started and then
+    waits until the test releases it."""
 
     builds: ClassVar[list[dict[str, str]]] = []
     lock: ClassVar[threading.Lock] = threading.Lock()
+    slow_started: ClassVar[threading.Event] = threading.Event()
+    release: ClassVar[threading.Event] = threading.Event()
 
     def __init__(self, documents: Iterable[tuple[str, str]]) -> None:
         docs = dict(documents)
         with Spied.lock:
             Spied.builds.append(docs)
         if any("slow" in text for text in docs.values()):
-            time.sleep(0.5)
+            Spied.slow_started.set()
+            assert Spied.release.wait(10), "the test never released the slow build"
         super().__init__(docs.items())
 
 
 @pytest.fixture
 def spied(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, str]]:
     Spied.builds = []
+    Spied.slow_started = threading.Event()
+    Spied.release = threading.Event()
     monkeypatch.setattr(search_module, "Bm25Index", Spied)
     return Spied.builds
 
@@ -85,8 +90,10 @@ async def test_of_two_overlapping_builds_the_one_asked_for_last_is_kept(
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(search.set_tools, slow)
-        await anyio.sleep(0.1)  # the slow build is running in its thread
-        tg.start_soon(search.set_tools, fresh)
+        await anyio.to_thread.run_sync(Spied.slow_started.wait, 10)  # the slow build is running in its thread
+        await search.set_tools(fresh)  # built and kept while the slow one still runs
+        assert "s:new_tool" in search._lexical.ids
+        Spied.release.set()
 
     assert len(spied) == 2  # both were built; the slow one finished last
     assert "s:new_tool" in search._lexical.ids and "s:old_tool" not in search._lexical.ids

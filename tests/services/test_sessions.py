@@ -13,6 +13,7 @@ from gateway.errors import DatabaseUnavailableError
 from gateway.services.auth import Principal
 from gateway.services.sessions import SessionOwners
 from tests.db.test_outage import pool, stoppable  # noqa: F401 - the fixtures
+from tests.eventually import eventually
 
 pytestmark = pytest.mark.anyio
 
@@ -38,12 +39,13 @@ async def test_a_session_belongs_to_who_opened_it_and_outlives_an_outage_in_memo
     with pytest.raises(DatabaseUnavailableError):
         await owners.owner("s-unknown")  # nobody here can say
     await anyio.to_thread.run_sync(stoppable.start)
-    with anyio.fail_after(30):
-        while True:
-            try:
-                bob_after = await owners.owner("s-bob")
-                break
-            except DatabaseUnavailableError:
-                await anyio.sleep(0.2)
+
+    async def asked() -> str | None:
+        try:
+            return await owners.owner("s-bob")
+        except DatabaseUnavailableError:
+            return None
+
+    bob_after = await eventually(asked, timeout_s=30, interval_s=0.2, what="the owner of s-bob, Postgres back")
     assert bob_after == bob.user_id  # not in Postgres, but opened here while it was away
     assert await owners.owner("s-alice") == alice.user_id
