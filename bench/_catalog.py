@@ -18,7 +18,7 @@ _QUALIFIERS = (
     "for a team workspace", "in batch mode", "from the archive", "with caching enabled",
     "for the staging environment", "as a scheduled job", "for a given region", "through the v2 API",
     "for enterprise accounts", "with a dry-run option", "for mobile clients", "from a CSV export",
-)  # fmt: skip
+)
 
 Tool = dict[str, Any]
 """``{server, name, description, input_schema}``."""
@@ -45,7 +45,7 @@ def catalog(size: int, *, servers: int = SERVERS, directory: Path = SEALTOOLS) -
         tools.append({
             "server": server_name(i % servers), "name": name, "description": description,
             "input_schema": source["input_schema"],
-        })  # fmt: skip
+        })
     return tools
 
 

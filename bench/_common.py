@@ -46,7 +46,7 @@ def spread(samples: Sequence[float]) -> dict[str, float]:
     return {
         "p50": percentile(samples, 50), "p95": percentile(samples, 95), "p99": percentile(samples, 99),
         "n": float(len(samples)),
-    }  # fmt: skip
+    }
 
 
 def median_of_runs(runs: Sequence[dict[str, float]]) -> dict[str, float]:
@@ -98,7 +98,7 @@ def machine() -> dict[str, Any]:
         "cpus": os.cpu_count(), "cpu_model": model, "loadavg": [round(x, 2) for x in os.getloadavg()],
         "python": platform.python_version(), "platform": platform.platform(),
         "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-    }  # fmt: skip
+    }
 
 
 def write_results(name: str, data: dict[str, Any]) -> Path:
@@ -106,7 +106,7 @@ def write_results(name: str, data: dict[str, Any]) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
     data = {"bench": name, "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "source": source(), "machine_end": machine(),
-            **data}  # fmt: skip
+            **data}
     path.write_text(json.dumps(data, indent=2) + "\n")
     return path
 
@@ -116,7 +116,7 @@ def source() -> dict[str, Any]:
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True)
         status = subprocess.run(["git", "status", "--porcelain", "--", "gateway", "migrations"], cwd=ROOT,
-                                capture_output=True, text=True, check=True)  # fmt: skip
+                                capture_output=True, text=True, check=True)
     except (OSError, subprocess.CalledProcessError):
         return {"commit": None, "dirty": None}
     return {"commit": commit.stdout.strip(), "dirty": bool(status.stdout.strip())}
@@ -153,7 +153,7 @@ def catalog_servers(size: int, servers: int, catalog_dir: Path) -> dict[str, Any
                      "--catalog", str(catalog_dir)],
         }
         for i in range(servers)
-    }  # fmt: skip
+    }
 
 
 @asynccontextmanager

@@ -37,7 +37,7 @@ async def start_py_spy(pid: int, output: Path, fmt: str) -> anyio.abc.Process:
     command = [
         spy, "record", "--pid", str(pid), "--format", fmt, "--output", str(output), "--rate", str(PY_SPY_RATE),
         "--gil",
-    ]  # fmt: skip
+    ]
     process = await anyio.open_process(command, stdout=None, stderr=None)
     await anyio.sleep(0.5)  # py-spy attaches asynchronously; a few lost samples at the start are harmless
     return process

@@ -90,7 +90,7 @@ async def run(data: Path, runs: int) -> dict[str, Any]:
         "history_tasks": len(history), "multi_task_history": multi, "capabilities": total, "queries": n,
         "learn_s": round(learn_s, 1), **shares, "match_ms_with_embedding": _common.median_of_runs(full_runs),
         "match_ms_store": _common.median_of_runs(store_runs),
-    }  # fmt: skip
+    }
 
 
 def _count(counts: dict[str, int], query: Any, matches: list[Any], shapes: list[Any], threshold: float) -> None:

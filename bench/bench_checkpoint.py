@@ -43,7 +43,7 @@ def workflow_state(workflow_id: str, layer: int, *, big_output_bytes: int, rng: 
         {"id": f"t{i}", "tool": f"fs:{rng.choice(WORDS)}", "arguments": {"path": f"/repo/src/{i}.py"},
          "depends_on": [f"t{i - 1}"] if i else []}
         for i in range(10)
-    ]  # fmt: skip
+    ]
     outputs = {"lines": [" ".join(rng.choices(WORDS, k=8)) for _ in range(5)], "count": rng.randint(0, 99)}
     results = [task_state(f"t{i}", i // 2, outputs) for i in range(10)]
     if big_output_bytes:
@@ -53,7 +53,7 @@ def workflow_state(workflow_id: str, layer: int, *, big_output_bytes: int, rng: 
         "workflow_id": workflow_id, "dag": {"intent": "refactor the repo", "tasks": tasks}, "status": "running",
         "next_layer": layer, "results": results, "approved_layers": [], "pending_approval": [], "wall_ms": 812.0,
         "owner": None,
-    }  # fmt: skip
+    }
 
 
 def percentile(samples: Sequence[float], q: float) -> float:

@@ -139,7 +139,7 @@ class Harness:
         saver: Checkpoint = runtime._checkpoint if checkpoint else no_checkpoint
         sink: Events | None = self.db.workflows.record_events if events else None
         return Executor(call=runtime._call_for_dag, checkpoint=saver, events=sink, needs_approval=approval,
-                        schema_of=schema_of)  # fmt: skip
+                        schema_of=schema_of)
 
     def state(self, tasks: Shape, **options: Any) -> WorkflowState:
         schemas = {tool_id: tool.input_schema for tool_id, tool in self.runtime.known_tools().items()}
@@ -198,7 +198,7 @@ def ckpt_stats(samples: Sequence[float]) -> dict[str, float]:
     if not samples:
         return {"n": 0}
     return {"n": len(samples), "p50": percentile(samples, 50), "p95": percentile(samples, 95),
-            "p99": percentile(samples, 99), "max": max(samples)}  # fmt: skip
+            "p99": percentile(samples, 99), "max": max(samples)}
 
 
 # 1. speedup ---------------------------------------------------------------------------------------------------
@@ -220,7 +220,7 @@ async def speedup(h: Harness, args: argparse.Namespace) -> dict[str, Any]:
         row: dict[str, Any] = {
             "wall_ms": med(walls), "wall_ms_all": walls, "state_wall_ms": med(reported), "sum_task_ms": med(sums),
             "direct_parallel_ms": med(direct), "sequential_wall_ms": med(sequential),
-        }  # fmt: skip
+        }
         row["speedup"] = statistics.median(s / w for s, w in zip(sums, walls, strict=True))
         row["efficiency"] = row["speedup"] / width
         row["speedup_vs_mc1"] = row["sequential_wall_ms"] / row["wall_ms"]
@@ -237,7 +237,7 @@ async def speedup(h: Harness, args: argparse.Namespace) -> dict[str, Any]:
         "wall_ms": med([w for w, _ in runs]), "sum_task_ms": med([d.sum_task_ms for _, d in runs]),
         "speedup": statistics.median(d.sum_task_ms / w for w, d in runs), "ideal_speedup": 5 / 3,
         "ideal_wall_ms": 3 * SLEEP_MS,
-    }  # fmt: skip
+    }
     fan_row["efficiency"] = fan_row["speedup"] / fan_row["ideal_speedup"]
     return {"widths": widths, "chain_fan": fan_row, "checkpoint_ms": executor.checkpoint_ms}
 
@@ -257,13 +257,13 @@ async def overhead(h: Harness, args: argparse.Namespace) -> dict[str, Any]:
             lambda: _wall(h.advance(executor, layer, max_concurrency=1)), lambda: h.direct_sequential(layer)),
         "20 layers x 1 (chain)": (
             lambda: _wall(h.advance(executor, links, max_concurrency=1)), lambda: h.direct_sequential(links)),
-    }  # fmt: skip
+    }
     out: dict[str, Any] = {}
     for name, (through, direct) in shapes.items():
         rounds = await alternating({"executor": through, "direct": direct}, args.oh_runs, args.warmup)
         per_task = [(e - d) / n for e, d in zip(rounds["executor"], rounds["direct"], strict=True)]
         out[name] = {"executor_ms": med(rounds["executor"]), "direct_ms": med(rounds["direct"]),
-                     "overhead_per_task_ms": med(per_task), "raw": rounds}  # fmt: skip
+                     "overhead_per_task_ms": med(per_task), "raw": rounds}
     out["layer_only_ms"] = (
         out["20 layers x 1 (chain)"]["overhead_per_task_ms"] - out["1 layer x 20, mc=1"]["overhead_per_task_ms"]
     )
@@ -289,7 +289,7 @@ async def stalls(h: Harness, args: argparse.Namespace) -> dict[str, Any]:
         f"{LONG_CHAIN} x echo": chain(LONG_CHAIN, lambda i, deps: echo_task(i, *deps)),
         f"{CHAIN_LAYERS} x sleep {STALL_SLEEP_MS} ms": chain(
             CHAIN_LAYERS, lambda i, deps: sleep_task(i, STALL_SLEEP_MS, *deps)),
-    }  # fmt: skip
+    }
     out: dict[str, Any] = {}
     for shape, tasks in shapes.items():
         reported: dict[str, list[float]] = {k: [] for k in variants}
@@ -309,7 +309,7 @@ async def stalls(h: Harness, args: argparse.Namespace) -> dict[str, Any]:
             k: {"wall_ms": med(v), "state_wall_ms": last[k], "added_per_layer_ms": (med(v) - base) / layers,
                 "added_to_layers_per_layer_ms": (last[k] - last["no-op checkpoint"]) / layers}
             for k, v in rounds.items()
-        }  # fmt: skip
+        }
     out["checkpoint_ms"] = {k: e.checkpoint_ms for k, e in variants.items() if k != "no-op checkpoint"}
     return out
 
@@ -320,7 +320,7 @@ async def stalls(h: Harness, args: argparse.Namespace) -> dict[str, Any]:
 async def end_to_end(db: Database, tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
     config = servers_file(tmp / "servers.json", {"faulty": faulty_server()})
     command = gateway_command("serve", "--config", str(config), "--database-url", db.url,
-                              "--data-dir", str(tmp / "gateway-data"))  # fmt: skip
+                              "--data-dir", str(tmp / "gateway-data"))
     tasks = [sleep_task(f"s{i}", E2E_SLEEP_MS) for i in range(E2E_SLEEPS)]
     payloads, rtts = [], []
     async with stdio_session(command, errlog=tmp / "stderr.log") as client:
@@ -340,7 +340,7 @@ async def end_to_end(db: Database, tmp: Path, args: argparse.Namespace) -> dict[
         "sum_task_ms": med([p["sum_task_ms"] for p in payloads]), "speedup": med([p["speedup"] for p in payloads]),
         "runs": len(payloads), "raw": [{k: p[k] for k in ("wall_ms", "sum_task_ms", "speedup")} for p in payloads],
         "client_ms_all": rtts,
-    }  # fmt: skip
+    }
 
 
 def _payload(result: types.CallToolResult) -> dict[str, Any]:
@@ -385,11 +385,11 @@ async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
 def report(out: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     sp = out["speedup"]
     print(f"\n1. speedup: one layer of faulty:sleep({SLEEP_MS}) x width, max_concurrency = width, "
-          f"medians of {args.runs} runs (mc=1: {args.seq_runs}), ms")  # fmt: skip
+          f"medians of {args.runs} runs (mc=1: {args.seq_runs}), ms")
     rows = []
     for width, r in sp["widths"].items():
         split = (f"{r['two_servers_wall_ms']:.1f} / {r['two_servers_speedup']:.2f}x"
-                 if "two_servers_wall_ms" in r else "")  # fmt: skip
+                 if "two_servers_wall_ms" in r else "")
         rows.append(
             [
                 width,
@@ -404,19 +404,19 @@ def report(out: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
             ]
         )
     print(table(["width", "direct ||", "executor", "sum tasks", "speedup", "/width", "mc=1 wall", "mc1/exec",
-                 "2 servers wall / speedup"], rows))  # fmt: skip
+                 "2 servers wall / speedup"], rows))
     f = sp["chain_fan"]
     print(f"a -> [b,c,d] -> e (5 x {SLEEP_MS} ms, ideal {f['ideal_wall_ms']} ms, {f['ideal_speedup']:.2f}x): "
           f"wall {f['wall_ms']:.1f} ms, sum {f['sum_task_ms']:.1f} ms, speedup {f['speedup']:.2f}x "
-          f"= {f['efficiency']:.2f} of ideal")  # fmt: skip
+          f"= {f['efficiency']:.2f} of ideal")
     meets = all(r["efficiency"] >= TARGET_EFFICIENCY for w, r in sp["widths"].items() if int(w) <= TARGET_UP_TO_WIDTH)
     print(f"target speedup >= {TARGET_EFFICIENCY} x width up to width {TARGET_UP_TO_WIDTH}: "
-          f"{'met' if meets else 'NOT met'}")  # fmt: skip
+          f"{'met' if meets else 'NOT met'}")
 
     oh = out["overhead"]
     print(f"\n2. overhead: faulty:echo, executor vs Supervisor.call_tool, ABBA, medians of {args.oh_runs} runs, ms")
     rows = [[k, v["direct_ms"], v["executor_ms"], v["overhead_per_task_ms"]]
-            for k, v in oh.items() if isinstance(v, dict)]  # fmt: skip
+            for k, v in oh.items() if isinstance(v, dict)]
     print(table(["shape", "direct", "executor", "added per task"], rows))
     print(f"per layer beyond per task (chain - mc=1 layer): {oh['layer_only_ms']:.3f} ms")
 
@@ -433,9 +433,9 @@ def report(out: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
             continue
         for k, v in variants.items():
             rows.append([shape, k, v["wall_ms"], v["added_per_layer_ms"], v["state_wall_ms"],
-                         v["added_to_layers_per_layer_ms"]])  # fmt: skip
+                         v["added_to_layers_per_layer_ms"]])
     print(table(["chain (mc=1)", "checkpoint", "advance wall", "added/layer", "last layer done",
-                 "added/layer"], rows))  # fmt: skip
+                 "added/layer"], rows))
     stall_ckpt = {k: ckpt_stats(v) for k, v in st["checkpoint_ms"].items()}
     for k, v in stall_ckpt.items():
         print(f"  saves, {k}: n {v['n']}, P50 {v['p50']:.2f} ms, P95 {v['p95']:.2f} ms")
@@ -445,7 +445,7 @@ def report(out: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
         print(f"\n4. gateway over stdio: execute_dag of {E2E_SLEEPS} x sleep({E2E_SLEEP_MS}), "
               f"medians of {e2e['runs']} runs: client round trip {e2e['client_ms']:.1f} ms, gateway wall_ms "
               f"{e2e['wall_ms']:.1f}, sum_task_ms {e2e['sum_task_ms']:.1f}, speedup {e2e['speedup']:.2f}x "
-              f"(ideal {E2E_SLEEPS}x)")  # fmt: skip
+              f"(ideal {E2E_SLEEPS}x)")
     if out["postgres_left_running"]:
         print(f"WARNING: Postgres still running: pids {out['postgres_left_running']}")
     return {"checkpoint_ms_sections_1_2": cp, "checkpoint_ms_stall_runs": stall_ckpt, "meets_target": meets}
@@ -462,7 +462,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     start = machine()
     print(f"machine: {start['cpus']} CPUs ({start['cpu_model']}), {start['memory_gb']} GB, load {start['loadavg']}, "
-          f"Python {start['python']}")  # fmt: skip
+          f"Python {start['python']}")
     started = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix="pml-bench-dag-"))  # outside /tmp/pytest-of-*: see tests/conftest.py
     try:
@@ -474,7 +474,7 @@ def main() -> None:
     end = machine()
     print(f"load at end {end['loadavg']}")
     path = write_results("dag", {"machine_start": start, "args": vars(args), "raw": out, **numbers,
-                                 "wall_s": time.perf_counter() - started})  # fmt: skip
+                                 "wall_s": time.perf_counter() - started})
     print(f"\n{time.perf_counter() - started:.0f} s; numbers in {path}")
 
 

@@ -108,7 +108,7 @@ def memory_probe(tools: int) -> dict[str, float]:
 def memory_mb(tools: int) -> dict[str, float]:
     """`memory_probe` in a fresh interpreter (RSS only grows: the latency runs above would hide it)."""
     probe = subprocess.run([sys.executable, __file__, "--memory-probe", "--tools", str(tools)],
-                           check=True, capture_output=True, text=True)  # fmt: skip
+                           check=True, capture_output=True, text=True)
     marks: dict[str, float] = json.loads(probe.stdout.splitlines()[-1])
     return marks
 
@@ -133,17 +133,17 @@ def main() -> None:
             "tools_per_s": catalog_rate(embedder, args.tools, args.repeats),
         }
     rows = [[threads, r["short_ms"]["p50"], r["short_ms"]["p95"], r["long_ms"]["p50"], r["long_ms"]["p95"],
-             r["cpu_ms_per_spaced_query"], r["tools_per_s"]] for threads, r in results.items()]  # fmt: skip
+             r["cpu_ms_per_spaced_query"], r["tools_per_s"]] for threads, r in results.items()]
     print(f"queries of {len(SHORT.split())} and {len(LONG.split())} words, {args.runs} runs each; "
           f"{args.tools} tool texts of ~20 words, median of {args.repeats}")
     print(table(["threads", "short P50 ms", "short P95", "long P50 ms", "long P95",
-                 f"CPU ms/long query {IDLE_S * 1e3:.0f} ms apart", "tools/s"], rows))  # fmt: skip
+                 f"CPU ms/long query {IDLE_S * 1e3:.0f} ms apart", "tools/s"], rows))
     memory = memory_mb(args.tools)
     print(f"RSS of a fresh process with the default embedder: loaded {memory['loaded']:.0f} MB, after "
           f"{args.tools} tool texts {memory['after_catalog']:.0f} MB, after 256 texts of 120-220 words "
-          f"{memory['after_long_texts']:.0f} MB")  # fmt: skip
+          f"{memory['after_long_texts']:.0f} MB")
     write_results("embed", {"args": vars(args), "default_threads": default_threads(),
-                            "by_threads": results, "rss_mb": memory})  # fmt: skip
+                            "by_threads": results, "rss_mb": memory})
 
 
 if __name__ == "__main__":

@@ -101,7 +101,7 @@ def main() -> None:
     print(_common.table(["median ms", *(f"{r['nodes']} nodes / {r['edges']} edges" for r in results)], rows))
     for r in results:
         print(f"{r['nodes']} nodes: {r['communities']} communities, PageRank max |scipy - networkx| "
-              f"{r['pagerank_max_abs_diff_vs_networkx']:.1e}")  # fmt: skip
+              f"{r['pagerank_max_abs_diff_vs_networkx']:.1e}")
     path = _common.write_results("graph", {"machine_start": machine, "runs": args.runs, "results": results})
     print(f"written {path}")
 

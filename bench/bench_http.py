@@ -110,7 +110,7 @@ async def http_session(url: str, key: str) -> AsyncIterator[Client]:
 
 
 async def _caller(url: str, key: str, scenario: Scenario, calls: int, batch: _Batch,
-                  *, task_status: TaskStatus[None]) -> None:  # fmt: skip
+                  *, task_status: TaskStatus[None]) -> None:
     """One session: opened, then `calls` calls one after the other once the batch is released."""
     async with http_session(url, key) as client:
         task_status.started()
@@ -137,7 +137,7 @@ async def load(url: str, key: str, scenario: Scenario, clients: int, total: int)
         batch.go.set()
     wall_s = max(batch.finished) - started
     return {"latency_ms": spread(batch.latencies_ms), "calls_per_s": total / wall_s, "wall_s": wall_s,
-            "errors": len(batch.errors), "error_samples": batch.errors[:ERRORS_KEPT]}  # fmt: skip
+            "errors": len(batch.errors), "error_samples": batch.errors[:ERRORS_KEPT]}
 
 
 @dataclass(frozen=True)
@@ -156,14 +156,14 @@ class Processes:
 
     def cpu_s(self) -> dict[str, float]:
         groups = {"client": [self.client], "gateway": [self.gateway], "faulty": [self.faulty],
-                  "postgres": self.postgres()}  # fmt: skip
+                  "postgres": self.postgres()}
         return {label: sum(_cpu_s(p) for p in procs) for label, procs in groups.items()}
 
     def memory_mb(self) -> dict[str, float]:
         postgres = self.postgres()
         return {"gateway_rss_mb": self.gateway.memory_info().rss / MB,
                 "postgres_pss_mb": sum(_pss(p) for p in postgres) / MB, "postgres_processes": float(len(postgres)),
-                "faulty_rss_mb": self.faulty.memory_info().rss / MB}  # fmt: skip
+                "faulty_rss_mb": self.faulty.memory_info().rss / MB}
 
 
 def _cpu_s(process: psutil.Process) -> float:
@@ -231,11 +231,11 @@ async def measure(args: argparse.Namespace, gateway: subprocess.Popen[bytes], ke
             before = procs.cpu_s()
             result = await load(url, key, SCENARIOS[name], args.clients, args.totals[name])
             result["cpu_us_per_call"] = {label: (s - before[label]) / args.totals[name] * 1e6
-                                         for label, s in procs.cpu_s().items()}  # fmt: skip
+                                         for label, s in procs.cpu_s().items()}
             result["memory_after_mb"] = procs.memory_mb()
             out["runs"][name].append(result)
             print(f"run {run + 1}/{args.runs} {name}: {result['calls_per_s']:.0f} calls/s, "
-                  f"P50 {result['latency_ms']['p50']:.1f} ms, {result['errors']} errors", flush=True)  # fmt: skip
+                  f"P50 {result['latency_ms']['p50']:.1f} ms, {result['errors']} errors", flush=True)
     out["memory_after_mb"] = procs.memory_mb()
     return out
 
@@ -245,7 +245,7 @@ def create_key(data_dir: Path, log: Path) -> str:
     with log.open("ab") as err:
         done = subprocess.run(gateway_command("users", "add", "bench", "--data-dir", str(data_dir)), cwd=ROOT,
                               env=clean_env(), stdout=subprocess.PIPE, stderr=err, text=True,
-                              timeout=READY_S)  # fmt: skip
+                              timeout=READY_S)
     match = _KEY.search(done.stdout)
     if done.returncode != 0 or match is None:
         raise RuntimeError(f"users add exited with {done.returncode}: {done.stdout!r}")
@@ -256,10 +256,10 @@ def create_key(data_dir: Path, log: Path) -> str:
 def http_gateway(config: Path, data_dir: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
     """``serve --http 127.0.0.1:0``, no rate limit; SIGTERM at the end, killed if it has not left in time."""
     command = gateway_command("serve", "--config", str(config), "--data-dir", str(data_dir),
-                              "--http", "127.0.0.1:0", "--rate-limit", "0")  # fmt: skip
+                              "--http", "127.0.0.1:0", "--rate-limit", "0")
     with log.open("ab") as err:
         gateway = subprocess.Popen(command, cwd=ROOT, env=clean_env(PML_LOG_LEVEL="INFO"), stdin=subprocess.DEVNULL,
-                                   stdout=subprocess.DEVNULL, stderr=err)  # fmt: skip
+                                   stdout=subprocess.DEVNULL, stderr=err)
     try:
         yield gateway
     finally:
@@ -285,17 +285,17 @@ def report(out: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     print(f"\n{args.clients} concurrent sessions over HTTP, {args.runs} runs, medians over runs (latency in ms)")
     rows = [[name, f"{args.totals[name]:,}", *(s["latency_ms"][k] for k in ("p50", "p95", "p99", "p95_max")),
              f"{s['calls_per_s']:.0f}", f"{s['calls_per_s_min']:.0f}-{s['calls_per_s_max']:.0f}", s["errors"]]
-            for name, s in summary.items()]  # fmt: skip
+            for name, s in summary.items()]
     print(table(["scenario", "calls", "P50", "P95", "P99", "worst P95", "calls/s", "range", "errors"], rows))
     labels = list(next(iter(summary.values()))["cpu_us_per_call"])
     print("\nCPU time per call, us (on 2 cores the bench client shares the machine with the gateway)")
     print(table(["scenario", *labels], [[n, *(f"{s['cpu_us_per_call'][k]:.0f}" for k in labels)]
-                                         for n, s in summary.items()]))  # fmt: skip
+                                         for n, s in summary.items()]))
     _print_memory(out, args)
     growth = out["memory_after_mb"]["gateway_rss_mb"] - out["memory_before_mb"]["gateway_rss_mb"]
     errors = sum(s["errors"] for s in summary.values())
     print(f"gateway RSS growth over the load: {growth:+.1f} MB; errors: {errors} (target 0); "
-          f"first answers {out['ready_ms']:.0f} ms after the gateway listened")  # fmt: skip
+          f"first answers {out['ready_ms']:.0f} ms after the gateway listened")
     for name, runs in out["runs"].items():
         for sample in sorted({s for r in runs for s in r["error_samples"]}):
             print(f"  {name} error: {sample}")
@@ -310,16 +310,16 @@ def _summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     cpu = {k: statistics.median(r["cpu_us_per_call"][k] for r in runs) for k in runs[0]["cpu_us_per_call"]}
     return {"latency_ms": median_of_runs([r["latency_ms"] for r in runs]), "calls_per_s": statistics.median(rates),
             "calls_per_s_min": min(rates), "calls_per_s_max": max(rates), "errors": sum(r["errors"] for r in runs),
-            "cpu_us_per_call": cpu}  # fmt: skip
+            "cpu_us_per_call": cpu}
 
 
 def _print_memory(out: dict[str, Any], args: argparse.Namespace) -> None:
     moments = {"start": out["memory_start_mb"], "after warm-up": out["memory_before_mb"],
-               **{f"after run {i + 1}": _run_memory(out, i) for i in range(args.runs)}}  # fmt: skip
+               **{f"after run {i + 1}": _run_memory(out, i) for i in range(args.runs)}}
     print("\nmemory, MB (gateway: RSS of serve; Postgres: PSS over its processes)")
     print(table(["when", "gateway RSS", "Postgres PSS", "Postgres procs", "faulty RSS"],
                 [[w, m["gateway_rss_mb"], m["postgres_pss_mb"], int(m["postgres_processes"]), m["faulty_rss_mb"]]
-                 for w, m in moments.items()]))  # fmt: skip
+                 for w, m in moments.items()]))
 
 
 def _run_memory(out: dict[str, Any], run: int) -> dict[str, float]:
@@ -356,7 +356,7 @@ def main() -> None:
             out["postgres_left_running"] = postgres_left(tmp)
     numbers = report(out, args)
     path = write_results("http", {"machine_start": start, "args": vars(args), "raw": out, **numbers,
-                                  "wall_s": time.perf_counter() - started})  # fmt: skip
+                                  "wall_s": time.perf_counter() - started})
     print(f"\n{time.perf_counter() - started:.0f} s; numbers in {path}")
 
 

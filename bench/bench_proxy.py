@@ -156,7 +156,7 @@ async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             before = {label: cpu_s(p) for label, p in procs[key].items()}
             rate = await calls_per_s(client, name, args.total, args.concurrency)
             used = {f"{label}_cpu_us_per_call": (cpu_s(p) - before[label]) / args.total * 1e6
-                    for label, p in procs[key].items()}  # fmt: skip
+                    for label, p in procs[key].items()}
             return {"calls_per_s": rate, **used}
 
         out["sequential"] = await _alternating(clients, args.runs, lambda k, c, n: sequential_ms(c, n, args.calls))
@@ -202,7 +202,7 @@ async def _cprofile_pass(config: Path, tmp: Path, args: argparse.Namespace) -> d
     """A second gateway under cProfile, one proxied throughput batch, then its top functions."""
     dump = RESULTS / "gateway.prof"
     command = [sys.executable, "-m", "cProfile", "-o", str(dump), "-m", "gateway", "serve", "--config",
-               str(config), "--data-dir", str(tmp / "data-prof")]  # fmt: skip
+               str(config), "--data-dir", str(tmp / "data-prof")]
     async with stdio_session(command, errlog=tmp / "stderr.log", env=clean_env()) as gateway:
         await wait_routed(gateway)
         rate = await calls_per_s(gateway, PROXIED, args.total, args.concurrency)
@@ -239,7 +239,7 @@ def report(out: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     print(f"added at P50: {summary['added_p50_ms']:.2f} ms (target <= {TARGET_ADDED_P50_MS:g} ms)")
     print(f"\nthroughput: {args.concurrency} concurrent callers, {args.total} calls per run, {args.runs} runs, calls/s")
     rows = [[k, rate[k], min(v), max(v), *(f"{cpu[k].get(f'{p}_cpu_us_per_call', 0):.0f}" for p in PROCS)]
-            for k, v in rates.items()]  # fmt: skip
+            for k, v in rates.items()]
     rows.append(["proxied/direct", summary["rate_ratio"], "", "", "", "", ""])
     print(table(["path", "median", "min", "max", *(f"{p} CPU us/call" for p in PROCS)], rows))
     print(f"target: >= {TARGET_PROXIED_RATE:.0f} calls/s proxied")
@@ -284,7 +284,7 @@ def main() -> None:
             out = anyio.run(measure, args, Path(tmp))
     numbers = report(out, args)
     path = write_results("proxy", {"machine_start": start, "args": vars(args), "raw": out, **numbers,
-                                   "wall_s": time.perf_counter() - started})  # fmt: skip
+                                   "wall_s": time.perf_counter() - started})
     print(f"\n{time.perf_counter() - started:.0f} s; numbers in {path}")
 
 

@@ -95,7 +95,7 @@ def cached_vectors(tools: list[Tool], model_id: str) -> NDArray[np.float32]:
 
 def tool_defs(tools: list[Tool]) -> list[ToolDef]:
     return [ToolDef(server=t["server"], name=t["name"], description=t["description"], input_schema=t["input_schema"])
-            for t in tools]  # fmt: skip
+            for t in tools]
 
 
 def embed_text(tool: Tool) -> str:
@@ -208,7 +208,7 @@ async def _create_database(base_url: str, name: str) -> str:
 async def loaded(
     db: Database, tools: list[Tool], vectors: NDArray[np.float32], embedder: OnnxEmbedder,
     limiter: anyio.CapacityLimiter, warm: list[str],
-) -> Sized:  # fmt: skip
+) -> Sized:
     """`db` holding `tools`, and a warmed search service over it (its word index built from `tools`, as the
     gateway builds it from the listed tools) with its own (still cold for our queries) LRU."""
     timings = await load(db.tools, tools, vectors, embedder.model_id)
@@ -222,7 +222,7 @@ async def loaded(
 async def embed_round(
     rounds: Rounds, embedders: dict[str, OnnxEmbedder], batch: list[str], limiter: anyio.CapacityLimiter,
     vectors: dict[str, NDArray[np.float32]],
-) -> None:  # fmt: skip
+) -> None:
     """The query embedding alone, as `SearchService` runs it (worker thread, limiter), by each embedder."""
     for path, embedder in embedders.items():
 
@@ -266,7 +266,7 @@ def hit_rate(hits: list[list[str]], texts: list[str], relevant: dict[str, list[s
 
 @asynccontextmanager
 async def settled_gateway(url: str, size: int, warm: list[str], tmp: Path, catalog_dir: Path
-                          ) -> AsyncIterator[tuple[Client, float]]:  # fmt: skip
+                          ) -> AsyncIterator[tuple[Client, float]]:
     """A gateway spawned over the bench database, once its 20 catalog servers run; ms it took to settle."""
     config = servers_file(tmp / "servers.json", catalog_servers(size, SERVERS, catalog_dir))
     command = gateway_command("serve", "--config", str(config), "--database-url", url)
@@ -335,7 +335,7 @@ async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                 "search_by_length_ms": entry.rounds.by_length(FULL),
                 "hit_at_5": hit_rate(entry.hits, measured, relevant, {t["name"] for t in tools[:size]}),
                 "plan": await plan(entry.db.pool, query_vectors[measured[0]], embedder.model_id),
-            }  # fmt: skip
+            }
     out["embed_only_ms"] = embed_rounds.summary()
     out["embed_only_by_length_ms"] = embed_rounds.by_length(EMBED_ONLY)
     words = [len(text.split()) for text in measured]
@@ -344,7 +344,7 @@ async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         out["stdio"] = {
             "size": max(args.sizes), "settled_ms": out.pop("stdio_settled_ms"),
             "latency_ms": stdio_rounds.summary()[FULL], "by_length_ms": stdio_rounds.by_length(FULL),
-        }  # fmt: skip
+        }
     return out
 
 
@@ -352,7 +352,7 @@ def report(out: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     words = out["query_words"]
     print(f"\nin process: {args.runs} rounds x {args.per_run} distinct queries ({words['median']:.0f} words median, "
           f"P95 {words['p95']:.0f}), limit {LIMIT}; medians over rounds, ms; CPU ms = this process's CPU time per "
-          "query (ONNX + client side, not Postgres)")  # fmt: skip
+          "query (ONNX + client side, not Postgres)")
     rows = []
     for size, entry in out["sizes"].items():
         for path, s in entry["latency_ms"].items():
@@ -374,7 +374,7 @@ def report(out: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
         f"x{ratios['p50_largest_over_smallest']:.2f}; index share of P50 {100 * ratios['index_share_of_p50']:.0f}%"
     )
     rows = [[size, "yes" if e["plan"]["uses_hnsw"] else "NO", e["plan"]["execution_ms"], f"{100 * e['hit_at_5']:.0f}%",
-             e["load"]["sync_s"], e["load"]["save_s"]] for size, e in out["sizes"].items()]  # fmt: skip
+             e["load"]["sync_s"], e["load"]["save_s"]] for size, e in out["sizes"].items()]
     print(table(["tools", "HNSW used", "EXPLAIN ms", "hit@5", "load: sync s", "save s"], rows))
     lengths = [
         ("in process, embedding alone", out["embed_only_by_length_ms"]),
@@ -388,7 +388,7 @@ def report(out: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
         s = out["stdio"]["latency_ms"]
         print(f"\nover stdio (gateway spawned on the {out['stdio']['size']}-tool database, 20 catalog servers; "
               f"settled in {out['stdio']['settled_ms']:.0f} ms): P50 {s['p50']:.2f} ms, P95 {s['p95']:.2f} ms, "
-              f"P99 {s['p99']:.2f} ms (worst round P95 {s['p95_max']:.2f})")  # fmt: skip
+              f"P99 {s['p99']:.2f} ms (worst round P95 {s['p95_max']:.2f})")
     return {"ratios": ratios, "meets_target": p95 <= TARGET_P95_MS}
 
 
@@ -409,7 +409,7 @@ def main() -> None:
     numbers = report(out, args)
     args.catalog = str(args.catalog)
     path = write_results("search", {"machine_start": start, "args": vars(args), **out, **numbers,
-                                    "wall_s": time.perf_counter() - started})  # fmt: skip
+                                    "wall_s": time.perf_counter() - started})
     print(f"\n{time.perf_counter() - started:.0f} s; numbers in {path}")
 
 

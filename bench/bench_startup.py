@@ -63,12 +63,12 @@ def tool_defs(size: int, catalog_dir: Path) -> dict[str, list[ToolDef]]:
     by_server: dict[str, list[ToolDef]] = defaultdict(list)
     for t in catalog(size, directory=catalog_dir):
         by_server[t["server"]].append(ToolDef(server=t["server"], name=t["name"], description=t["description"],
-                                              input_schema=t["input_schema"]))  # fmt: skip
+                                              input_schema=t["input_schema"]))
     return dict(sorted(by_server.items()))
 
 
 async def index_run(store: ToolStore, embedder: OnnxEmbedder, tools: dict[str, list[ToolDef]],
-                    vectors: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+                    vectors: dict[str, Any]) -> dict[str, Any]:
     """One full index of `tools` from an empty index; embeds only when `vectors` is empty (then fills it)."""
     for server in tools:
         await store.sync_server(server, [])
@@ -98,7 +98,7 @@ async def index_run(store: ToolStore, embedder: OnnxEmbedder, tools: dict[str, l
         if embedding:
             vectors.update(computed)
     return {"tools": len(pending), "sync_s": sync_s, "pending_s": pending_s, "embed_s": embed_s, "save_s": save_s,
-            "embed_batch_rates": batch_rates}  # fmt: skip
+            "embed_batch_rates": batch_rates}
 
 
 async def indexing(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
@@ -121,7 +121,7 @@ async def indexing(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         "save_tools_per_s": count / save_s, "pending_ms": 1e3 * statistics.median(r["pending_s"] for r in runs),
         "first_run_total_s": total_s, "first_run_tools_per_s": count / total_s,
         "sync_s_runs": [r["sync_s"] for r in runs], "save_s_runs": [r["save_s"] for r in runs],
-    }  # fmt: skip
+    }
 
 
 def cli_index(config: Path, data_dir: Path, log: Path) -> float:
@@ -129,7 +129,7 @@ def cli_index(config: Path, data_dir: Path, log: Path) -> float:
     started = time.perf_counter()
     with log.open("a", encoding="utf-8") as err:
         subprocess.run(gateway_command("index", "--config", str(config), "--data-dir", str(data_dir)),
-                       check=True, stdout=err, stderr=err, env=clean_env(), cwd=ROOT, timeout=600)  # fmt: skip
+                       check=True, stdout=err, stderr=err, env=clean_env(), cwd=ROOT, timeout=600)
     return time.perf_counter() - started
 
 
@@ -180,7 +180,7 @@ def floors_ms() -> dict[str, float]:
 def heaviest_imports(top: int = 8) -> list[tuple[str, float]]:
     """The packages that cost most to import in `serve` (``-X importtime``: each module's own ms, by package)."""
     done = subprocess.run([sys.executable, "-X", "importtime", "-c", SERVE_IMPORTS], check=True, capture_output=True,
-                          text=True, env=clean_env(), cwd=ROOT)  # fmt: skip
+                          text=True, env=clean_env(), cwd=ROOT)
     costs: dict[str, float] = defaultdict(float)
     for line in done.stderr.splitlines():
         parts = line.split("|")
@@ -211,7 +211,7 @@ def median_marks(runs: list[dict[str, float]]) -> dict[str, float]:
 def report(out: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     ix = out["indexing"]
     print(f"\nindexing {ix['tools']} tools over {SERVERS} servers, in process (sync and save: median of "
-          f"{ix['runs']} runs; embedding: first run, {default_threads()} ONNX threads)")  # fmt: skip
+          f"{ix['runs']} runs; embedding: first run, {default_threads()} ONNX threads)")
     rows = [
         ["sync_server (schemas)", ix["sync_tools_per_s"]],
         ["embed (64-tool batches)", ix["embed_tools_per_s"]],
@@ -240,15 +240,15 @@ def report(out: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
         + ", ".join(f"{name} {ms:.0f}" for name, ms in out["heaviest_imports_ms"])
     )
     keys = ["handshake", "tools_list", "first_search", "search_lists_tools", "servers_running", "first_proxied_call",
-            "client_exit", "postgres_stopped_after_exit"]  # fmt: skip
+            "client_exit", "postgres_stopped_after_exit"]
     rows = [[k, small[k], min(r[k] for r in out["startups"]["small"]), max(r[k] for r in out["startups"]["small"])]
-            for k in keys]  # fmt: skip
+            for k in keys]
     print(table(["milestone", "median", "min", "max"], rows))
     large = median_marks(out["startups"]["large"])
     if large:
         print(f"restart on the {ix['tools']}-tool data dir with its 20 servers ({len(out['startups']['large'])} "
               f"spawns): first search {large['first_search']:.0f} ms, all servers running "
-              f"{large['servers_running']:.0f} ms, exit {large['client_exit']:.0f} ms")  # fmt: skip
+              f"{large['servers_running']:.0f} ms, exit {large['client_exit']:.0f} ms")
     left = [r["postgres_left_running"] for r in out["startups"]["small"] + out["startups"]["large"]]
     if any(left):
         print(f"WARNING: an embedded Postgres outlived its gateway in {sum(1 for x in left if x)} of {len(left)} runs")
@@ -258,7 +258,7 @@ def report(out: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
         f"{'met' if ready_s < TARGET_READY_S else 'NOT met'})"
     )
     return {"startup_small_median_ms": small, "startup_large_median_ms": large, "ready_s": ready_s,
-            "meets_target": ready_s < TARGET_READY_S}  # fmt: skip
+            "meets_target": ready_s < TARGET_READY_S}
 
 
 async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
@@ -292,7 +292,7 @@ def main() -> None:
     for entry in ("sync_s_runs", "save_s_runs"):
         out["indexing"][entry] = [round(x, 4) for x in out["indexing"][entry]]
     path = write_results("startup", {"machine_start": start, "args": vars(args), **out, **numbers,
-                                     "wall_s": time.perf_counter() - started})  # fmt: skip
+                                     "wall_s": time.perf_counter() - started})
     print(f"\n{time.perf_counter() - started:.0f} s; numbers in {path}")
 
 

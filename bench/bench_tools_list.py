@@ -85,7 +85,7 @@ def servers(directory: Path) -> dict[str, Any]:
         "notes": {"command": sys.executable, "args": [str(ROOT / "examples" / "notes_server.py")],
                   "env": {"NOTES_FILE": str(directory / "notes.json")}},
         "faulty": faulty_server(),
-    }  # fmt: skip
+    }
 
 
 class Wire:
@@ -165,7 +165,7 @@ def sized(listed: dict[str, Any], tokenizer: Tokenizer) -> dict[str, Any]:
         "as_sent": text in listed["_line"],
         "names": [tool["name"] for tool in tools],
         "tokens_minilm_by_server": _by_server(tools, tokenizer),
-    }  # fmt: skip
+    }
 
 
 def _by_server(tools: list[dict[str, Any]], tokenizer: Tokenizer) -> dict[str, int]:
@@ -189,7 +189,7 @@ def index(config: Path, data_dir: Path, log: Path) -> None:
     with log.open("a", encoding="utf-8") as errlog:
         subprocess.run(gateway_command("index", "--config", str(config), "--data-dir", str(data_dir)), env=clean_env(),
                        cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errlog, check=True,
-                       timeout=INDEX_TIMEOUT_S)  # fmt: skip
+                       timeout=INDEX_TIMEOUT_S)
 
 
 def configs(directory: Path) -> dict[str, Path]:
@@ -215,24 +215,24 @@ async def run(directory: Path) -> dict[str, dict[str, Any]]:
         "all": sized(everything, tokenizer), "search": sized(search, tokenizer),
         "found_before": sized(before, tokenizer),
         "found_after_10_searches": {**sized(after, tokenizer), "list_changed": after["list_changed"]},
-    }  # fmt: skip
+    }
 
 
 def main() -> None:
     argparse.ArgumentParser(description=__doc__.split("\n", 1)[0]).parse_args()
     if absent := npm.missing():
         raise SystemExit(f"npm servers not installed in {npm.prefix()} ({', '.join(absent)}): "
-                         "run `python3 tests/e2e/npm.py`")  # fmt: skip
+                         "run `python3 tests/e2e/npm.py`")
     with tempfile.TemporaryDirectory(prefix="bench-tools-list-") as directory:
         sizes = anyio.run(run, Path(directory))
     labels = {"all": '"all"', "search": '"search"', "found_before": '"found", before searching',
-              "found_after_10_searches": '"found", after 10 searches'}  # fmt: skip
+              "found_after_10_searches": '"found", after 10 searches'}
     rows = [[labels[key], s["tools"], s["chars"], s["tokens_minilm"], s["tokens_chars_4"]] for key, s in sizes.items()]
     print(table(["tools/list with expose", "tools", "JSON chars", "tokens (MiniLM)", "tokens (chars/4)"], rows))
     path = write_results("tools_list", {
         "servers": SERVERS,
         "searches": SEARCHES, "npm": npm.PACKAGES, "machine": machine(), "sizes": sizes,
-    })  # fmt: skip
+    })
     print(f"wrote {path.relative_to(BENCH.parent)}")
 
 

@@ -62,7 +62,7 @@ class RunFile:
             database=database, index=index, model=model,
             servers=tuple({"name": s.name, "state": s.state.value, "tools": s.tool_count, "restarts": s.restarts,
                            "reason": s.reason} for s in servers),
-        )  # fmt: skip
+        )
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             aside = self.path.with_suffix(".tmp")

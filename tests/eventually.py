@@ -13,7 +13,7 @@ T = TypeVar("T")
 
 
 async def eventually(condition: Callable[[], T | Awaitable[T]], *, timeout_s: float = 10.0,
-                     interval_s: float = 0.01, what: str = "") -> T:  # fmt: skip
+                     interval_s: float = 0.01, what: str = "") -> T:
     """The first truthy value of `condition` (sync or async), asked every `interval_s`; AssertionError after
     `timeout_s` naming `what` (or the condition) and its last value."""
     last: T | None = None

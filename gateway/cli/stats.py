@@ -75,7 +75,7 @@ def stats_json(since_hours: float, metrics: list[MetricStat], errors: list[Error
         "metrics": [{"name": m.name, "labels": m.labels, "count": m.count, "avg": m.avg, "p50": m.p50,
                      "p95": m.p95, "max": m.max} for m in metrics],
         "errors": [{"type": e.error_type, "count": e.count, "last_seen": e.last_seen.isoformat()} for e in errors],
-    }  # fmt: skip
+    }
 
 
 def metrics_table(metrics: list[MetricStat], since_hours: float) -> Table:
@@ -88,7 +88,7 @@ def metrics_table(metrics: list[MetricStat], since_hours: float) -> Table:
     table = Table("metric", "labels", "count", "avg", "p50", "p95", "max", title=f"metrics, last {since_hours:g} h")
     for m in metrics:
         table.add_row(Text(m.name), Text(_labels(m.labels)), str(m.count),
-                      *(f"{value:.1f}" for value in (m.avg, m.p50, m.p95, m.max)))  # fmt: skip
+                      *(f"{value:.1f}" for value in (m.avg, m.p50, m.p95, m.max)))
     return folded(table)
 
 

@@ -90,7 +90,7 @@ def postgres_command(pgdata: Path, *, socket_dir: Path, port: int) -> list[str]:
     return [
         str(POSTGRES_BIN_PATH / "postgres"), "-D", str(pgdata), "-p", str(port),
         "-c", "listen_addresses=", "-c", f"unix_socket_directories={socket_dir}",
-    ]  # fmt: skip
+    ]
 
 
 def open_log(path: Path) -> IO[bytes]:
@@ -164,7 +164,7 @@ def _initdb(pgdata: Path, user: SystemUser | None) -> None:
     command = [
         str(POSTGRES_BIN_PATH / "initdb"), "-D", str(staging), "-U", "postgres", "--auth=trust",
         "--encoding=UTF8", "--no-locale", "--no-instructions",
-    ]  # fmt: skip
+    ]
     logger.info("initialising a new Postgres cluster in %s", pgdata)
     try:
         subprocess.run(command, check=True, capture_output=True, timeout=INITDB_TIMEOUT_S, **run_as(user))

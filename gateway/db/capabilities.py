@@ -58,7 +58,7 @@ class CapabilityStore:
         embedding: Vector, success: bool, duration_ms: float, namespace: str, action: str, cacheable: bool,
         org: str = "local", project: str = "default", intent_key: str | None = None, created_by: str = LOCAL_USER,
         alternatives: Sequence[str] = (),
-    ) -> Capability | None:  # fmt: skip
+    ) -> Capability | None:
         """Count one run of the workflow `pattern_hash`; its capability, or None for a failed unknown one.
 
         A first successful run creates the pattern and its capability ``namespace:action``, or, when another
@@ -69,9 +69,9 @@ class CapabilityStore:
             "pattern_hash": pattern_hash, "dag_structure": Jsonb(_dag_structure(document, tools)),
             "embedding": _vector(embedding), "parameters_schema": _json(parameters_schema),
             "cacheable": cacheable, "successes": int(success), "ms": duration_ms,
-        }  # fmt: skip
+        }
         name = {"org": org, "project": project, "namespace": namespace, "action": action,
-                "hash": pattern_hash[:FQDN_HASH_CHARS]}  # fmt: skip
+                "hash": pattern_hash[:FQDN_HASH_CHARS]}
         async with translated(f"recording a run of workflow {pattern_hash[:12]!r}"), self._pool.connection() as conn:
             async with conn.transaction():
                 cursor = conn.cursor(row_factory=class_row(_Counted))
@@ -126,7 +126,7 @@ class CapabilityStore:
     async def rename(
         self, capability_id: uuid.UUID, *, namespace: str, action: str, description: str | None = None,
         tags: Sequence[str] | None = None, embedding: Vector | None = None, visibility: str | None = None,
-    ) -> Capability:  # fmt: skip
+    ) -> Capability:
         """Name the capability ``namespace:action``; its old display name and FQDN keep resolving. None keeps the
         description, tags, intent embedding or visibility. `InvalidRequestError` when another capability has or had
         the name; a new name marks the capability `renamed`."""
@@ -143,10 +143,10 @@ class CapabilityStore:
                 await _add_aliases(conn, capability_id, current)
                 await conn.execute(named_query("rename_record"), {
                     "id": capability_id, "namespace": namespace, "action": action, "visibility": visibility,
-                    "tags": None if tags is None else list(tags)})  # fmt: skip
+                    "tags": None if tags is None else list(tags)})
                 await conn.execute(named_query("describe_pattern"), {
                     "pattern_id": current.pattern_id, "name": f"{namespace}:{action}", "description": description,
-                    "embedding": None if embedding is None else _vector(embedding)})  # fmt: skip
+                    "embedding": None if embedding is None else _vector(embedding)})
                 if embedding is not None:
                     await conn.execute(named_query("add_intent"), {
                         "pattern_id": current.pattern_id, "intent_key": "description", "embedding": _vector(embedding)})
@@ -171,13 +171,13 @@ class CapabilityStore:
                 await conn.execute(named_query("move_aliases"), {"source": source_id, "target": target_id})
                 await _add_aliases(conn, target_id, source)
                 await conn.execute(named_query("move_capability_edges"),
-                                   {"source": node_id(source_id), "target": node_id(target_id)})  # fmt: skip
+                                   {"source": node_id(source_id), "target": node_id(target_id)})
                 await conn.execute(named_query("delete_pattern"), {"pattern_id": source.pattern_id})
                 kept = source if prefer_source_code or source.created_at > target.created_at else target
                 await conn.execute(named_query("redefine_pattern"), {
                     "pattern_id": target.pattern_id, "pattern_hash": kept.pattern_hash,
                     "dag_structure": Jsonb(_dag_structure(kept.document, kept.tools)),
-                    "parameters_schema": _json(kept.parameters_schema)})  # fmt: skip
+                    "parameters_schema": _json(kept.parameters_schema)})
                 await conn.execute(named_query("touch_record"), {"id": target_id})
                 await conn.execute(named_query("invalidate_cache"), {"id": target_id})
                 return await _required(conn, target_id)
@@ -257,7 +257,7 @@ async def _add_aliases(conn: Connection, owner: uuid.UUID, named: Capability) ->
     """`named`'s display name and FQDN keep resolving, to `owner`."""
     async with conn.cursor() as cursor:
         await cursor.executemany(named_query("add_alias"), [
-            {"alias": named.display_name, "id": owner}, {"alias": named.fqdn, "id": owner}])  # fmt: skip
+            {"alias": named.display_name, "id": owner}, {"alias": named.fqdn, "id": owner}])
 
 
 def _merged_counts(source: Capability, target: Capability) -> dict[str, Any]:
@@ -267,7 +267,7 @@ def _merged_counts(source: Capability, target: Capability) -> dict[str, Any]:
         "pattern_id": target.pattern_id, "pattern_ids": [source.pattern_id, target.pattern_id],
         "usage_count": usage, "success_count": source.success_count + target.success_count,
         "avg_duration_ms": round(total_ms / usage) if usage else 0,
-    }  # fmt: skip
+    }
 
 
 def _hit(*, similarity: float, **fields: Any) -> tuple[Capability, float]:

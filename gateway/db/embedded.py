@@ -233,7 +233,7 @@ class EmbeddedPostgres:
             self._child = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
                 **_cluster.run_as(user),
-            )  # fmt: skip
+            )
         self._postmaster = psutil.Process(self._child.pid)
         ready = _wait_ready(self.pgdata, self._postmaster, self._child, self.log_path)
         if ready is None:

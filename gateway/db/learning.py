@@ -112,7 +112,7 @@ class LearningStore:
     async def record_run(
         self, *, edges: Sequence[tuple[str, str, str]], tools: Sequence[tuple[str, bool, float]],
         promote_after: int = PROMOTE_AFTER, weights: Mapping[str, float], factors: Mapping[str, float],
-    ) -> None:  # fmt: skip
+    ) -> None:
         """Record one run atomically: a sighting of each ``(from, to, edge_type)`` edge, a call of each
         ``(tool_id, success, duration_ms)`` tool; other gateways are notified on commit. An edge's confidence
         becomes ``weights[edge_type] x factors[source]`` (kept as it was for a source that `factors` lacks, such
@@ -205,7 +205,7 @@ class LearningStore:
     async def record_telemetry(
         self, metrics: Sequence[tuple[str, float, JsonObject | None]],
         errors: Sequence[tuple[str, str, str | None, JsonObject | None]],
-    ) -> None:  # fmt: skip
+    ) -> None:
         """Append a batch of ``(name, value, metadata)`` metrics and ``(type, message, stack, context)``
         errors in one transaction."""
         if not metrics and not errors:
@@ -236,7 +236,7 @@ class LearningStore:
 def _edge_params(
     edges: Sequence[tuple[str, str, str]], *, promote_after: int, weights: Mapping[str, float],
     factors: Mapping[str, float],
-) -> list[dict[str, Any]]:  # fmt: skip
+) -> list[dict[str, Any]]:
     """Bound parameters of each edge sighting, in key order (the lock order of concurrent runs)."""
     if not edges:
         return []
@@ -249,7 +249,7 @@ def _edge_params(
         {"from_tool_id": src, "to_tool_id": dst, "edge_type": edge_type, "weight": weights[edge_type],
          "factors": factors_json, "promote_after": promote_after}
         for src, dst, edge_type in sorted(edges)
-    ]  # fmt: skip
+    ]
 
 
 def _json(value: JsonObject | None) -> Jsonb | None:
@@ -262,4 +262,4 @@ def _threshold_params(row: ThresholdRow) -> dict[str, Any]:
         "suggestion_threshold": row.suggestion_threshold, "explicit_threshold": row.explicit_threshold,
         "success_rate": row.success_rate, "sample_count": row.sample_count,
         "outcomes": Jsonb(row.outcomes[-OUTCOME_WINDOW:]),
-    }  # fmt: skip
+    }

@@ -193,7 +193,7 @@ class ToolStore:
         params = {
             "name": status.name, "state": status.state.value, "reason": status.reason,
             "tool_count": status.tool_count, "restarts": status.restarts, "pid": status.pid,
-        }  # fmt: skip
+        }
         async with translated(f"recording the status of {status.name!r}"), self._pool.connection() as conn:
             await conn.execute(named_query("upsert_server_status"), params)
 
@@ -225,7 +225,7 @@ def _tool_params(tool: ToolDef, digest: str) -> dict[str, Any]:
         "description": tool.description,
         "input_schema": Jsonb(tool.input_schema), "output_schema": _jsonb(tool.output_schema),
         "annotations": _jsonb(tool.annotations), "schema_hash": digest,
-    }  # fmt: skip
+    }
 
 
 def _jsonb(value: JsonObject | None) -> Jsonb | None:

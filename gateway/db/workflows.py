@@ -80,12 +80,12 @@ class WorkflowStore:
     async def record_execution(
         self, *, workflow_id: str, intent: str | None, dag: JsonObject, success: bool,
         execution_time_ms: int, error: str | None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         """Record one finished run of `workflow_id`."""
         params = {
             "workflow_id": workflow_id, "intent": intent, "dag": Jsonb(dag), "success": success,
             "execution_time_ms": execution_time_ms, "error": error,
-        }  # fmt: skip
+        }
         async with translated(f"recording the run of workflow {workflow_id!r}"), self._pool.connection() as conn:
             await conn.execute(named_query("insert_execution"), params)
 
@@ -125,4 +125,4 @@ def _event_params(event: EpisodicEvent) -> dict[str, Any]:
     return {
         "workflow_id": event.workflow_id, "event_type": event.event_type, "task_id": event.task_id,
         "context_hash": event.context_hash, "data": Jsonb(event.data),
-    }  # fmt: skip
+    }

@@ -34,7 +34,7 @@ LABEL_LIMIT = 80
 PALETTE = (
     "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948",
     "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac", "#1f77b4", "#8c564b",
-)  # fmt: skip
+)
 GOLDEN_ANGLE = 137.508
 
 Kind = Literal["tool", "capability"]

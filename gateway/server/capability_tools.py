@@ -83,7 +83,7 @@ def search_entry(match: CapabilityMatch) -> dict[str, Any]:
         "input_schema": row.parameters_schema or {"type": "object"}, "score": round(match.score, 4),
         "semantic": round(match.similarity, 4), "reliability": round(match.reliability, 4),
         "tools": list(row.tools), "usage_count": row.usage_count, "fqdn": row.fqdn,
-    }  # fmt: skip
+    }
 
 
 def describe(row: Capability) -> str:
@@ -107,7 +107,7 @@ def suggestion_result(match: CapabilityMatch, others: Sequence[CapabilityMatch])
         "warnings": [], "alternatives": [m.row.display_name for m in others],
         "capability": {**capability_json(row), "similarity": round(match.similarity, 4),
                        "reliability": round(match.reliability, 4)},
-    }  # fmt: skip
+    }
     text = (f"learned capability {row.display_name} (confidence {match.score:.2f}, used {row.usage_count}x, "
             f"{row.success_rate:.0%} ok): {describe(row)}; run it as one execute_dag task with its arguments")
     return types.CallToolResult(content=[types.TextContent(text=text)], structured_content=payload)
@@ -129,7 +129,7 @@ def one_result(verb: str, row: Capability) -> types.CallToolResult:
 
 
 async def act(service: CapabilityService, action: str, arguments: dict[str, Any],
-              user: str | None) -> types.CallToolResult:  # fmt: skip
+              user: str | None) -> types.CallToolResult:
     """Run one of the capability meta-tools (`arguments` already checked against its schema) for `user`."""
     if action == CAP_LIST:
         offset = int(arguments.get("offset", 0))

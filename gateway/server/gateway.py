@@ -44,7 +44,7 @@ def build_server(backend: GatewayBackend, relay: Relay, watchers: ListWatchers) 
         types.Tool(name=wf.EXECUTE_DAG, description=wf.EXECUTE_DAG_DESCRIPTION, input_schema=wf.EXECUTE_DAG_SCHEMA),
         types.Tool(name=wf.WORKFLOW, description=wf.WORKFLOW_DESCRIPTION, input_schema=wf.WORKFLOW_SCHEMA),
         *caps.TOOLS,
-    ]  # fmt: skip
+    ]
     found = FoundTools()
 
     async def list_tools(

@@ -184,7 +184,7 @@ async def _json(send: Send, status: int, body: dict[str, Any], extra: list[tuple
 
 
 async def _respond(send: Send, status: int, body: bytes, content_type: str,
-                   extra: list[tuple[bytes, bytes]]) -> None:  # fmt: skip
+                   extra: list[tuple[bytes, bytes]]) -> None:
     headers = [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode()), *extra]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -133,7 +133,7 @@ def _describe(tool: str, error: ValidationError) -> str:
 def search_payload(
     result: SearchResult, call_as: Mapping[str, str], *, related: bool = False,
     capabilities: Sequence[dict[str, Any]] = (),
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """The structured content of a `search_tools` answer: tools and capabilities (`kind`), best score first."""
     tools = [
         {

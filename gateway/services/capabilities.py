@@ -101,7 +101,7 @@ class CapabilityService:
 
     def __init__(self, *, store: CapabilityPort, edges: EdgePort, embedder: Embedder,
                  limiter: anyio.CapacityLimiter, tool_usage: Callable[[str], tuple[int, int]] = lambda t: (0, 0),
-                 ) -> None:  # fmt: skip
+                 ) -> None:
         self._store = store
         self._edges = edges
         self._embedder = embedder
@@ -133,7 +133,7 @@ class CapabilityService:
         return row
 
     async def _names(self, canonical: Canonical, intent: str | None, pattern_hash: str,
-                     tools: Mapping[str, ToolDef]) -> tuple[str, list[str]]:  # fmt: skip
+                     tools: Mapping[str, ToolDef]) -> tuple[str, list[str]]:
         """The namespace and the actions to offer, in order, for a capability of `canonical`: made from `intent`
         or the tools (a capability called as a task by its display name), none of them a downstream tool's id
         (the tool would answer that name)."""
@@ -151,7 +151,7 @@ class CapabilityService:
         return row.display_name if row is not None else "capability"
 
     async def match(self, query: Vector, *, limit: int, server: str | None = None,
-                    user: str | None = None) -> list[CapabilityMatch]:  # fmt: skip
+                    user: str | None = None) -> list[CapabilityMatch]:
         """The capabilities best matching the embedded `query` among those `user` may see (only those of
         `server`'s tools when given)."""
         votes: dict[uuid.UUID, tuple[Capability, float, float]] = {}
@@ -181,7 +181,7 @@ class CapabilityService:
         return min(rates)
 
     async def list(self, *, pattern: str | None, unnamed_only: bool, limit: int, offset: int,
-                   user: str | None = None) -> tuple[list[Capability], int]:  # fmt: skip
+                   user: str | None = None) -> tuple[list[Capability], int]:
         """A page of the capabilities `user` may see whose ``namespace:action`` matches the glob `pattern`, and
         the total."""
         like = glob_to_like(pattern) if pattern else None

@@ -130,7 +130,7 @@ class Telemetry:
             Family(name, HELP.get(name, name), "counter",
                    tuple(CounterSeries(labels, value) for labels, value in series.items()))
             for name, series in self._counters.items()
-        ]  # fmt: skip
+        ]
         for name, summaries in self._summaries.items():
             series = tuple(_summary_series(labels, summary) for labels, summary in summaries.items())
             families.append(Family(name, HELP.get(name, name), "summary", series))

@@ -65,7 +65,7 @@ def test_an_action_of_too_many_tools_names_the_first_and_counts_the_rest() -> No
 @pytest.mark.parametrize(("intent", "tools"), [
     ("word " * 40, ["a:b"]), ("a" * 80, ["a:b"]), (None, [f"s:tool_{i}" for i in range(30)]),
     (None, ["s:" + "y" * 80] * 2), ("!!!", ["s:???"]), (None, ["7:9"]),
-])  # fmt: skip
+])
 def test_every_generated_action_is_one_a_user_could_choose_but_for_the_reserved_prefix(
     intent: str | None, tools: list[str]
 ) -> None:

@@ -184,7 +184,7 @@ def test_a_rename_with_a_description_loads_the_model_and_keeps_the_description(s
         gateway_command("caps", "rename", "web:fetch_json", "--description", "Fetch a page and parse its JSON",
                         "--json", "--database-url", seeded.url),
         capture_output=True, text=True, env=gateway_env(), cwd=ROOT, timeout=120, stdin=subprocess.DEVNULL,
-        check=False)  # fmt: skip
+        check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     renamed = json.loads(done.stdout.strip().splitlines()[-1])
     assert (renamed["name"], renamed["description"]) == ("web:fetch_json", "Fetch a page and parse its JSON")
@@ -217,7 +217,7 @@ def test_a_merge_of_capabilities_with_different_tools_is_refused_and_changes_not
 @pytest.mark.parametrize("args", [
     ("show", "nope:missing"), ("rename", "nope:missing", "--action", "other"),
     ("merge", "nope:missing", "fs:read_json"), ("merge", "fs:read_json", "nope:missing"),
-], ids=["show", "rename", "merge source", "merge target"])  # fmt: skip
+], ids=["show", "rename", "merge source", "merge target"])
 def test_an_unknown_capability_exits_1_with_a_message_naming_it(
     seeded: Seeded, capsys: pytest.CaptureFixture[str], args: tuple[str, ...]
 ) -> None:

@@ -21,7 +21,7 @@ MINIMAL_ARGV = {
     "eval": ["retrieval", "--tools", "tools.jsonl", "--queries", "queries.jsonl"], "graph": ["--out", "graph.html"],
     "caps list": [], "caps show": ["fs:read_json"], "caps rename": ["fs:read_json"], "caps merge": ["a:b", "c:d"],
     "users add": ["ada"], "users list": [], "users revoke": ["ada"], "users rotate": ["ada"], "init": [],
-}  # fmt: skip
+}
 """Each command the parser knows, by its words, and the least argv it accepts after them."""
 
 HEAVY = ("gateway.runtime", "gateway.app", "gateway.server", "gateway.services", "gateway.downstream", "gateway.db",

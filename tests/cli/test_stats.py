@@ -87,7 +87,7 @@ def test_stats_sums_up_each_series_of_the_last_day_exactly(
          "p95": 14.5, "max": 15.0},
         {"name": "pml_workflows_total", "labels": {"status": "completed"}, "count": 3, "avg": 1.0, "p50": 1.0,
          "p95": 1.0, "max": 1.0},
-    ]  # fmt: skip
+    ]
     assert [(e["type"], e["count"]) for e in result["errors"]] == [("CallTimeoutError", 2)]
     assert datetime.fromisoformat(result["errors"][0]["last_seen"]).tzinfo is not None
 
@@ -108,9 +108,9 @@ def test_stats_prints_a_table_of_the_metrics_and_one_of_the_errors(
     capsys.readouterr()
     assert cli.main(["stats", "--database-url", database_url]) == 0
     rows = [[cell.strip() for cell in line.strip("│ ").split("│")] for line in capsys.readouterr().out.splitlines()
-            if line.startswith("│")]  # fmt: skip
+            if line.startswith("│")]
     assert ["pml_tool_call_latency_ms", "outcome=ok, tool=time:get_current_time", "2", "10.0", "10.0", "14.5",
-            "15.0"] in rows  # fmt: skip
+            "15.0"] in rows
     assert ["CallTimeoutError", "2"] == rows[-1][:2]
 
 
@@ -125,7 +125,7 @@ def test_stats_piped_prints_every_label_whole_on_one_line(database_url: str) -> 
                            "7, jsonb_build_object('outcome', 'ok', 'tool', %(tool)s::text))"], {"tool": LONG_TOOL})
     env = {k: v for k, v in gateway_env().items() if k != "COLUMNS"}
     done = subprocess.run(gateway_command("stats", "--database-url", database_url), capture_output=True, text=True,
-                          env=env, cwd=ROOT, timeout=120, stdin=subprocess.DEVNULL, check=False)  # fmt: skip
+                          env=env, cwd=ROOT, timeout=120, stdin=subprocess.DEVNULL, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     assert len(LONG_LABEL) > 200
     assert any(LONG_LABEL in line and "7.0" in line for line in done.stdout.splitlines()), done.stdout
@@ -151,4 +151,4 @@ def test_the_command_console_is_as_wide_as_the_longest_row_when_not_a_terminal()
 
 def _long_series() -> MetricStat:
     return MetricStat(name="pml_tool_call_latency_ms", labels=LONG_LABELS, count=1, avg=7.0, p50=7.0, p95=7.0,
-                      max=7.0)  # fmt: skip
+                      max=7.0)

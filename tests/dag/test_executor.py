@@ -146,7 +146,7 @@ async def test_each_task_s_end_is_reported_as_progress_and_a_failing_report_stop
         raise BrokenPipeError("the client went away")
 
     tasks = (task("a", "echo", text="x"), task("b", "add", "a", a="$OUTPUT[a].result", b=1),
-             task("c", "echo", "b", text="never"), task("d", "echo", "a", text="y"))  # fmt: skip
+             task("c", "echo", "b", text="never"), task("d", "echo", "a", text="y"))
     done = await Executor(call=faulty, checkpoint=Checkpoints()).advance(workflow(faulty, *tasks), progress=progress)
     assert statuses(done) == {"a": "ok", "b": "error", "c": "skipped", "d": "ok"}
     assert reports[0] == (1, 4, "task a (faulty:echo): ok")

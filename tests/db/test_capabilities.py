@@ -51,14 +51,14 @@ def embedding(axis: int) -> np.ndarray[Any, np.dtype[np.float32]]:
 async def record(
     store: CapabilityStore, seed: str, *, success: bool = True, tools: list[str] = TOOLS, ms: float = 100.0,
     axis: int = 0, actions: list[str] | None = None,
-) -> Capability | None:  # fmt: skip
+) -> Capability | None:
     digest = pattern_hash(seed)
     first, *alternatives = actions or [f"exec_{digest[:8]}"]
     return await store.record(
         pattern_hash=digest, document={"tasks": [{"id": "t1", "tool": tools[0]}], "seed": seed}, tools=tools,
         parameters_schema={"type": "object"}, embedding=embedding(axis), success=success, duration_ms=ms,
         namespace="code", action=first, alternatives=alternatives, cacheable=False,
-    )  # fmt: skip
+    )
 
 
 async def recorded(store: CapabilityStore, seed: str, **kwargs: Any) -> Capability:
@@ -76,7 +76,7 @@ async def test_a_first_successful_run_creates_one_capability_named_exec_and_its_
     assert row.hash == pattern_hash("a")[:4] and row.pattern_hash == pattern_hash("a")
     assert row.fqdn == f"local.default.code.{row.action}.{row.hash}" and row.display_name == f"code:{row.action}"
     assert row.tools == TOOLS and row.document["seed"] == "a" and row.cache_config == {
-        "ttl_ms": 3600000, "cacheable": False}  # fmt: skip
+        "ttl_ms": 3600000, "cacheable": False}
     assert (await capability_store.list())[1] == 1
 
 
@@ -209,7 +209,7 @@ async def test_unnamed_only_keeps_those_never_given_another_name_by_a_user(
     untouched, moved, described = [await recorded(capability_store, seed) for seed in ("a", "b", "c")]
     await capability_store.rename(moved.id, namespace="fs", action=moved.action)
     await capability_store.rename(described.id, namespace="code", action=described.action, description="Reads",
-                                  tags=["io"], visibility="project")  # fmt: skip
+                                  tags=["io"], visibility="project")
     unnamed, total = await capability_store.list(unnamed_only=True)
     assert {row.id for row in unnamed} == {untouched.id, described.id} and total == 2
     assert [row.renamed for row in unnamed] == [False, False]
@@ -267,7 +267,7 @@ async def test_a_page_and_its_total_come_from_one_snapshot_even_when_a_capabilit
 async def test_a_renamed_capability_keeps_its_old_names_as_aliases(capability_store: CapabilityStore) -> None:
     old = await recorded(capability_store, "a")
     renamed = await capability_store.rename(old.id, namespace="fs", action="read_json", description="Read JSON",
-                                            tags=["io"], embedding=embedding(5))  # fmt: skip
+                                            tags=["io"], embedding=embedding(5))
     assert (renamed.display_name, renamed.fqdn) == ("fs:read_json", f"local.default.fs.read_json.{old.hash}")
     assert (renamed.description, renamed.tags, renamed.usage_count) == ("Read JSON", ["io"], 1)
     for ref in (old.display_name, old.fqdn, "fs:read_json"):
@@ -324,7 +324,7 @@ async def test_a_merge_keeping_the_target_code_moves_the_capability_edges_of_the
     source = await recorded(capability_store, "source")
     src, dst = source.node_id, target.node_id
     for edge in ((src, "x", "sequence", 2, "inferred"), ("x", src, "dependency", 1, "observed"),
-                 (dst, "x", "sequence", 3, "observed"), ("y", "z", "sequence", 1, "user")):  # fmt: skip
+                 (dst, "x", "sequence", 3, "observed"), ("y", "z", "sequence", 1, "user")):
         rows(database_url, INSERT_EDGE, *edge)
     merged = await capability_store.merge(source.id, target.id, prefer_source_code=True)
     assert merged.document["seed"] == "source" and merged.pattern_hash == pattern_hash("source")
@@ -332,7 +332,7 @@ async def test_a_merge_keeping_the_target_code_moves_the_capability_edges_of_the
     assert [tuple(row.values()) for row in rows(database_url, edges)] == sorted([
         (dst, "x", "sequence", 5, "observed"), ("x", dst, "dependency", 1, "observed"),
         ("y", "z", "sequence", 1, "user"),
-    ])  # fmt: skip
+    ])
 
 
 async def test_a_merge_of_capabilities_with_different_tools_is_refused_and_changes_nothing(

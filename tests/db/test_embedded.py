@@ -158,7 +158,7 @@ def _start_and_kill_an_owner(pgdata: Path) -> int:
     owner = subprocess.Popen(
         [sys.executable, "-c", ORPHAN_SCRIPT, str(pgdata)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
-    )  # fmt: skip
+    )
     try:
         assert owner.stdout is not None
         readable, _, _ = select.select([owner.stdout], [], [], SPAWN_TIMEOUT_S)

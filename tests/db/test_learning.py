@@ -76,11 +76,11 @@ async def test_an_edge_seen_twice_stays_inferred_and_the_third_sighting_makes_it
     await record(learning_store, run)
     assert await edges(learning_store) == [
         edge("a", "b", "dependency", 2, 1.0 * 0.7, "inferred"), edge("a", "b", "sequence", 2, 0.5 * 0.7, "inferred"),
-    ]  # fmt: skip
+    ]
     await record(learning_store, run)
     assert await edges(learning_store) == [
         edge("a", "b", "dependency", 3, 1.0, "observed"), edge("a", "b", "sequence", 3, 0.5, "observed"),
-    ]  # fmt: skip
+    ]
 
 
 async def test_promote_after_one_makes_a_new_edge_observed_at_once(learning_store: LearningStore) -> None:
@@ -97,7 +97,7 @@ async def test_user_and_template_edges_keep_their_source_and_a_user_edge_its_con
         await record(learning_store, [("u", "v", "dependency"), ("t", "v", "sequence")])
     assert await edges(learning_store) == [
         edge("t", "v", "sequence", 5, 0.5 * 0.5, "template"), edge("u", "v", "dependency", 5, 0.9, "user"),
-    ]  # fmt: skip
+    ]
 
 
 async def test_tool_usage_counts_calls_successes_and_time(learning_store: LearningStore, database_url: str) -> None:
@@ -127,7 +127,7 @@ async def test_twenty_concurrent_runs_on_the_same_edges_lose_no_sighting_and_do_
         await pool.close()
     assert await edges(learning_store) == [
         edge("a", "b", "sequence", 20, 0.5, "observed"), edge("b", "c", "dependency", 20, 1.0, "observed"),
-    ]  # fmt: skip
+    ]
     assert await learning_store.usage() == {"a": (20, 20), "b": (20, 10)}
 
 
@@ -143,7 +143,7 @@ async def test_a_missing_weight_or_factor_is_refused_before_any_write(learning_s
         await record(learning_store, [("a", "b", "unknown")])
     with pytest.raises(ValueError, match=r"sources \['observed'\]"):
         await learning_store.record_run(edges=[("a", "b", "sequence")], tools=[], weights=WEIGHTS,
-                                        factors={"inferred": 0.7})  # fmt: skip
+                                        factors={"inferred": 0.7})
     assert await learning_store.edges() == []
 
 
@@ -156,7 +156,7 @@ async def test_thresholds_round_trip_and_keep_only_the_newest_outcomes(learning_
     later = ThresholdRow(
         context_hash="ctx", context_keys={"domain": "fs"}, suggestion_threshold=0.75, explicit_threshold=0.45,
         success_rate=0.5, sample_count=60, outcomes=outcomes,
-    )  # fmt: skip
+    )
     await learning_store.save_threshold(later)
     saved = await learning_store.threshold("ctx")
     assert saved is not None and saved.outcomes == outcomes[-OUTCOME_WINDOW:]
@@ -164,7 +164,7 @@ async def test_thresholds_round_trip_and_keep_only_the_newest_outcomes(learning_
     assert saved == replace(
         later, suggestion_threshold=saved.suggestion_threshold, explicit_threshold=saved.explicit_threshold,
         outcomes=outcomes[-OUTCOME_WINDOW:],
-    )  # fmt: skip
+    )
 
 
 async def test_config_values_round_trip(learning_store: LearningStore) -> None:

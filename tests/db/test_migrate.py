@@ -65,7 +65,7 @@ async def test_a_broken_migration_names_its_file_and_leaves_nothing_of_itself(
         "0001_good.sql": "CREATE TABLE good (id int);",
         "0002_broken.sql": "CREATE TABLE half (id int);\nSELECT no_such_function();",
         "0003_never.sql": "CREATE TABLE never (id int);",
-    })  # fmt: skip
+    })
     failure = r"0002_broken\.sql failed: function no_such_function\(\) does not exist"
     with pytest.raises(MigrationError, match=failure):
         await migrate(database_url, migrations)

@@ -64,9 +64,9 @@ async def test_metric_stats_sum_up_each_series_of_the_window_and_errors_are_coun
 ) -> None:
     metrics = [(SEARCH_LATENCY, float(v), {}) for v in (10, 20, 30, 40)]
     metrics += [(CALL_LATENCY, 8.0, {"tool": "a:b", "outcome": "ok"}), (CALL_LATENCY, 2.0, {"tool": "a:b",
-                "outcome": "error"})]  # fmt: skip
+                "outcome": "error"})]
     errors = [("CallTimeoutError", "late", None, {}), ("CallTimeoutError", "late", None, {}),
-              ("InvalidRequestError", "bad", None, None)]  # fmt: skip
+              ("InvalidRequestError", "bad", None, None)]
     await learning_store.record_telemetry(metrics, errors)
     found = await learning_store.metric_stats(timedelta(hours=1))
     stats = {(s.name, tuple(sorted(s.labels.items()))): s for s in found}

@@ -122,7 +122,7 @@ async def test_recorded_executions_are_counted_per_workflow_and_read_back(
         await workflow_store.record_execution(
             workflow_id=wf, intent=f"do {wf}", dag={"tasks": [wf]}, success=success,
             execution_time_ms=12, error=None if success else "t1: boom",
-        )  # fmt: skip
+        )
     assert await workflow_store.execution_count() == 3
     assert (await workflow_store.execution_count("a"), await workflow_store.execution_count("c")) == (2, 0)
     with psycopg.connect(database_url, row_factory=dict_row) as conn:
@@ -135,7 +135,7 @@ async def test_recorded_executions_are_counted_per_workflow_and_read_back(
          "error_message": "t1: boom"},
         {"intent_text": "do a", "dag_structure": {"tasks": ["a"]}, "success": True, "execution_time_ms": 12,
          "error_message": None},
-    ]  # fmt: skip
+    ]
 
 
 async def test_recorded_events_read_back_in_the_order_they_were_recorded(workflow_store: WorkflowStore) -> None:
@@ -144,7 +144,7 @@ async def test_recorded_events_read_back_in_the_order_they_were_recorded(workflo
         EpisodicEvent(workflow_id="wf", event_type=kind, data={"i": i}, task_id=f"t{i}" if i % 2 else None,
                       context_hash="h" if i % 3 else None)
         for i, kind in enumerate(["workflow_start", *["task_complete"] * 48, "workflow_complete"])
-    ]  # fmt: skip
+    ]
     await workflow_store.record_events(batch[:30])
     await workflow_store.record_events([EpisodicEvent(workflow_id="other", event_type="x", data={})])
     await workflow_store.record_events(batch[30:])

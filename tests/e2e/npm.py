@@ -70,7 +70,7 @@ def install(where: Path | None = None) -> bool:
     where.mkdir(parents=True, exist_ok=True)
     specs = [f"{name}@{version}" for name, version in PACKAGES.items()]
     command = [npm, "install", "--prefix", str(where), "--save-exact", "--no-audit", "--no-fund", "--loglevel=error",
-               *specs]  # fmt: skip
+               *specs]
     done = subprocess.run(command, capture_output=True, text=True, timeout=INSTALL_TIMEOUT_S, check=False)
     if done.returncode != 0 or missing(where):
         raise SystemExit(f"npm install into {where} failed ({done.returncode}):\n{done.stderr[-3000:]}")

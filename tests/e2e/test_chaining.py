@@ -95,13 +95,13 @@ async def test_an_outer_dag_runs_dags_on_the_inner_gateway_and_passes_a_result_f
         {"id": "sum", "tool": "faulty:add", "arguments": {"a": 2, "b": 3}},
         {"id": "twice", "tool": "faulty:add", "depends_on": ["sum"],
          "arguments": {"a": "$$OUTPUT[sum].result", "b": "$$OUTPUT[sum].result"}},
-    ]  # fmt: skip
+    ]
     tasks = [
         {"id": "add", "tool": "inner:execute_dag", "arguments": {"tasks": inner_dag}},
         {"id": "say", "tool": "inner:execute_dag", "depends_on": ["add"],
          "arguments": {"tasks": [{"id": "echo", "tool": "faulty:echo",
                                   "arguments": {"text": "the sum is $OUTPUT[add].tasks.twice.output.result"}}]}},
-    ]  # fmt: skip
+    ]
     async with gateway_client(outer, "--database-url", database_url) as client:
         await search_until(client, "run a workflow of several tool calls as a DAG", "inner:execute_dag",
                            timeout_s=INNER_START_S)

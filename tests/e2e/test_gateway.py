@@ -169,7 +169,7 @@ async def test_a_workflow_the_client_cancels_ends_aborted_and_is_not_left_to_be_
         workflow_id = str(row[0])
         with anyio.fail_after(20):
             while (status := await client.call_tool("workflow", {"workflow_id": workflow_id, "action": "status"})
-                   ).structured_content["status"] != "aborted":  # fmt: skip
+                   ).structured_content["status"] != "aborted":
                 await anyio.sleep(0.05)
         hang_cancelled = int(text_of(await client.call_tool("faulty__count_cancelled", {})))
     payload = status.structured_content

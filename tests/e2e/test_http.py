@@ -211,7 +211,7 @@ async def test_a_gateway_chained_over_http_passes_a_search_and_a_dag_through_bot
             inner_search = await client.call_tool("inner__search_tools", {"query": "echo a text back"})
             nested = [echo("a", "through"), echo("b", "$$OUTPUT[a].result both", "a")]  # $$: the inner one's
             relayed = await client.call_tool("inner__execute_dag", {"tasks": [echo("a", "x"), echo("b", "y", "a")]},
-                                             progress_callback=progress)  # fmt: skip
+                                             progress_callback=progress)
             then = [{"id": "c", "tool": "faulty:echo", "arguments": {"text": "$OUTPUT[x].tasks.b.output.result!"}}]
             done = await run_dag(client, [{"id": "x", "tool": "inner:execute_dag", "arguments": {"tasks": nested}},
                                           {"id": "y", "tool": "inner:execute_dag", "arguments": {"tasks": then}}])

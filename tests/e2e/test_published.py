@@ -62,7 +62,7 @@ REQUESTS = [
              wrong_first="filesystem:read_file 1.00, filesystem:write_file 0.83, filesystem:read_text_file 0.78"),
     _request("find all the markdown files in my folder", "filesystem:search_files"),
     _request("rename report.txt to final.txt", "filesystem:move_file"),
-]  # fmt: skip
+]
 """Requests as people word them, and the tools that answer them; written down before any was searched, and kept
 whatever the search found first."""
 
@@ -80,7 +80,7 @@ def published_servers(directory: Path) -> Path:
                    "env": {"MEMORY_FILE_PATH": str(directory / "memory.jsonl")}},
         "filesystem": {"command": npm.binary("mcp-server-filesystem"), "args": [str(folder)]},
         "time": {"command": str(BIN / "mcp-server-time"), "args": ["--local-timezone", "UTC"]},
-    }  # fmt: skip
+    }
     path = directory / "servers.json"
     path.write_text(json.dumps({"mcpServers": servers}))
     return path
@@ -222,7 +222,7 @@ async def inspect(config: Path, url: str, *method: str) -> dict[str, Any]:
     it printed; the gateway's servers file goes by ``-e PML_CONFIG``, as the Inspector takes ``--config`` for its
     own. Checks that the gateway it spawned exits once the Inspector has."""
     command = [npm.binary("mcp-inspector"), "--cli", "-e", f"PML_CONFIG={config}", "-e", "PML_LOG_LEVEL=WARNING",
-               *gateway_command("serve", "--database-url", url), *method]  # fmt: skip
+               *gateway_command("serve", "--database-url", url), *method]
     with anyio.fail_after(INSPECTOR_TIMEOUT_S):
         done = await anyio.run_process(command, env=gateway_env(), cwd=ROOT, stdin=subprocess.DEVNULL, check=False)
     assert done.returncode == 0, done.stderr.decode()[-3000:]

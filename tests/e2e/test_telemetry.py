@@ -34,7 +34,7 @@ async def test_a_search_and_a_proxied_call_are_measured_and_a_refused_call_is_lo
     indexed: Path, database_url: str  # noqa: F811
 ) -> None:
     call = {"metric_name": "pml_tool_call_latency_ms",
-            "metadata": {"tool": "time:get_current_time", "outcome": "ok"}}  # fmt: skip
+            "metadata": {"tool": "time:get_current_time", "outcome": "ok"}}
     async with gateway_client(indexed, "--database-url", database_url) as client:
         hit = (await search(client, "what time is it in Tokyo"))["results"][0]
         result = await client.call_tool(hit["call_as"], {"timezone": "Asia/Tokyo"})

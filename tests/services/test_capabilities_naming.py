@@ -25,10 +25,10 @@ TIME_MEMORY_ECHO = [
     {"id": "keep", "tool": "memory:create_entities", "depends_on": ["now"],
      "arguments": {"entities": [{"name": "clock", "observations": ["$OUTPUT[now].datetime"]}]}},
     {"id": "say", "tool": "everything:echo", "depends_on": ["keep"], "arguments": {"message": "$OUTPUT[now].datetime"}},
-]  # fmt: skip
+]
 KNOWN = {tool.tool_id: tool for tool in (ToolDef(server=server, name=name) for server, name in (
     ("time", "get_current_time"), ("memory", "create_entities"), ("everything", "echo"), ("time", "convert_time"),
-    ("fs", "read_file"), ("fs", "write_file")))}  # fmt: skip
+    ("fs", "read_file"), ("fs", "write_file")))}
 
 
 class _AxisEmbedder:
@@ -61,7 +61,7 @@ def chain(*tools: str, value: str = "x") -> list[dict[str, Any]]:
     """Tasks calling `tools` one after the other, the first with the literal `value`."""
     first = {"id": "t0", "tool": tools[0], "arguments": {"value": value}}
     return [first, *({"id": f"t{i}", "tool": tool, "depends_on": [f"t{i - 1}"], "arguments": {}}
-                     for i, tool in enumerate(tools[1:], 1))]  # fmt: skip
+                     for i, tool in enumerate(tools[1:], 1))]
 
 
 async def learned(service: CapabilityService, state: WorkflowState) -> Any:
@@ -132,7 +132,7 @@ async def test_a_renamed_capability_keeps_its_generated_name_which_no_one_may_ta
     found = await capability_store.get("fs:copy_file")  # the old name still calls it
     assert found is not None and found.id == first.id
     other = await learned(service, completed(chain("fs:read_file", "fs:write_file", "fs:write_file"),
-                                             intent="copy a file"))  # fmt: skip
+                                             intent="copy a file"))
     assert other.display_name == f"fs:copy_file_{other.pattern_hash[:4]}"
     with pytest.raises(InvalidRequestError, match="names another capability") as refused:
         await service.rename(other.display_name, namespace="fs", action="copy_file", description=None, tags=None)
@@ -147,6 +147,6 @@ async def test_unnamed_only_lists_the_capabilities_no_user_renamed(service: Capa
     await service.rename(moved.display_name, namespace="clock", action=None, description=None, tags=None)
     await service.rename(named.display_name, namespace=None, action="stamp", description=None, tags=None)
     await service.rename(described.display_name, namespace=None, action=None, description=None, tags=["io"],
-                         visibility="project")  # fmt: skip
+                         visibility="project")
     unnamed, total = await service.list(pattern=None, unnamed_only=True, limit=10, offset=0)
     assert {row.id for row in unnamed} == {kept.id, described.id} and total == 2

@@ -60,7 +60,7 @@ async def test_every_intent_a_capability_served_matches_it_and_the_nearest_ones_
     await capability_store.record(
         pattern_hash=asked_twice.pattern_hash, document=asked_twice.document, tools=asked_twice.tools,
         parameters_schema={"type": "object"}, embedding=embedding(2), success=True, duration_ms=1.0,
-        namespace="code", action="x", cacheable=False, intent_key="second")  # fmt: skip
+        namespace="code", action="x", cacheable=False, intent_key="second")
     other = await recorded(capability_store, "one intent", axis=1, tools=["git:log"])
     by_second = await service({}).match(embedding(2), limit=5)
     assert by_second[0].row.id == asked_twice.id and by_second[0].similarity == pytest.approx(1.0, abs=1e-4)

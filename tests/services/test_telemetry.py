@@ -30,7 +30,7 @@ class WatchedStore(LearningStore):
     async def record_telemetry(
         self, metrics: Sequence[tuple[str, float, dict[str, Any] | None]],
         errors: Sequence[tuple[str, str, str | None, dict[str, Any] | None]],
-    ) -> None:  # fmt: skip
+    ) -> None:
         await super().record_telemetry(metrics, errors)
         self.written.set()
 
