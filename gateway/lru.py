@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator, MutableMapping
+from collections.abc import ItemsView, Iterator, MutableMapping, ValuesView
 from typing import Generic, TypeVar
 
 K = TypeVar("K")
@@ -41,6 +41,17 @@ class LRU(MutableMapping[K, V], Generic[K, V]):
 
     def __len__(self) -> int:
         return len(self._items)
+
+    def items(self) -> ItemsView[K, V]:
+        """All entries, least recent first; looking over them uses none of them."""
+        return self._items.items()
+
+    def values(self) -> ValuesView[V]:
+        return self._items.values()
+
+    def touch(self, key: K) -> None:
+        """Make `key` the most recent without reading it."""
+        self._items.move_to_end(key)
 
     def peek(self, key: K) -> V | None:
         """The value of `key` without making it the most recent (None if absent)."""

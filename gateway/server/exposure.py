@@ -15,7 +15,6 @@ from __future__ import annotations
 import itertools
 import logging
 import weakref
-from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -25,6 +24,7 @@ from mcp.server.context import ServerRequestContext
 from mcp.server.subscriptions import InMemorySubscriptionBus, ToolsListChanged
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
+from gateway.lru import LRU
 from gateway.server.principal import gateway_user
 
 logger = logging.getLogger(__name__)
@@ -45,22 +45,18 @@ class FoundTools:
 
     def __init__(self, capacity: int = FOUND_KEPT) -> None:
         self._capacity = capacity
-        self._by_connection: weakref.WeakKeyDictionary[Connection, OrderedDict[str, int]] = (
-            weakref.WeakKeyDictionary()
-        )
-        self._by_user: dict[str | None, OrderedDict[str, int]] = {}
+        self._by_connection: weakref.WeakKeyDictionary[Connection, LRU[str, int]] = weakref.WeakKeyDictionary()
+        self._by_user: dict[str | None, LRU[str, int]] = {}
         self._added = itertools.count()
 
     def add(self, client: Connection | str | None, tool_ids: Iterable[str]) -> bool:
         """Note that `client` found `tool_ids` (most relevant first); True if its list of tools changed."""
         found, ids = self._found(client), list(tool_ids)
         before = set(found)
-        for tool_id in ids:  # listed in the order found: the best hit of one search first
+        for tool_id in ids[: self._capacity]:  # listed in the order found: the best hit of one search first
             found.setdefault(tool_id, next(self._added))
-        for tool_id in reversed(ids):  # and kept the longest: the best hit ends up the most recently found
-            found.move_to_end(tool_id)
-        while len(found) > self._capacity:
-            found.popitem(last=False)
+        for tool_id in reversed(ids[: self._capacity]):  # kept the longest: the best hit is the most recently found
+            found.touch(tool_id)
         return set(found) != before
 
     def of(self, client: Connection | str | None) -> list[str]:
@@ -68,10 +64,10 @@ class FoundTools:
         found = self._by_connection.get(client) if isinstance(client, Connection) else self._by_user.get(client)
         return [tool_id for tool_id, _ in sorted((found or {}).items(), key=lambda item: item[1])]
 
-    def _found(self, client: Connection | str | None) -> OrderedDict[str, int]:
+    def _found(self, client: Connection | str | None) -> LRU[str, int]:
         if isinstance(client, Connection):
-            return self._by_connection.setdefault(client, OrderedDict())
-        return self._by_user.setdefault(client, OrderedDict())
+            return self._by_connection.setdefault(client, LRU(self._capacity))
+        return self._by_user.setdefault(client, LRU(self._capacity))
 
 
 def worth_listing(hits: Sequence[tuple[str, float]]) -> list[str]:

@@ -10,7 +10,6 @@ over the tools the servers listed, and says so (`SearchResult.degraded`).
 from __future__ import annotations
 
 import dataclasses
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -22,6 +21,7 @@ from numpy.typing import NDArray
 
 from gateway.errors import DatabaseUnavailableError, InvalidRequestError
 from gateway.graph import ToolGraph, candidate_multiplier
+from gateway.lru import LRU
 from gateway.models import SearchHit, ServerState, ServerStatus, ToolDef
 from gateway.ports import Embedder, ToolIndex, Vector
 from gateway.services.capabilities import CapabilityMatch
@@ -87,7 +87,7 @@ class SearchService:
         self._tools: dict[str, ToolDef] = {}
         self._documents: dict[str, str] | None = None
         self._generation = 0
-        self._cache: OrderedDict[str, NDArray[np.float32]] = OrderedDict()
+        self._cache: LRU[str, NDArray[np.float32]] = LRU(_QUERY_CACHE_SIZE)
 
     def current_graph(self) -> ToolGraph:
         """The learned graph the ranking uses now (empty with the graph turned off)."""
@@ -200,13 +200,10 @@ class SearchService:
     async def _embed_query(self, text: str) -> NDArray[np.float32]:
         cached = self._cache.get(text)
         if cached is not None:
-            self._cache.move_to_end(text)
             return cached
         rows = await anyio.to_thread.run_sync(self._embedder.embed, [text], limiter=self._limiter)
         vector: NDArray[np.float32] = rows[0]
         self._cache[text] = vector
-        if len(self._cache) > _QUERY_CACHE_SIZE:
-            self._cache.popitem(last=False)
         return vector
 
 
