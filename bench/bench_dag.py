@@ -54,13 +54,14 @@ from _common import (
     write_results,
 )
 
-from gateway.config import GatewayConfig, ServerSpec, Settings
+from gateway.config import GatewayConfig, ServerSpec
 from gateway.dag import Task, parse_dag
 from gateway.dag.executor import Checkpoint, Events, Executor
 from gateway.dag.state import RunStatus, TaskStatus, WorkflowState
 from gateway.db import Database, open_database
 from gateway.runtime import Runtime
 from gateway.services.workflows import needs_approval
+from gateway.settings import Settings
 
 SLEEP_MS = 100
 WIDTHS = (2, 5, 10, 20)

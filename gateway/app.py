@@ -16,7 +16,7 @@ from collections.abc import Generator
 import anyio
 import uvicorn
 
-from gateway.config import GatewayConfig, Settings
+from gateway.config import GatewayConfig
 from gateway.errors import ConfigError
 from gateway.runtime import HttpGate, Runtime
 from gateway.server import build_server
@@ -24,6 +24,7 @@ from gateway.server.exposure import ListWatchers
 from gateway.server.http import GatewayHttpApp, HttpPages, session_manager
 from gateway.server.questions import Relay
 from gateway.server.stdio import stdio_transport
+from gateway.settings import Settings
 from gateway.shutdown import NOISE, Shutdown
 
 logger = logging.getLogger(__name__)

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from gateway.config import Settings, load_config, settings_from
+from gateway.config import load_config
 from gateway.errors import ConfigError
+from gateway.settings import Settings, settings_from
 
 
 def write(tmp_path: Path, document: Any) -> Path:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING
 
-from gateway.config import Settings
+from gateway.settings import Settings
 
 if TYPE_CHECKING:
     from gateway.db import Database

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
 
-from gateway.config import GatewayConfig, Settings, load_config
+from gateway.config import GatewayConfig, load_config
 from gateway.errors import ConfigError
+from gateway.settings import Settings
 
 if TYPE_CHECKING:
     from gateway.shutdown import Shutdown

@@ -16,8 +16,8 @@ import anyio
 
 from gateway.cli._invocation import Invocation
 from gateway.cli._parser import parser
-from gateway.config import Settings, current_environ, settings_from
 from gateway.errors import ConfigError, GatewayError
+from gateway.settings import Settings, current_environ, settings_from
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from gateway.cli._database import database
-from gateway.config import Settings
 from gateway.errors import InvalidRequestError
+from gateway.settings import Settings
 
 if TYPE_CHECKING:
     import numpy as np

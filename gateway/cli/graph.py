@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 import anyio
 
 from gateway.cli._database import database
-from gateway.config import Settings
 from gateway.errors import InvalidRequestError
+from gateway.settings import Settings
 
 if TYPE_CHECKING:
     from gateway.cli._invocation import Invocation

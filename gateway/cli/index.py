@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 import anyio
 
 from gateway.cli._database import database
-from gateway.config import GatewayConfig, Settings
+from gateway.config import GatewayConfig
+from gateway.settings import Settings
 
 if TYPE_CHECKING:
     from rich.console import Console

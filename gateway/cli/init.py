@@ -23,13 +23,13 @@ from typing import TYPE_CHECKING, Any, TextIO
 from gateway.config import (
     HTTP_TYPES,
     SERVER_KEYS,
-    default_config_path,
     find_command,
     normalise_server_name,
     runs_this_gateway,
     starts_pml_gateway,
 )
 from gateway.errors import ConfigError
+from gateway.settings import default_config_path
 
 if TYPE_CHECKING:
     from gateway.cli._invocation import Invocation

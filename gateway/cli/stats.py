@@ -21,7 +21,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from gateway.cli._database import database
-from gateway.config import Settings
+from gateway.settings import Settings
 
 if TYPE_CHECKING:
     from rich.table import Table

@@ -16,7 +16,7 @@ import anyio.abc
 import mcp_types as types
 
 from gateway.catalog import ToolCatalog
-from gateway.config import GatewayConfig, Settings
+from gateway.config import GatewayConfig
 from gateway.dag.state import WorkflowState
 from gateway.downstream import Supervisor
 from gateway.errors import ServerUnavailableError
@@ -32,6 +32,7 @@ from gateway.services.backlog import Backlog
 from gateway.services.capabilities import CapabilityMatch, CapabilityService, labelled_view
 from gateway.services.suggest import Suggestion
 from gateway.services.telemetry import CALL_LATENCY, RESTARTS, STATE_CHANGES, Telemetry
+from gateway.settings import Settings
 
 logger = logging.getLogger(__name__)
 

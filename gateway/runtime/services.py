@@ -15,7 +15,7 @@ import anyio
 import anyio.abc
 
 from gateway.catalog import ToolCatalog
-from gateway.config import GatewayConfig, Settings
+from gateway.config import GatewayConfig
 from gateway.dag.executor import Executor
 from gateway.dag.state import WorkflowState
 from gateway.db import Database
@@ -37,6 +37,7 @@ from gateway.services.planner import Planner
 from gateway.services.sessions import SessionOwners
 from gateway.services.telemetry import Telemetry
 from gateway.services.workflows import WorkflowService, persisted
+from gateway.settings import Settings
 
 logger = logging.getLogger(__name__)
 

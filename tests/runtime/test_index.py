@@ -8,7 +8,7 @@ import anyio
 import pytest
 
 from gateway.catalog import ToolCatalog
-from gateway.config import GatewayConfig, Settings
+from gateway.config import GatewayConfig
 from gateway.downstream import Supervisor
 from gateway.errors import DatabaseError
 from gateway.models import ToolDef
@@ -16,6 +16,7 @@ from gateway.runtime.index import Index
 from gateway.runtime.services import Shared
 from gateway.services.backlog import Backlog
 from gateway.services.telemetry import Telemetry
+from gateway.settings import Settings
 
 pytestmark = pytest.mark.anyio
 
