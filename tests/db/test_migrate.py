@@ -14,6 +14,7 @@ from psycopg.rows import dict_row, scalar_row
 
 from gateway.db.migrate import _LOCK_KEY, MIGRATIONS_DIR, discover, migrate
 from gateway.errors import MigrationError
+from tests.eventually import eventually
 
 pytestmark = pytest.mark.anyio
 
@@ -111,9 +112,7 @@ async def test_a_badly_named_file_is_refused(database_url: str, tmp_path: Path) 
 
 async def _until_waiting_for_lock(url: str, count: int) -> None:
     """Both migrators are blocked on the advisory lock (polled: Postgres sends no event for it)."""
-    with anyio.fail_after(10), psycopg.connect(url, autocommit=True) as conn:
+    with psycopg.connect(url, autocommit=True) as conn:
         cursor = conn.cursor(row_factory=scalar_row)
-        while True:
-            if cursor.execute(WAITING_FOR_LOCK).fetchone() == count:
-                return
-            await anyio.sleep(0.01)
+        await eventually(lambda: cursor.execute(WAITING_FOR_LOCK).fetchone() == count, timeout_s=10, interval_s=0.01,
+                         what=f"{count} migrators waiting for the lock")

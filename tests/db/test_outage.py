@@ -22,6 +22,7 @@ from gateway.db.users import UserStore
 from gateway.errors import DatabaseUnavailableError
 from gateway.services.auth import Principal, RateLimiter
 from gateway.services.telemetry import SEARCH_LATENCY, Telemetry
+from tests.eventually import eventually
 
 pytestmark = pytest.mark.anyio
 
@@ -51,12 +52,14 @@ async def pool(stoppable: EmbeddedPostgres) -> AsyncIterator[Pool]:
 
 
 async def until_answering(memory: IntentMemory) -> int:
-    with anyio.fail_after(BACK_WITHIN_S):
-        while True:
-            try:
-                return await memory.count(model_id="m")
-            except DatabaseUnavailableError:
-                await anyio.sleep(0.2)
+    async def answered() -> tuple[int] | None:  # in a tuple: a count of 0 is an answer too
+        try:
+            return (await memory.count(model_id="m"),)
+        except DatabaseUnavailableError:
+            return None
+
+    (count,) = await eventually(answered, timeout_s=BACK_WITHIN_S, interval_s=0.2, what="an answer, Postgres back")
+    return count
 
 
 async def test_calls_fail_at_once_while_postgres_is_down_and_pass_again_once_it_is_back(
@@ -104,12 +107,12 @@ async def test_telemetry_rows_wait_for_the_database_instead_of_being_dropped(
     assert "pml_telemetry_dropped_total" not in telemetry.prometheus()
 
     await anyio.to_thread.run_sync(stoppable.start)
-    with anyio.fail_after(BACK_WITHIN_S):
-        while True:
-            await telemetry.flush(store)
-            if telemetry.pending == 0:
-                break
-            await anyio.sleep(0.2)
+
+    async def flushed() -> bool:
+        await telemetry.flush(store)
+        return telemetry.pending == 0
+
+    await eventually(flushed, timeout_s=BACK_WITHIN_S, interval_s=0.2, what="the queued telemetry written")
     async with pool.connection() as conn:
         metrics = await (await conn.execute("SELECT metric_name, value FROM metrics")).fetchall()
         errors = await (await conn.execute("SELECT error_type FROM error_log")).fetchall()

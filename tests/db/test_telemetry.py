@@ -12,6 +12,7 @@ from psycopg.rows import dict_row
 
 from gateway.db import LearningStore
 from gateway.services.telemetry import CALL_LATENCY, SEARCH_LATENCY, WORKFLOWS, Telemetry
+from tests.eventually import eventually
 
 pytestmark = pytest.mark.anyio
 
@@ -34,9 +35,9 @@ async def test_the_flusher_writes_the_queued_metrics_and_errors_while_it_runs(
         telemetry.observe(CALL_LATENCY, 3.0, tool="time:get_current_time", outcome="ok")
         telemetry.count(WORKFLOWS, status="completed")
         telemetry.error("CallTimeoutError", "time did not answer", "Traceback ...", tool="time:get_current_time")
-        with anyio.fail_after(10):
-            while len(rows(database_url, METRICS)) < 3 or not rows(database_url, ERRORS):  # noqa: ASYNC110
-                await anyio.sleep(0.1)  # a table sends no event when written: poll it
+        # a table sends no event when written: poll it
+        await eventually(lambda: len(rows(database_url, METRICS)) >= 3 and bool(rows(database_url, ERRORS)),
+                         timeout_s=10, interval_s=0.1, what="three metrics and an error written")
         tg.cancel_scope.cancel()
     assert rows(database_url, METRICS) == [
         {"metric_name": SEARCH_LATENCY, "value": 12.5, "metadata": {}},

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 
-import anyio
 import mcp_types as types
 import pytest
 
 from gateway.downstream.logs import MAX_CHARS, ServerLog
+from tests.eventually import eventually
 
 from .support import SETTLE_S, faulty, supervising, text_of
 
@@ -30,10 +30,8 @@ async def test_a_servers_log_messages_are_written_under_its_name_at_their_level(
         for level, data in (("debug", "too quiet"), ("warning", "disk almost full"), ("error", "lost the lock")):
             assert text_of(await supervisor.call_tool("faulty", "log", {"level": level, "data": data})) == (
                 f"logged at {level}")
-        for _ in range(500):  # the notices travel beside the results: give them up to 10 s
-            if len(_records(caplog)) >= 2:
-                break
-            await anyio.sleep(0.02)
+        # the notices travel beside the results: give them up to 10 s
+        await eventually(lambda: len(_records(caplog)) >= 2, timeout_s=10, interval_s=0.02, what="two notices logged")
     assert _records(caplog) == [
         (logging.WARNING, "[faulty/faulty.tools] disk almost full"),
         (logging.ERROR, "[faulty/faulty.tools] lost the lock"),

@@ -12,6 +12,7 @@ from mcp import Client
 from tests.e2e.support import gateway_client, text_of
 from tests.e2e.test_gateway import indexed  # noqa: F401 - the fixture
 from tests.e2e.test_workflows import echo, run_dag
+from tests.eventually import eventually
 
 pytestmark = pytest.mark.anyio
 
@@ -39,9 +40,7 @@ async def test_rename_keeps_the_old_name_resolving_and_merge_sums_counts(
     async with gateway_client(indexed, "--database-url", database_url) as client:
         for dag in (chain, fan, other):
             assert (await run_dag(client, dag))["status"] == "completed"
-        with anyio.fail_after(20):
-            while (await client.call_tool("cap_list", {})).structured_content["total"] < 3:
-                await anyio.sleep(0.1)
+        await _until_total(client, 3)
         names = {frozenset(c["tools"]) | {len(c["parameters_schema"]["properties"])}: c["name"]
                  for c in (await client.call_tool("cap_list", {})).structured_content["capabilities"]}
         chain_name, fan_name = names[frozenset({"faulty:echo", 1})], names[frozenset({"faulty:echo", 2})]
@@ -61,12 +60,25 @@ async def test_rename_keeps_the_old_name_resolving_and_merge_sums_counts(
 
 
 async def _until_usage(client: Client, usage: int) -> dict[str, Any]:
-    with anyio.fail_after(60):  # learning runs after each workflow, in the background: slow on a loaded machine
-        while True:
-            listed = (await client.call_tool("cap_list", {})).structured_content
-            if listed["total"] and listed["capabilities"][0]["usage_count"] >= usage:
-                return listed
-            await anyio.sleep(0.1)
+    async def used() -> dict[str, Any] | None:
+        listed: dict[str, Any] = (await client.call_tool("cap_list", {})).structured_content
+        return listed if listed["total"] and listed["capabilities"][0]["usage_count"] >= usage else None
+
+    # learning runs after each workflow, in the background: slow on a loaded machine
+    listed: dict[str, Any] = await eventually(used, timeout_s=60, interval_s=0.1,
+                                              what=f"the first capability used {usage} times")
+    return listed
+
+
+async def _until_total(client: Client, total: int) -> dict[str, Any]:
+    """cap_list's answer, once it lists at least `total` capabilities (learned in the background)."""
+
+    async def enough() -> dict[str, Any] | None:
+        listed: dict[str, Any] = (await client.call_tool("cap_list", {})).structured_content
+        return listed if listed["total"] >= total else None
+
+    listed: dict[str, Any] = await eventually(enough, timeout_s=20, interval_s=0.1, what=f"{total} capabilities listed")
+    return listed
 
 
 async def test_a_learned_capability_is_found_suggested_and_called_with_new_arguments(
@@ -114,9 +126,7 @@ async def test_a_read_only_capability_answers_from_cache_and_a_destructive_one_a
     async with gateway_client(indexed, "--database-url", database_url) as client:
         assert (await run_dag(client, [echo("a", "x"), echo("b", "$OUTPUT[a].result", "a")]))["status"] == "completed"
         assert (await _approved(client, [write, delete]))["status"] == "completed"
-        with anyio.fail_after(20):
-            while (await client.call_tool("cap_list", {})).structured_content["total"] < 2:
-                await anyio.sleep(0.1)
+        await _until_total(client, 2)
         names = {frozenset(c["tools"]): c["name"]
                  for c in (await client.call_tool("cap_list", {})).structured_content["capabilities"]}
         echo_name, notes_name = names[frozenset({"faulty:echo"})], names[frozenset(
@@ -164,9 +174,7 @@ async def test_a_workflow_calling_a_capability_becomes_a_capability_that_nests_i
         outer_dag = [{"id": "c", "tool": inner["name"], "arguments": {"p_t1_text": "in"}},
                      echo("d", "$OUTPUT[c].result!", "c")]
         first = await run_dag(client, outer_dag)
-        with anyio.fail_after(20):
-            while (listed := (await client.call_tool("cap_list", {})).structured_content)["total"] < 2:
-                await anyio.sleep(0.1)
+        listed = await _until_total(client, 2)
         outer = next(c for c in listed["capabilities"] if c["id"] != inner["id"])
         called = await _single(client, outer["name"], {"p_t1_p_t1_text": "new"})
     assert first["status"] == "completed" and first["tasks"]["d"]["output"] == {"result": "in+!"}

@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 from mcp import Client
 
@@ -20,6 +19,7 @@ from gateway.config import load_config
 from tests.conftest import fresh_database
 from tests.e2e.support import ROOT, gateway_client, search_until, servers_file, text_of
 from tests.e2e.test_workflows import run_dag
+from tests.eventually import eventually
 
 pytestmark = pytest.mark.anyio
 
@@ -54,14 +54,16 @@ def outer(tmp_path: Path, inner_database_url: str) -> Path:
 async def inner_search_until(client: Client, query: str, tool_id: str) -> dict[str, Any]:
     """The inner gateway's own search, called through the outer one, once it finds `tool_id` (the inner
     gateway indexes its servers' tools in the background, as any gateway does)."""
-    with anyio.fail_after(INNER_START_S):
-        while True:
-            result = await client.call_tool("inner__search_tools", {"query": query, "limit": 5})
-            assert not result.is_error, text_of(result)
-            payload: dict[str, Any] = result.structured_content
-            if any(r["tool_id"] == tool_id for r in payload["results"]):
-                return payload
-            await anyio.sleep(0.2)
+
+    async def found() -> dict[str, Any] | None:
+        result = await client.call_tool("inner__search_tools", {"query": query, "limit": 5})
+        assert not result.is_error, text_of(result)
+        payload: dict[str, Any] = result.structured_content
+        return payload if any(r["tool_id"] == tool_id for r in payload["results"]) else None
+
+    payload: dict[str, Any] = await eventually(found, timeout_s=INNER_START_S, interval_s=0.2,
+                                               what=f"{tool_id} found by the inner gateway for {query!r}")
+    return payload
 
 
 def test_a_gateway_entry_over_this_very_file_is_skipped_and_one_over_another_file_is_a_server(tmp_path: Path) -> None:

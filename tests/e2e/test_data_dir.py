@@ -7,11 +7,12 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-import anyio
 import pytest
+from mcp import types
 
 from tests.e2e.support import ROOT, gateway_client, gateway_command, gateway_env, search, servers_file, text_of
 from tests.e2e.test_workflows import echo, run_dag
+from tests.eventually import eventually
 
 pytestmark = pytest.mark.anyio
 
@@ -49,9 +50,14 @@ async def test_a_second_gateway_on_the_data_directory_shares_its_postgres_and_ru
         async with gateway_client(config, "--data-dir", str(pg_dir)) as first:
             found = await search(first, "what time is it in Tokyo")
             both = status(pg_dir).stdout.count("gateway pid")
-        with anyio.fail_after(TAKE_OVER_S):  # the first gateway took its Postgres along: this one starts it again
-            while (listed := await second.call_tool("cap_list", {})).is_error:
-                await anyio.sleep(0.2)
+
+        async def listed_again() -> types.CallToolResult | None:
+            answer = await second.call_tool("cap_list", {})
+            return None if answer.is_error else answer
+
+        # the first gateway took its Postgres along: this one starts it again
+        listed = await eventually(listed_again, timeout_s=TAKE_OVER_S, interval_s=0.2,
+                                  what="cap_list answering on the second gateway")
         done = await run_dag(second, [echo("a", "x"), echo("b", "$OUTPUT[a].result", "a")])
         learned = await second.call_tool("cap_list", {})
     assert found["results"][0]["tool_id"] == "time:get_current_time"

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import anyio
 import psutil
@@ -31,6 +32,7 @@ from tests.e2e.support import (
     text_of,
     wait_gone,
 )
+from tests.eventually import eventually
 
 pytestmark = pytest.mark.anyio
 
@@ -137,9 +139,11 @@ async def test_a_client_s_progress_and_cancel_pass_through_the_gateway(
         done = await client.call_tool("faulty__steps", {"count": 3, "ms": 20}, progress_callback=progress)
         with anyio.move_on_after(0.5):  # the client gives up: the SDK sends notifications/cancelled
             await client.call_tool("faulty__hang", {})
-        with anyio.fail_after(20):
-            while (cancelled := int(text_of(await client.call_tool("faulty__count_cancelled", {})))) < 1:
-                await anyio.sleep(0.05)
+
+        async def count_cancelled() -> int:  # 0, falsy, until the SDK's notice has reached faulty
+            return int(text_of(await client.call_tool("faulty__count_cancelled", {})))
+
+        cancelled = await eventually(count_cancelled, timeout_s=20, interval_s=0.05, what="faulty's hang cancelled")
     assert text_of(done) == "3 steps done"
     assert reports == [(1, 3, "step 1 of 3"), (2, 3, "step 2 of 3"), (3, 3, "step 3 of 3")]
     assert cancelled == 1
@@ -157,22 +161,24 @@ async def test_a_workflow_the_client_cancels_ends_aborted_and_is_not_left_to_be_
     async with gateway_client(config, "--database-url", database_url) as client:
         async with anyio.create_task_group() as tg:
             tg.start_soon(client.call_tool, "execute_dag", {"tasks": tasks, "options": {"timeout_ms": 60_000}})
-            with anyio.fail_after(30):  # until faulty has served echo and hang, besides these count_calls
-                for polls in itertools.count(1):
-                    if int(text_of(await client.call_tool("faulty__count_calls", {}))) - polls >= 2:
-                        break
-                    await anyio.sleep(0.02)
+            polls = itertools.count(1)
+
+            async def echo_and_hang_served() -> bool:  # besides these count_calls, each counted too
+                return int(text_of(await client.call_tool("faulty__count_calls", {}))) - next(polls) >= 2
+
+            await eventually(echo_and_hang_served, timeout_s=30, interval_s=0.02, what="faulty serving echo and hang")
             tg.cancel_scope.cancel()  # the client gives up: the SDK sends notifications/cancelled
         async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
             row = await (await conn.execute("SELECT workflow_id FROM workflow_dags")).fetchone()
         assert row is not None
         workflow_id = str(row[0])
-        with anyio.fail_after(20):
-            while (status := await client.call_tool("workflow", {"workflow_id": workflow_id, "action": "status"})
-                   ).structured_content["status"] != "aborted":
-                await anyio.sleep(0.05)
+
+        async def aborted() -> dict[str, Any] | None:
+            status = await client.call_tool("workflow", {"workflow_id": workflow_id, "action": "status"})
+            return status.structured_content if status.structured_content["status"] == "aborted" else None
+
+        payload = await eventually(aborted, timeout_s=20, interval_s=0.05, what=f"{workflow_id} aborted")
         hang_cancelled = int(text_of(await client.call_tool("faulty__count_cancelled", {})))
-    payload = status.structured_content
     assert payload["tasks"]["a"]["status"] == "ok"
     assert payload["tasks"]["h"]["status"] == "skipped" and payload["tasks"]["h"]["error"] == "cancelled by the client"
     assert hang_cancelled == 1
@@ -244,9 +250,8 @@ async def test_sigterm_stops_the_gateway_and_its_servers(indexed: Path, database
     command = gateway_command("serve", "--config", str(indexed), "--database-url", database_url)
     process = await anyio.open_process(command, env=gateway_env(), cwd=ROOT)
     try:
-        with anyio.fail_after(30):
-            while len(psutil.Process(process.pid).children(recursive=True)) < 3:
-                await anyio.sleep(0.05)
+        await eventually(lambda: len(psutil.Process(process.pid).children(recursive=True)) >= 3, timeout_s=30,
+                         interval_s=0.05, what="the gateway's three servers started")
         pids = [c.pid for c in psutil.Process(process.pid).children(recursive=True)]
         process.send_signal(signal.SIGTERM)
         with anyio.fail_after(20):
@@ -318,9 +323,12 @@ async def test_an_unreachable_database_leaves_the_gateway_up_saying_why_and_stil
         again = await client.call_tool("cap_list", {})
         called = await client.call_tool("time__get_current_time", {"timezone": "UTC"})
         query = {"query": "current time in a timezone"}
-        with anyio.fail_after(60):
-            while (searched := await client.call_tool("search_tools", query)).is_error:
-                await anyio.sleep(0.2)  # the model loads after the database failed
+
+        async def answered() -> types.CallToolResult | None:  # the model loads after the database failed
+            result = await client.call_tool("search_tools", query)
+            return None if result.is_error else result
+
+        searched = await eventually(answered, timeout_s=60, interval_s=0.2, what="search answering without Postgres")
     assert "search_tools" in names
     assert listed.is_error and "the tool index is not available: cannot reach Postgres" in text_of(listed)
     assert again.is_error and text_of(again) == text_of(listed)

@@ -23,6 +23,7 @@ from mcp.shared.exceptions import MCPError
 from tests.e2e.support import ROOT, gateway_client, gateway_command, gateway_env, search_until, text_of
 from tests.e2e.test_gateway import indexed, run_cli  # noqa: F401 - the fixture
 from tests.e2e.test_workflows import echo, run_dag
+from tests.eventually import eventually
 
 pytestmark = pytest.mark.anyio
 
@@ -59,9 +60,10 @@ def http_gateway(config: Path, database_url: str, log: Path, *flags: str) -> Ite
 
 
 async def base_url(log: Path) -> str:
-    with anyio.fail_after(READY_S):
-        while (match := _SERVING.search(await anyio.Path(log).read_text(errors="replace"))) is None:
-            await anyio.sleep(0.05)
+    async def serving() -> re.Match[str] | None:
+        return _SERVING.search(await anyio.Path(log).read_text(errors="replace"))
+
+    match = await eventually(serving, timeout_s=READY_S, interval_s=0.05, what=f"'serving MCP at' in {log}")
     return match.group(1)
 
 
@@ -169,9 +171,12 @@ async def test_a_key_past_its_rate_limit_gets_429_with_retry_after_then_recovers
                     break
                 await anyio.sleep(float(answers[-1].headers.get("retry-after", "0.2")))
         unaffected = await post(base, "/metrics", f"Bearer {other}")
-        with anyio.fail_after(10):
-            while (again := await post(base, "/metrics", f"Bearer {key}")).status_code == 429:
-                await anyio.sleep(0.25)
+
+        async def allowed() -> httpx2.Response | None:
+            answer = await post(base, "/metrics", f"Bearer {key}")
+            return None if answer.status_code == 429 else answer
+
+        again = await eventually(allowed, timeout_s=10, interval_s=0.25, what="a new window for the limited key")
     assert all(1 <= int(a.headers["retry-after"]) <= 4 for a in answers[3:])
     assert answers[3].json()["error"] == "rate_limited"
     assert unaffected.status_code == 200 and again.status_code == 200
@@ -234,9 +239,12 @@ async def test_a_capability_is_its_makers_until_shared_and_only_its_maker_change
         base = await base_url(tmp_path / "gateway.log")
         async with mcp_client(base, alice) as client:
             done = await run_dag(client, [echo("a", "x"), echo("b", "$OUTPUT[a].result", "a")], intent=intent)
-            with anyio.fail_after(20):
-                while not (own := (await client.call_tool("cap_list", {})).structured_content)["total"]:
-                    await anyio.sleep(0.1)
+
+            async def learned() -> dict[str, Any] | None:
+                listed: dict[str, Any] = (await client.call_tool("cap_list", {})).structured_content
+                return listed if listed["total"] else None
+
+            own = await eventually(learned, timeout_s=20, interval_s=0.1, what="alice's capability listed")
             name = own["capabilities"][0]["name"]
             async with mcp_client(base, carol) as other:
                 hidden = (await other.call_tool("cap_list", {})).structured_content

@@ -18,6 +18,7 @@ from mcp import Client
 from gateway.db.embedded import EmbeddedPostgres
 from tests.e2e.support import gateway_client, servers_file
 from tests.e2e.test_http import base_url, http_gateway, mcp_client, new_key, post
+from tests.eventually import eventually
 
 pytestmark = pytest.mark.anyio
 
@@ -69,14 +70,14 @@ async def test_an_outage_leaves_search_calls_and_workflows_working_and_loses_no_
         assert listed.is_error and "the database is unreachable since" in str(listed.content)
 
         await anyio.to_thread.run_sync(stoppable.start)
-        with anyio.fail_after(BACK_WITHIN_S):
-            while True:  # what the workflow taught while the database was away is written once it is back
-                written = (stored(url, "SELECT 1 FROM workflow_execution WHERE workflow_id = %s", workflow_id)
-                           and stored(url, "SELECT 1 FROM workflow_intent WHERE intent = %s", INTENT)
-                           and stored(url, "SELECT 1 FROM episodic_events WHERE workflow_id = %s", workflow_id))
-                if written and "warnings" not in await search(client):
-                    break
-                await anyio.sleep(0.2)
+
+        async def written() -> bool:  # what the workflow taught while the database was away is written once it is back
+            return bool(stored(url, "SELECT 1 FROM workflow_execution WHERE workflow_id = %s", workflow_id)
+                        and stored(url, "SELECT 1 FROM workflow_intent WHERE intent = %s", INTENT)
+                        and stored(url, "SELECT 1 FROM episodic_events WHERE workflow_id = %s", workflow_id)
+                        and "warnings" not in await search(client))
+
+        await eventually(written, timeout_s=BACK_WITHIN_S, interval_s=0.2, what="the lessons of the outage written")
         assert not (await client.call_tool("cap_list", {})).is_error
 
 
@@ -87,13 +88,15 @@ async def test_an_embedded_postgres_that_dies_is_started_again_by_the_gateway(pg
         killed = int(pidfile.read_text().split()[0])
         os.kill(killed, signal.SIGKILL)  # a crash, or the OOM killer
 
-        with anyio.fail_after(BACK_WITHIN_S * 2):
-            while True:
-                found = await search(client)
-                if "warnings" not in found:
-                    break
-                assert found["results"][0]["tool_id"] == "time:get_current_time"
-                await anyio.sleep(0.2)
+        async def indexed_again() -> bool:
+            found = await search(client)
+            if "warnings" not in found:
+                return True
+            assert found["results"][0]["tool_id"] == "time:get_current_time"
+            return False
+
+        await eventually(indexed_again, timeout_s=BACK_WITHIN_S * 2, interval_s=0.2,
+                         what="search by the index again, its Postgres restarted")
         assert int(pidfile.read_text().split()[0]) != killed
         ran = await client.call_tool("execute_dag", {"intent": INTENT, "tasks": [
             {"id": "now", "tool": "time:get_current_time", "arguments": {"timezone": "UTC"}}]})
@@ -111,30 +114,27 @@ async def test_a_gateway_started_before_its_postgres_serves_calls_and_opens_the_
         assert listed.is_error
         assert "the tool index is not available: cannot reach Postgres at" in str(listed.content)
         assert "(the gateway keeps trying to reach it)" in str(listed.content)
-        with anyio.fail_after(BACK_WITHIN_S):
-            while True:  # the servers start without the database
-                called = await client.call_tool("time__get_current_time", {"timezone": "UTC"})
-                if not called.is_error:
-                    break
-                await anyio.sleep(0.2)
-        with anyio.fail_after(BACK_WITHIN_S):
-            while True:  # by wording over the tools the servers listed, once the model has loaded
-                answer = await client.call_tool("search_tools", {"query": "current time in a timezone", "limit": 3})
-                if not answer.is_error:
-                    break
-                await anyio.sleep(0.2)
-        early = answer.structured_content or {}
+
+        async def called() -> bool:  # the servers start without the database
+            return not (await client.call_tool("time__get_current_time", {"timezone": "UTC"})).is_error
+
+        await eventually(called, timeout_s=BACK_WITHIN_S, interval_s=0.2, what="time called without Postgres")
+
+        async def searched(*, indexed: bool) -> dict[str, Any] | None:
+            answer = await client.call_tool("search_tools", {"query": "current time in a timezone", "limit": 3})
+            payload = answer.structured_content or {}
+            return None if answer.is_error or (indexed and "warnings" in payload) else payload
+
+        # by wording over the tools the servers listed, once the model has loaded
+        early = await eventually(lambda: searched(indexed=False), timeout_s=BACK_WITHIN_S, interval_s=0.2,
+                                 what="search answering without Postgres")
         assert early["results"][0]["tool_id"] == "time:get_current_time"
         assert "the tool index has not been opened" in early["warnings"][0]
 
         await anyio.to_thread.run_sync(stoppable.start)
-        with anyio.fail_after(BACK_WITHIN_S * 2):
-            while True:
-                late = await client.call_tool("search_tools", {"query": "current time in a timezone", "limit": 3})
-                if not late.is_error and "warnings" not in (late.structured_content or {}):
-                    break
-                await anyio.sleep(0.5)
-        assert (late.structured_content or {})["results"][0]["tool_id"] == "time:get_current_time"
+        late = await eventually(lambda: searched(indexed=True), timeout_s=BACK_WITHIN_S * 2, interval_s=0.5,
+                                what="search by the index, once Postgres answers")
+        assert late["results"][0]["tool_id"] == "time:get_current_time"
 
 
 async def test_over_http_known_keys_and_their_sessions_go_on_through_an_outage_and_unknown_keys_wait(
@@ -156,7 +156,9 @@ async def test_over_http_known_keys_and_their_sessions_go_on_through_an_outage_a
             assert "the database is unreachable" in refused.json()["message"]
 
             await anyio.to_thread.run_sync(stoppable.start)
-            with anyio.fail_after(BACK_WITHIN_S):
-                while (await post(base, "/metrics", f"Bearer {bob}")).status_code != 200:
-                    await anyio.sleep(0.2)
+
+            async def bob_let_in() -> bool:
+                return (await post(base, "/metrics", f"Bearer {bob}")).status_code == 200
+
+            await eventually(bob_let_in, timeout_s=BACK_WITHIN_S, interval_s=0.2, what="bob's key checked again")
             assert not (await client.call_tool("time__get_current_time", {"timezone": "UTC"})).is_error

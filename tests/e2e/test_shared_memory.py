@@ -14,6 +14,7 @@ from psycopg.rows import dict_row
 from tests.e2e.support import gateway_client, search, search_until
 from tests.e2e.test_gateway import indexed  # noqa: F401 - the fixture
 from tests.e2e.test_workflows import run_dag
+from tests.eventually import eventually
 
 pytestmark = pytest.mark.anyio
 
@@ -34,23 +35,29 @@ async def related_after(client: Client, tool_id: str) -> list[str]:
 
 
 async def until_related(client: Client, tool_id: str, follower: str) -> list[str]:
-    with anyio.fail_after(HEARD_WITHIN_S):
-        while True:
-            if follower in (after := await related_after(client, tool_id)):
-                return after
-            await anyio.sleep(0.2)
+    async def heard() -> list[str] | None:
+        after = await related_after(client, tool_id)
+        return after if follower in after else None
+
+    after: list[str] = await eventually(heard, timeout_s=HEARD_WITHIN_S, interval_s=0.2,
+                                        what=f"{follower} related after {tool_id}")
+    return after
 
 
 async def until_used(client: Client, times: int) -> list[dict[str, Any]]:
     """The capabilities, once the workflow's own has been used `times` times (learning goes on after a run
     returns; a capability is counted last, so by then its runs' edges and tool calls are recorded)."""
-    with anyio.fail_after(HEARD_WITHIN_S):
-        while True:
-            listed = (await client.call_tool("cap_list", {})).structured_content
-            if listed["total"] and listed["capabilities"][0]["usage_count"] >= times:
-                capabilities: list[dict[str, Any]] = listed["capabilities"]
-                return capabilities
-            await anyio.sleep(0.2)
+
+    async def used() -> list[dict[str, Any]] | None:
+        listed = (await client.call_tool("cap_list", {})).structured_content
+        if listed["total"] and listed["capabilities"][0]["usage_count"] >= times:
+            capabilities: list[dict[str, Any]] = listed["capabilities"]
+            return capabilities
+        return None
+
+    capabilities: list[dict[str, Any]] = await eventually(used, timeout_s=HEARD_WITHIN_S, interval_s=0.2,
+                                                          what=f"the capability used {times} times")
+    return capabilities
 
 
 def rows(url: str, sql: Any) -> list[dict[str, Any]]:

@@ -11,14 +11,17 @@ import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
+import anyio
 import psycopg
 import pytest
 
 from tests.e2e.support import ROOT, gateway_command, gateway_env
 from tests.e2e.test_gateway import indexed, run_cli  # noqa: F401 - the fixture
+from tests.eventually import eventually
 
 EXIT_S = 2.0
 """A supervisor's patience: SIGTERM or SIGINT must end the gateway within this."""
@@ -124,10 +127,12 @@ def test_a_signal_ends_the_gateway_promptly_while_its_stdin_stays_open(
 
 def wait_until_serving(log: Path) -> None:
     """Until the index is open and every server runs (bounded polling: the log is the only sign)."""
-    deadline = time.monotonic() + ANSWER_S
-    while time.monotonic() < deadline:
+
+    def serving() -> bool:
         text = log.read_text(errors="replace")
-        if "index ready" in text and text.count("is running: pid") >= 3:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"the gateway did not come up: {log.read_text(errors='replace')[-2000:]}")
+        return "index ready" in text and text.count("is running: pid") >= 3
+
+    try:
+        anyio.run(partial(eventually, serving, timeout_s=ANSWER_S, interval_s=0.05, what="the gateway serving"))
+    except AssertionError as exc:
+        raise AssertionError(f"the gateway did not come up: {log.read_text(errors='replace')[-2000:]}") from exc

@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import anyio
 import psycopg
 import pytest
 from psycopg.rows import dict_row
 
 from tests.e2e.support import gateway_client, search
 from tests.e2e.test_gateway import indexed  # noqa: F401  (the fixture: a servers file already indexed)
+from tests.eventually import eventually
 
 pytestmark = pytest.mark.anyio
 
@@ -21,13 +21,14 @@ ERRORS = "SELECT error_type, message FROM error_log ORDER BY id"
 
 async def rows_until(database_url: str, sql: Any, wanted: Any, timeout_s: float = 20.0) -> list[dict[str, Any]]:
     """The rows of `sql` once `wanted(rows)` holds (the gateway writes its telemetry about once a second)."""
-    with anyio.fail_after(timeout_s):
-        while True:
-            async with await psycopg.AsyncConnection.connect(database_url, row_factory=dict_row) as conn:
-                found = await (await conn.execute(sql)).fetchall()
-            if wanted(found):
-                return found
-            await anyio.sleep(0.2)
+
+    async def found() -> tuple[list[dict[str, Any]]] | None:  # in a tuple: wanted may hold of no rows at all
+        async with await psycopg.AsyncConnection.connect(database_url, row_factory=dict_row) as conn:
+            rows = await (await conn.execute(sql)).fetchall()
+        return (rows,) if wanted(rows) else None
+
+    (rows,) = await eventually(found, timeout_s=timeout_s, interval_s=0.2, what=f"the rows wanted of {sql!r}")
+    return rows
 
 
 async def test_a_search_and_a_proxied_call_are_measured_and_a_refused_call_is_logged(

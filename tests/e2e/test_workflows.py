@@ -14,6 +14,7 @@ from mcp import Client
 
 from tests.e2e.support import gateway_client, gateway_processes, text_of
 from tests.e2e.test_gateway import indexed  # noqa: F401 - the fixture
+from tests.eventually import eventually
 
 pytestmark = pytest.mark.anyio
 
@@ -178,24 +179,24 @@ async def test_a_workflow_cut_off_mid_run_is_continued_after_a_restart(
         gateway.send_signal(signal.SIGKILL)
         tg.cancel_scope.cancel()
     async with gateway_client(indexed, "--database-url", database_url) as client:
-        with anyio.fail_after(30):
-            while True:
-                result = await client.call_tool("workflow", {"workflow_id": workflow_id, "action": "status"})
-                if result.structured_content["status"] == "completed":
-                    break
-                await anyio.sleep(0.1)
-    payload = result.structured_content
+
+        async def completed() -> dict[str, Any] | None:
+            result = await client.call_tool("workflow", {"workflow_id": workflow_id, "action": "status"})
+            return result.structured_content if result.structured_content["status"] == "completed" else None
+
+        payload = await eventually(completed, timeout_s=30, interval_s=0.1, what=f"{workflow_id} completed")
     assert payload["tasks"]["c"]["output"] == {"result": 2}  # slow and c ran in the new process, a did not
 
 
 async def _first_checkpoint(database_url: str) -> str:
     async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
-        with anyio.fail_after(20):
-            while True:
-                row = await (await conn.execute("SELECT workflow_id FROM workflow_checkpoint LIMIT 1")).fetchone()
-                if row is not None:
-                    return str(row[0])
-                await anyio.sleep(0.02)
+
+        async def checkpointed() -> str | None:
+            row = await (await conn.execute("SELECT workflow_id FROM workflow_checkpoint LIMIT 1")).fetchone()
+            return None if row is None else str(row[0])
+
+        workflow_id: str = await eventually(checkpointed, timeout_s=20, interval_s=0.02, what="a workflow checkpoint")
+        return workflow_id
 
 
 async def test_twenty_concurrent_workflows_all_complete_and_are_recorded(
