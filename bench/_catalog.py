@@ -7,11 +7,19 @@ The catalog is deterministic: every script and every catalog server builds the s
 from __future__ import annotations
 
 import json
+import os
 import random
 from pathlib import Path
 from typing import Any
 
-SEALTOOLS = Path("/work/shared/data/sealtools")
+
+def eval_data(name: str) -> Path:
+    """A public data set's folder: ``$PML_EVAL_DATA/<name>`` (the folder holding sealtools/, ultratool/ and
+    mcpbench/ in the JSON Lines format of docs/evaluation.md), else ``data/<name>`` under the current directory."""
+    return Path(os.environ.get("PML_EVAL_DATA") or "data") / name
+
+
+SEALTOOLS = eval_data("sealtools")
 SERVERS = 20
 _SEED = 7
 _QUALIFIERS = (
@@ -26,6 +34,9 @@ Tool = dict[str, Any]
 
 def base_tools(directory: Path = SEALTOOLS) -> list[dict[str, Any]]:
     """The 4,076 sealtools tools in a fixed shuffled order (the file is sorted by field: a prefix is one topic)."""
+    if not (directory / "tools.jsonl").is_file():
+        raise SystemExit(f"no tools.jsonl in {directory}: pass --catalog DIR or set PML_EVAL_DATA to the folder "
+                         "that holds sealtools/")
     with (directory / "tools.jsonl").open(encoding="utf-8") as lines:
         tools = [json.loads(line) for line in lines if line.strip()]
     random.Random(_SEED).shuffle(tools)

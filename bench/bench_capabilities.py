@@ -1,6 +1,6 @@
 """Capabilities learned from UltraTool's history, and how often the right one is the top match for a query.
 
-Run: ``python bench/bench_capabilities.py [--data ../shared/data/ultratool] [--runs 3]``.
+Run: ``python bench/bench_capabilities.py [--data DATA/ultratool] (default: $PML_EVAL_DATA/ultratool) [--runs 3]``.
 On a scratch embedded Postgres: the tools are indexed, each history task is replayed as a finished workflow
 with literal-free tasks (its edges as dependencies, else its tool sequence as a chain) through the real
 `CapabilityService.register`; then each query is matched (`CapabilityService.match`, what `search_tools` and
@@ -23,6 +23,7 @@ from typing import Any
 import _common
 import anyio
 import anyio.to_thread
+from _catalog import eval_data
 
 from gateway.db import open_database
 from gateway.embed import load_embedder
@@ -32,7 +33,7 @@ from gateway.services import Indexer
 from gateway.services.capabilities import CapabilityService
 from gateway.services.thresholds import Thresholds
 
-DEFAULT_DATA = _common.ROOT.parent / "shared" / "data" / "ultratool"
+DEFAULT_DATA = eval_data("ultratool")
 
 
 def _plain(tool: str) -> str:

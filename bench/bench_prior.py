@@ -24,6 +24,7 @@ from typing import Any
 import _common
 import anyio
 import numpy as np
+from _catalog import eval_data
 
 from gateway.db import IntentMemory, open_database
 from gateway.embed import load_embedder
@@ -31,7 +32,7 @@ from gateway.models import StoredPrior
 from gateway.services.learning import REFIT_SHARE
 from gateway.services.tool_prior import ToolPrior, fit
 
-HISTORY = _common.ROOT.parent / "shared" / "data" / "ultratool" / "history.jsonl"
+HISTORY = eval_data("ultratool") / "history.jsonl"
 
 
 def ultratool(path: Path) -> tuple[np.ndarray, list[list[str]]]:

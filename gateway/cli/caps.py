@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from gateway.cli._invocation import Invocation
     from gateway.cli._parser import Subparsers
     from gateway.db import Database
-    from gateway.db.capabilities import CapabilityRow
+    from gateway.models import Capability
     from gateway.ports import Embedder
     from gateway.services.capabilities import CapabilityService
 
@@ -195,7 +195,7 @@ class _OnDemandEmbedder:
         return self._loaded
 
 
-def _changed(verb: str, row: CapabilityRow, *, as_json: bool) -> int:
+def _changed(verb: str, row: Capability, *, as_json: bool) -> int:
     from gateway.cli._console import command_console
 
     item = _item(row)
@@ -207,7 +207,7 @@ def _changed(verb: str, row: CapabilityRow, *, as_json: bool) -> int:
     return 0
 
 
-def list_table(rows: Sequence[CapabilityRow]) -> Table:
+def list_table(rows: Sequence[Capability]) -> Table:
     """One row per capability: its name, usage, success rate, tools and (shortened) description."""
     from rich.table import Table
     from rich.text import Text
@@ -221,14 +221,14 @@ def list_table(rows: Sequence[CapabilityRow]) -> Table:
     return folded(table)
 
 
-def _item(row: CapabilityRow) -> dict[str, Any]:
+def _item(row: Capability) -> dict[str, Any]:
     """`cap_list`'s item for `row`: the server's own JSON, so that shell and meta-tool always agree."""
     from gateway.server.capability_tools import capability_json
 
     return capability_json(row)
 
 
-def _full_json(row: CapabilityRow, aliases: Sequence[str]) -> dict[str, Any]:
+def _full_json(row: Capability, aliases: Sequence[str]) -> dict[str, Any]:
     """`cap_list`'s item, plus what only `show` prints."""
     return {**_item(row), "pattern_hash": row.pattern_hash, "cache_config": row.cache_config,
             "document": row.document, "aliases": list(aliases), "created_at": row.created_at.isoformat(),

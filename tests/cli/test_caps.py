@@ -15,7 +15,7 @@ import pytest
 
 from gateway import cli
 from gateway.db import CapabilityStore, migrate, open_pool
-from gateway.db.capabilities import CapabilityRow
+from gateway.models import Capability
 from tests.e2e.support import ROOT, gateway_command, gateway_env
 
 READ_PARSE = ["fs:read_file", "json:parse"]
@@ -26,15 +26,15 @@ PARAMETERS = {"type": "object", "properties": {"path": {"type": "string"}}, "req
 class Seeded:
     """The capabilities recorded before a test, by name, and the database they are in."""
 
-    def __init__(self, url: str, rows: dict[str, CapabilityRow]) -> None:
+    def __init__(self, url: str, rows: dict[str, Capability]) -> None:
         self.url = url
         self.rows = rows
 
 
-def seed(url: str, runs: list[tuple[str, str, list[str], bool]]) -> dict[str, CapabilityRow]:
+def seed(url: str, runs: list[tuple[str, str, list[str], bool]]) -> dict[str, Capability]:
     """Record ``(seed, namespace, tools, success)`` runs; the last row of each seed, by ``namespace:<seed>``."""
 
-    async def record_all() -> dict[str, CapabilityRow]:
+    async def record_all() -> dict[str, Capability]:
         await migrate(url)
         pool = await open_pool(url, max_size=2)
         try:
