@@ -12,13 +12,12 @@ V = TypeVar("V")
 
 class LRU(MutableMapping[K, V], Generic[K, V]):
     """At most `capacity` entries; reading or writing an entry makes it the most recent, and past the capacity
-    the least recent goes (`evicted` counts them)."""
+    the least recent goes."""
 
     def __init__(self, capacity: int) -> None:
         if capacity < 1:
             raise ValueError(f"an LRU needs room for at least one entry, not {capacity}")
         self.capacity = capacity
-        self.evicted = 0
         self._items: OrderedDict[K, V] = OrderedDict()
 
     def __getitem__(self, key: K) -> V:
@@ -31,7 +30,6 @@ class LRU(MutableMapping[K, V], Generic[K, V]):
         self._items.move_to_end(key)
         while len(self._items) > self.capacity:
             self._items.popitem(last=False)
-            self.evicted += 1
 
     def __delitem__(self, key: K) -> None:
         del self._items[key]
@@ -52,11 +50,3 @@ class LRU(MutableMapping[K, V], Generic[K, V]):
     def touch(self, key: K) -> None:
         """Make `key` the most recent without reading it."""
         self._items.move_to_end(key)
-
-    def peek(self, key: K) -> V | None:
-        """The value of `key` without making it the most recent (None if absent)."""
-        return self._items.get(key)
-
-    def oldest(self) -> K | None:
-        """The least recently used key (the next to go), or None when empty."""
-        return next(iter(self._items), None)

@@ -138,7 +138,7 @@ class Authenticator:
         """Whether `key` matches `key_hash`, from memory when this very pair was verified before."""
         entry = (prefix, key_hash, hashlib.sha256(key.encode()).digest())
         if entry in self._verified:
-            self._verified[entry] = None  # the most recent again
+            self._verified.touch(entry)
             return True
         if not await self._verify(key_hash, key):
             return False
