@@ -1,9 +1,9 @@
 """The `mcpServers` servers file: which servers to run and how, and the gateway's own options beside them.
 
 A servers file is the Claude-style ``{"mcpServers": {name: {command, args, env, cwd?, disabled?}}}`` (or, for a
-server reached over streamable HTTP, ``{type: "http", url, headers?}``); the
-gateway's own options sit beside it (``expose``, ``approval``, ``callTimeoutMs``). Claude Desktop's own config
-file is read as is: its other top-level keys are ignored, and an entry that runs this gateway is skipped.
+server reached over streamable HTTP, ``{type: "http", url, headers?}``); the gateway's own options sit beside it
+(``expose``, ``approval``, ``callTimeoutMs``, ``maxResultBytes``). Claude Desktop's own config file is read as
+is: its other top-level keys are ignored, and an entry that runs this gateway is skipped.
 
 A servers file means the same whatever directory the gateway starts in (Claude Desktop starts it anywhere,
 often ``/``), because paths in it are relative to the file:
@@ -37,9 +37,13 @@ logger = logging.getLogger(__name__)
 
 SERVER_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,48}$")
 _VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-SERVER_KEYS = frozenset({"command", "args", "env", "cwd", "disabled", "type", "callTimeoutMs", "url", "headers"})
+SERVER_KEYS = frozenset(
+    {"command", "args", "env", "cwd", "disabled", "type", "callTimeoutMs", "maxResultBytes", "url", "headers"}
+)
 HTTP_TYPES = ("http", "streamable-http", "streamable_http")
-_GATEWAY_KEYS = frozenset({"mcpServers", "expose", "approval", "callTimeoutMs"})
+_GATEWAY_KEYS = frozenset({"mcpServers", "expose", "approval", "callTimeoutMs", "maxResultBytes"})
+DEFAULT_MAX_RESULT_BYTES = 4 * 1024 * 1024
+"""The largest message a downstream server may send (a tools/call result, mostly); larger ones are refused."""
 _EXPOSE_VALUES = ("found", "search", "all")
 _GATEWAY_NAMES = ("pml-gateway", "pml-gateway.exe")
 
@@ -58,6 +62,7 @@ class ServerSpec:
     cwd: Path | None = None
     disabled: bool = False
     call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S
+    max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES
 
     def describe(self) -> str:
         """The command line with the env's keys only (or the URL), safe for logs."""
@@ -102,8 +107,11 @@ def load_config(
     servers_doc = document.get("mcpServers")
     if not isinstance(servers_doc, dict):
         raise ConfigError(f'{path}: "mcpServers" must be an object of servers, got {_kind(servers_doc)}')
-    timeout_s = _timeout_ms(document, f"{path}", default_timeout_s)
-    servers = _parse_servers(path, servers_doc, environ, timeout_s, _Places(path.absolute().parent, bin_dir))
+    limits = _Limits(
+        call_timeout_s=_timeout_ms(document, f"{path}", default_timeout_s),
+        max_result_bytes=_max_bytes(document, f"{path}", DEFAULT_MAX_RESULT_BYTES),
+    )
+    servers = _parse_servers(path, servers_doc, environ, limits, _Places(path.absolute().parent, bin_dir))
     return GatewayConfig(
         servers=servers,
         expose=_expose(path, document.get("expose", "found")),
@@ -128,6 +136,21 @@ def _read_json(path: Path) -> dict[str, Any]:
     return document
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Limits:
+    """The file-wide defaults a server entry may override."""
+
+    call_timeout_s: float
+    max_result_bytes: int
+
+    def of(self, entry: dict[str, Any], where: str) -> dict[str, Any]:
+        """The entry's own limits, as `ServerSpec` keywords."""
+        return {
+            "call_timeout_s": _timeout_ms(entry, where, self.call_timeout_s),
+            "max_result_bytes": _max_bytes(entry, where, self.max_result_bytes),
+        }
+
+
 @dataclass(frozen=True, slots=True)
 class _Places:
     """Where a servers file's paths and bare command names are resolved: its directory, the gateway's bin dir."""
@@ -137,7 +160,7 @@ class _Places:
 
 
 def _parse_servers(
-    path: Path, doc: dict[str, Any], environ: Mapping[str, str], timeout_s: float, places: _Places
+    path: Path, doc: dict[str, Any], environ: Mapping[str, str], limits: _Limits, places: _Places
 ) -> tuple[ServerSpec, ...]:
     specs: list[ServerSpec] = []
     for raw_name, entry in doc.items():
@@ -147,7 +170,7 @@ def _parse_servers(
         if runs_this_gateway(entry, path):
             logger.info("%s runs pml-gateway itself over this file; skipped", where)
             continue
-        spec = _parse_server(where, normalise_server_name(str(raw_name), where), entry, environ, timeout_s, places)
+        spec = _parse_server(where, normalise_server_name(str(raw_name), where), entry, environ, limits, places)
         if any(s.name == spec.name for s in specs):
             raise ConfigError(f'{where}: its id "{spec.name}" collides with another server\'s; rename one')
         specs.append(spec)
@@ -155,7 +178,7 @@ def _parse_servers(
 
 
 def _parse_server(
-    where: str, name: str, entry: dict[str, Any], environ: Mapping[str, str], timeout_s: float, places: _Places
+    where: str, name: str, entry: dict[str, Any], environ: Mapping[str, str], limits: _Limits, places: _Places
 ) -> ServerSpec:
     unknown = sorted(set(entry) - SERVER_KEYS)
     if unknown:
@@ -163,7 +186,7 @@ def _parse_server(
         raise ConfigError(f"{where}: unknown key {unknown[0]!r} (allowed: {allowed})")
     kind = entry.get("type", "http" if "url" in entry else "stdio")
     if kind in HTTP_TYPES:
-        return _parse_http_server(where, name, entry, environ, timeout_s)
+        return _parse_http_server(where, name, entry, environ, limits)
     if kind != "stdio":
         raise ConfigError(f'{where}: "type" must be "stdio" or "http" (streamable HTTP), got {kind!r}')
     command = entry.get("command")
@@ -190,7 +213,7 @@ def _parse_server(
         env=expanded_env,
         cwd=places.base / Path(_expand(cwd, where, "cwd", environ)).expanduser() if cwd else places.base,
         disabled=disabled,
-        call_timeout_s=_timeout_ms(entry, where, timeout_s),
+        **limits.of(entry, where),
     )
 
 
@@ -214,7 +237,7 @@ def find_command(name: str, *, bin_dir: Path | None, search_path: str | None) ->
 
 
 def _parse_http_server(
-    where: str, name: str, entry: dict[str, Any], environ: Mapping[str, str], timeout_s: float
+    where: str, name: str, entry: dict[str, Any], environ: Mapping[str, str], limits: _Limits
 ) -> ServerSpec:
     url = entry.get("url")
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
@@ -228,7 +251,7 @@ def _parse_http_server(
     return ServerSpec(
         name=name, url=_expand(url, where, "url", environ), disabled=disabled,
         headers={k: _expand(v, where, f"headers.{k}", environ) for k, v in headers.items()},
-        call_timeout_s=_timeout_ms(entry, where, timeout_s),
+        **limits.of(entry, where),
     )
 
 
@@ -288,6 +311,15 @@ def _timeout_ms(doc: dict[str, Any], where: str, default_s: float) -> float:
     if isinstance(raw, bool) or not isinstance(raw, int | float) or raw <= 0:
         raise ConfigError(f'{where}: "callTimeoutMs" must be a positive number of milliseconds, got {raw!r}')
     return float(raw) / 1000.0
+
+
+def _max_bytes(doc: dict[str, Any], where: str, default: int) -> int:
+    raw = doc.get("maxResultBytes")
+    if raw is None:
+        return default
+    if isinstance(raw, bool) or not isinstance(raw, int) or raw < 1024:
+        raise ConfigError(f'{where}: "maxResultBytes" must be a whole number of bytes, at least 1024, got {raw!r}')
+    return raw
 
 
 def _expose(path: Path, value: Any) -> str:

@@ -91,6 +91,16 @@ def test_gateway_options_are_validated(tmp_path: Path) -> None:
         load_config(write(tmp_path, {"mcpServers": {"a": {"command": "x", "callTimeoutMs": -1}}}), {})
 
 
+def test_the_result_size_limit_defaults_to_4_mib_and_a_server_may_set_its_own(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, {"maxResultBytes": 65536, "mcpServers": {
+        "a": {"command": "x"}, "b": {"command": "x", "maxResultBytes": 2048}}}), {})
+    assert [s.max_result_bytes for s in config.servers] == [65536, 2048]
+    assert load_config(write(tmp_path, {"mcpServers": {"a": {"command": "x"}}}), {}).servers[0].max_result_bytes \
+        == 4 * 1024 * 1024
+    with pytest.raises(ConfigError, match='server "a": "maxResultBytes" must be a whole number of bytes, at least'):
+        load_config(write(tmp_path, {"mcpServers": {"a": {"command": "x", "maxResultBytes": "4MB"}}}), {})
+
+
 def test_flags_win_over_environment_which_wins_over_defaults(tmp_path: Path) -> None:
     env = {"PML_DATABASE_URL": "postgresql://env/db", "PML_DATA_DIR": str(tmp_path / "env")}
     from_env = settings_from({}, env)
