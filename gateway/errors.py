@@ -18,6 +18,7 @@ onnxruntime, OSError) are translated at one boundary each with ``raise ... from 
         ├── ServerUnavailableError  not running (starting, failed, disabled, restarting)
         ├── ServerCrashedError      the connection died during the call
         ├── CallTimeoutError        the call did not answer within its timeout
+        ├── ResultTooLargeError     the answer was larger than the server's maxResultBytes
         └── UnknownToolError        no such tool (or server) is known
 """
 
@@ -143,6 +144,10 @@ class ServerCrashedError(DownstreamError):
 
 class CallTimeoutError(DownstreamError):
     """The call did not answer within its timeout."""
+
+
+class ResultTooLargeError(DownstreamError):
+    """The server's answer was larger than its ``maxResultBytes``; it was read past, never held."""
 
 
 class UnknownToolError(DownstreamError):
