@@ -24,7 +24,7 @@ import anyio.lowlevel
 import mcp_types as types
 from mcp.client import ClientSession, IncomingMessage
 from mcp.client._transport import ReadStream, WriteStream
-from mcp.client.stdio import StdioServerParameters, stdio_client
+from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.message import SessionMessage
@@ -36,6 +36,7 @@ from gateway.downstream.listing import list_tools
 from gateway.downstream.logs import ServerLog
 from gateway.downstream.record import WAITING, ServerRecord
 from gateway.downstream.stderr import StderrCopy
+from gateway.downstream.stdio import stdio_client
 from gateway.downstream.translate import (
     CALL_FAILURES,
     HANDSHAKE_FAILURES,
@@ -247,7 +248,9 @@ class Connection:
                 async with _http_client(self.spec.url, self.spec.headers) as (read, write):
                     self._spawn_over()
                     return await self._open_session(read, write)
-            async with stdio_client(self._params, errlog=stderr.errlog) as (read, write):
+            async with stdio_client(
+                self._params, errlog=stderr.errlog, max_message_bytes=self.spec.max_result_bytes, name=self.spec.name
+            ) as (read, write):
                 self._spawn_over()
                 self.record.pid = stderr.spawned()
                 return await self._open_session(read, write)

@@ -12,7 +12,14 @@ from mcp.shared.exceptions import MCPError
 from pydantic import ValidationError
 
 from gateway.config import ServerSpec
-from gateway.errors import CallTimeoutError, DownstreamError, ServerCrashedError, UnknownToolError
+from gateway.downstream.stdio import RESULT_TOO_LARGE
+from gateway.errors import (
+    CallTimeoutError,
+    DownstreamError,
+    ResultTooLargeError,
+    ServerCrashedError,
+    UnknownToolError,
+)
 
 CALL_FAILURES: tuple[type[BaseException], ...] = (
     MCPError,
@@ -66,6 +73,9 @@ def call_error(
             f"server {server!r} exited during the call to {tool!r}; it is being restarted", server=server
         )
     if isinstance(exc, MCPError):
+        if exc.code == RESULT_TOO_LARGE:
+            message = f"server {server!r} answered tools/call {tool!r} with {exc.message}"
+            return ResultTooLargeError(message, server=server)
         if not listed:
             return UnknownToolError(f"server {server!r} has no tool {tool!r} ({exc.message})", server=server)
         return DownstreamError(f"server {server!r} refused tools/call {tool!r}: {exc.message}", server=server)

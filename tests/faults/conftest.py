@@ -1,0 +1,10 @@
+"""The fault-injection suite runs on asyncio, like the gateway."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
