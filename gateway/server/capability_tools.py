@@ -14,6 +14,8 @@ from gateway.services.capabilities import CapabilityMatch, CapabilityService
 CAP_LIST = "cap_list"
 CAP_RENAME = "cap_rename"
 CAP_MERGE = "cap_merge"
+MAX_OFFSET = 1_000_000
+"""How far `cap_list` pages: past any real number of capabilities, well within a Postgres integer."""
 
 CAP_LIST_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -21,7 +23,7 @@ CAP_LIST_SCHEMA: dict[str, Any] = {
         "pattern": {"type": "string", "description": "Glob over namespace:action, e.g. 'notes:*'."},
         "unnamed_only": {"type": "boolean", "default": False, "description": "Only those never renamed by a user."},
         "limit": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
-        "offset": {"type": "integer", "minimum": 0, "default": 0},
+        "offset": {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET, "default": 0},
     },
     "additionalProperties": False,
 }
