@@ -1,17 +1,20 @@
 """The meta-tools the client sees: their schemas, their argument checks, and how results are rendered.
 
 Arguments are checked against the very schema published in `tools/list` (JSON Schema, draft 2020-12), so the
-error a client gets names the field and what was expected.
+error a client gets names the field and what was expected. A string the schema declares must also hold no NUL
+(U+0000): these strings are stored in or matched against Postgres text, which cannot hold one. Free-form tool
+`arguments` (``type: object``, no declared properties) are not looked into: they go to the downstream tool.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError
+from jsonschema.protocols import Validator
 
 from gateway.errors import InvalidRequestError
 from gateway.services.search import MAX_LIMIT, SearchResult
@@ -87,14 +90,28 @@ CALL_TOOL_DESCRIPTION = (
     "match its input_schema. Answers with the tool's own result."
 )
 
+NUL_REFUSED = "must not contain NUL (U+0000) characters"
+_TYPE = Draft202012Validator.VALIDATORS["type"]
+
+
+def _type_without_nul(validator: Validator, types: Any, instance: Any, schema: Any) -> Iterator[ValidationError]:
+    """The ``type`` keyword, and no NUL in a string where a type is declared: Postgres text cannot hold one, and
+    its own error would name no field."""
+    yield from _TYPE(validator, types, instance, schema)
+    if isinstance(instance, str) and "\x00" in instance:
+        yield ValidationError(NUL_REFUSED)
+
+
+_Validator = validators.extend(Draft202012Validator, {"type": _type_without_nul})
+
 _SCHEMAS: dict[str, dict[str, Any]] = {SEARCH_TOOLS: SEARCH_TOOLS_SCHEMA}
-_VALIDATORS: dict[str, Draft202012Validator] = {}
+_VALIDATORS: dict[str, Validator] = {}
 
 
 def register(tool: str, schema: dict[str, Any]) -> None:
     """Check the arguments of meta-tool `tool` against `schema` from now on."""
     _SCHEMAS[tool] = schema
-    _VALIDATORS[tool] = Draft202012Validator(schema)
+    _VALIDATORS[tool] = _Validator(schema)
 
 
 register(SEARCH_TOOLS, SEARCH_TOOLS_SCHEMA)
@@ -108,6 +125,15 @@ def check_arguments(tool: str, arguments: Mapping[str, Any] | None) -> dict[str,
     if error is not None:
         raise InvalidRequestError(_describe(tool, error), field=_field(error))
     return args
+
+
+def check_strings(tool: str, arguments: Mapping[str, Any] | None) -> None:
+    """`InvalidRequestError` naming the first string declared by the schema of `tool` that holds a NUL; nothing
+    else of the schema is checked, for a tool whose own parser reports every other problem (`execute_dag`)."""
+    errors = (e for e in _VALIDATORS[tool].iter_errors(dict(arguments or {})) if e.message == NUL_REFUSED)
+    error = next(iter(sorted(errors, key=lambda e: list(e.path))), None)
+    if error is not None:
+        raise InvalidRequestError(_describe(tool, error), field=_field(error))
 
 
 def _field(error: ValidationError) -> str:

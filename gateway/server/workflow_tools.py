@@ -106,6 +106,7 @@ def _summary_text(state: WorkflowState, payload: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+meta.register(EXECUTE_DAG, EXECUTE_DAG_SCHEMA)
 meta.register(WORKFLOW, WORKFLOW_SCHEMA)
 
 
@@ -135,7 +136,9 @@ def suggestion_result(
 
 async def execute(backend: GatewayBackend, arguments: dict[str, Any] | None, progress: Progress | None,
                   cancelled: Cancelled) -> types.CallToolResult:
-    """`execute_dag`: run the tasks; with only an intent, suggest a workflow (a learned capability first)."""
+    """`execute_dag`: run the tasks; with only an intent, suggest a workflow (a learned capability first). Only
+    the strings are checked here (no NUL): the DAG parser reports every other problem at once."""
+    meta.check_strings(EXECUTE_DAG, arguments)
     document = dict(arguments or {})
     if "tasks" not in document and isinstance(document.get("intent"), str) and document["intent"].strip():
         if (found := await backend.suggest_capability(document["intent"], user=gateway_user())) is not None:
