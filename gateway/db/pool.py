@@ -23,6 +23,7 @@ import psycopg_pool
 from pgvector.psycopg import register_vector_async
 from psycopg.rows import scalar_row
 
+from gateway.db import jsonb
 from gateway.db.queries import query
 from gateway.errors import DatabaseError, DatabaseUnavailableError
 
@@ -198,11 +199,13 @@ def connection_kwargs() -> dict[str, Any]:
 async def connect(url: str) -> psycopg.AsyncConnection[Any]:
     """One autocommit connection; a clear `DatabaseError` when the server cannot be reached."""
     try:
-        return await psycopg.AsyncConnection.connect(url, **connection_kwargs())
+        conn = await psycopg.AsyncConnection.connect(url, **connection_kwargs())
     except psycopg.OperationalError as exc:
         raise DatabaseUnavailableError(f"cannot reach Postgres at {mask_password(url)}: {_first_line(exc)}") from exc
     except psycopg.ProgrammingError as exc:
         raise DatabaseError(f"invalid database URL {mask_password(url)}: {_first_line(exc)}") from exc
+    jsonb.install(conn)
+    return conn
 
 
 @asynccontextmanager
@@ -235,8 +238,10 @@ def mask_password(url: str) -> str:
 
 
 async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
-    """Once per pooled connection: pgvector types, and the search settings (so no query needs a SET)."""
+    """Once per pooled connection: pgvector types, NUL-safe JSON, and the session settings (so no query needs a
+    SET)."""
     await register_vector_async(conn)
+    jsonb.install(conn)
     settings = {"ef_search": str(HNSW_EF_SEARCH), "iterative_scan": HNSW_ITERATIVE_SCAN}
     await conn.execute(query("session_settings"), settings)
 
