@@ -25,7 +25,7 @@ import logging
 import os
 import re
 import shutil
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PureWindowsPath
 from typing import Any
@@ -45,13 +45,17 @@ _GATEWAY_KEYS = frozenset({"mcpServers", "expose", "approval", "callTimeoutMs", 
 DEFAULT_MAX_RESULT_BYTES = 4 * 1024 * 1024
 """The largest message a downstream server may send (a tools/call result, mostly); larger ones are refused."""
 _EXPOSE_VALUES = ("found", "search", "all")
+REDACTED = "***"
+"""What a secret is shown as."""
+MIN_SECRET_CHARS = 6
+"""Shorter values (``1``, ``true``, ``info``) are not redacted: they would garble every line and hide nothing."""
 _GATEWAY_NAMES = ("pml-gateway", "pml-gateway.exe")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ServerSpec:
     """How to start (stdio) or reach (`url`: streamable HTTP) one downstream server. `env` and `headers` may hold
-    secrets: they are never shown."""
+    secrets: they are never shown, and `secrets` are redacted from whatever the gateway shows or keeps of it."""
 
     name: str
     command: str = ""
@@ -63,13 +67,56 @@ class ServerSpec:
     disabled: bool = False
     call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S
     max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES
+    secrets: frozenset[str] = field(default=frozenset(), repr=False)
+    """Values never to show (`load_config` fills it: see `_secret_values`)."""
+
+    def __post_init__(self) -> None:
+        _remember_secrets(self.name, self.secrets)
+
+    def redact(self, text: str) -> str:
+        """`text` with this server's secrets replaced by ``***``."""
+        return redact(text, self.secrets)
 
     def describe(self) -> str:
-        """The command line with the env's keys only (or the URL), safe for logs."""
+        """The command line with the env's keys only (or the URL and the headers' names), secrets redacted: safe
+        for logs."""
         if self.url is not None:
-            return f"{self.url} (headers: {','.join(sorted(self.headers))})" if self.headers else self.url
+            url = self.redact(self.url)
+            return f"{url} (headers: {','.join(sorted(self.headers))})" if self.headers else url
         keys = ",".join(sorted(self.env))
-        return f"{self.command} {' '.join(self.args)}" + (f" (env: {keys})" if keys else "")
+        return self.redact(f"{self.command} {' '.join(self.args)}") + (f" (env: {keys})" if keys else "")
+
+
+_KNOWN_SECRETS: dict[str, frozenset[str]] = {}
+"""Secrets by server name, as every `ServerSpec` made in this process registers them: a server's stderr copy is
+made from its name alone (`secrets_of`)."""
+
+
+def _remember_secrets(server: str, secrets: frozenset[str]) -> None:
+    if secrets:
+        _KNOWN_SECRETS[server] = _KNOWN_SECRETS.get(server, frozenset()) | secrets
+
+
+def secrets_of(server: str) -> frozenset[str]:
+    """The secrets of every `ServerSpec` made for `server` in this process, for the code that knows a server by
+    its name alone (its stderr copy). A union, so a server still running under an older spec is covered too."""
+    return _KNOWN_SECRETS.get(server, frozenset())
+
+
+def redact(text: str, secrets: Collection[str]) -> str:
+    """`text` with each of `secrets` replaced by ``***``, longest first (a secret inside another goes whole)."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    return text
+
+
+def _secret_values(*, env: Mapping[str, str], headers: Mapping[str, str], written: Iterable[str],
+                   environ: Mapping[str, str]) -> frozenset[str]:
+    """What a server's spec must never show: its `env` and `headers` values, and the values of the ``${VAR}``
+    references in `written` (its args, url, headers and env as the file writes them); of at least
+    `MIN_SECRET_CHARS` characters."""
+    expanded = {environ[m.group(1)] for text in written for m in _VAR_RE.finditer(text) if m.group(1) in environ}
+    return frozenset(v for v in {*env.values(), *headers.values(), *expanded} if len(v) >= MIN_SECRET_CHARS)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -213,6 +260,7 @@ def _parse_server(
         env=expanded_env,
         cwd=places.base / Path(_expand(cwd, where, "cwd", environ)).expanduser() if cwd else places.base,
         disabled=disabled,
+        secrets=_secret_values(env=expanded_env, headers={}, written=[*args, *env.values()], environ=environ),
         **limits.of(entry, where),
     )
 
@@ -248,9 +296,10 @@ def _parse_http_server(
     disabled = entry.get("disabled", False)
     if not isinstance(disabled, bool):
         raise ConfigError(f'{where}: "disabled" must be true or false')
+    expanded_headers = {k: _expand(v, where, f"headers.{k}", environ) for k, v in headers.items()}
     return ServerSpec(
-        name=name, url=_expand(url, where, "url", environ), disabled=disabled,
-        headers={k: _expand(v, where, f"headers.{k}", environ) for k, v in headers.items()},
+        name=name, url=_expand(url, where, "url", environ), disabled=disabled, headers=expanded_headers,
+        secrets=_secret_values(env={}, headers=expanded_headers, written=[url, *headers.values()], environ=environ),
         **limits.of(entry, where),
     )
 

@@ -2,7 +2,10 @@
 
 Each server process gets a pipe of its own as stderr (never the gateway's stdout, which is the MCP wire). A
 pump task copies it to ``sys.stderr`` as ``[server] line`` and keeps the last line, which names the cause
-when a server dies during start (``exited during initialize: API key missing``). The pipe also identifies
+when a server dies during start (``exited during initialize: API key missing``). A line is the server's words,
+not the gateway's: its configured secrets are replaced by ``***`` (a server may print its own token), and its
+control characters and undecodable bytes become backslash escapes (``\\x00``, ``\\xff``, ``\\t``), so a log line is
+one line of printable text whatever the server writes. The pipe also identifies
 the process: on Linux the gateway's child whose fd 2 is this pipe is the server, which gives its pid
 without reaching into the SDK's transport. Where pipes cannot be polled (Windows) stderr is inherited as is.
 """
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
@@ -19,6 +23,8 @@ from typing import TextIO
 
 import anyio
 import anyio.abc
+
+from gateway.config import redact, secrets_of
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +35,7 @@ _READ_SIZE = 65536
 _MAX_LINE_CHARS = 4000
 _REASON_CHARS = 200
 _POLLABLE = sys.platform != "win32"
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 class StderrCopy:
@@ -36,6 +43,7 @@ class StderrCopy:
 
     def __init__(self, server: str) -> None:
         self._server = server
+        self._secrets = secrets_of(server)
         self._read_fd: int | None = None
         self._writer: TextIO | None = None
         self._ended = anyio.Event()
@@ -119,13 +127,18 @@ class StderrCopy:
         return rest
 
     def _emit(self, raw: bytes) -> None:
-        line = raw.decode("utf-8", errors="replace").rstrip()
+        line = _escaped(redact(raw.decode("utf-8", errors="backslashreplace").rstrip(), self._secrets))
         if not line:
             return
         self.last_line = line[:_REASON_CHARS]
         with suppress(OSError, ValueError):  # our own stderr closed: nothing left to tell
             sys.stderr.write(f"[{self._server}] {line}\n")
             sys.stderr.flush()
+
+
+def _escaped(text: str) -> str:
+    """`text` with each control character (C0, DEL, C1, line and paragraph separators) as its backslash escape."""
+    return _CONTROL.sub(lambda match: match.group().encode("unicode_escape").decode("ascii"), text)
 
 
 def _child_with_stderr(inode: int) -> int | None:

@@ -1,0 +1,117 @@
+"""What a downstream server or another user must not learn through the gateway: a server's secrets (in its start
+line, its stderr, its failure reason), raw control bytes in the log."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.config import GatewayConfig, load_config
+from gateway.models import ServerState
+from tests.downstream.support import SETTLE_S, supervising, text_of
+from tests.eventually import eventually
+
+pytestmark = pytest.mark.anyio
+
+HOSTILE = str(Path(__file__).with_name("hostile_server.py"))
+TOKEN = "tok-5f3a9c1e77d2"
+KEY = "key-0b8e44f2a6c9"
+ENVIRON = {"LEAK_TOKEN": TOKEN, "LEAK_KEY": KEY}
+_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+
+
+def config_of(tmp_path: Path, servers: dict[str, Any], name: str = "servers.json") -> GatewayConfig:
+    path = tmp_path / name
+    path.write_text(json.dumps({"mcpServers": servers}))
+    return load_config(path, ENVIRON)
+
+
+def hostile(*args: str, **env: str) -> dict[str, Any]:
+    return {"command": sys.executable, "args": [HOSTILE, *args], "env": env}
+
+
+class Stderr:
+    """Everything written to our stderr so far (capsys hands each piece out once)."""
+
+    def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
+        self._capsys = capsys
+        self._seen: list[str] = []
+
+    def text(self) -> str:
+        self._seen.append(self._capsys.readouterr().err)
+        return "".join(self._seen)
+
+    async def line(self, prefix: str) -> str:
+        """The first line of our stderr that starts with `prefix`, once it is written."""
+
+        def found() -> str | None:
+            return next((line for line in self.text().split("\n") if line.startswith(prefix)), None)
+
+        line: str = await eventually(found, timeout_s=SETTLE_S, interval_s=0.02, what=f"a line {prefix!r}")
+        return line
+
+
+# Defect 12: secrets expanded into args, url or headers were logged in the "starting server" line.
+
+async def test_the_starting_server_line_shows_no_secret_expanded_into_args_url_or_headers(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = config_of(tmp_path, {
+        "hostile": hostile("--token=${LEAK_TOKEN}", API_KEY="${LEAK_KEY}"),
+        "remote": {"url": "http://127.0.0.1:9/mcp?key=${LEAK_KEY}",
+                   "headers": {"Authorization": "Bearer ${LEAK_TOKEN}"}},
+    })
+    caplog.set_level("INFO", logger="gateway")
+    async with supervising(*config.servers, restart_base_s=60.0) as (supervisor, _):
+        await supervisor.wait_settled(SETTLE_S)
+    starting = sorted(r.getMessage() for r in caplog.records if r.getMessage().startswith("starting server"))
+    assert starting == [
+        f"starting server 'hostile': {sys.executable} {HOSTILE} --token=*** (env: API_KEY)",
+        "starting server 'remote': http://127.0.0.1:9/mcp?key=*** (headers: Authorization)",
+    ]
+    assert TOKEN not in caplog.text and KEY not in caplog.text
+
+
+# Defect 12: a server's raw NUL and 0xff bytes on stderr were copied into the log as they were.
+
+async def test_raw_control_and_undecodable_bytes_from_a_servers_stderr_reach_the_log_escaped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stderr = Stderr(capsys)
+    config = config_of(tmp_path, {"hostile": hostile()})
+    async with supervising(*config.servers) as (supervisor, recorder):
+        await recorder.wait_for(lambda: ServerState.RUNNING in recorder.states("hostile"))
+        raw = b"nul\x00 ff\xff esc\x1b[31m bell\x07 tab\t cr\r del\x7f end\n"
+        assert text_of(await supervisor.call_tool("hostile", "stderr", {"data_hex": raw.hex()})) == "written"
+        line = await stderr.line("[hostile] nul")
+    assert line == r"[hostile] nul\x00 ff\xff esc\x1b[31m bell\x07 tab\t cr\r del\x7f end"
+    assert _CONTROL.search(stderr.text()) is None
+
+
+# Defect 7 (the log and the reason): a server that prints its secret had it copied into the log and its reason.
+
+async def test_a_servers_secrets_are_redacted_from_its_stderr_lines_and_its_failure_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    stderr = Stderr(capsys)
+    caplog.set_level("DEBUG", logger="gateway")
+    config = config_of(tmp_path, {
+        "dying": hostile(HOSTILE_FAIL_AT_START="bad token ${LEAK_TOKEN}"),
+        "chatty": hostile("--key=${LEAK_KEY}", HOSTILE_TOKEN="${LEAK_TOKEN}"),
+    })
+    async with supervising(*config.servers, restart_base_s=60.0) as (supervisor, _):
+        await supervisor.wait_settled(SETTLE_S)
+        said = f"using token {TOKEN} and key {KEY} now\n".encode()
+        assert text_of(await supervisor.call_tool("chatty", "stderr", {"data_hex": said.hex()})) == "written"
+        chatty = await stderr.line("[chatty] using")
+        dying = next(s for s in supervisor.statuses() if s.name == "dying")
+    assert (dying.state, dying.reason) == (ServerState.FAILED, "exited during initialize: hostile_server: ***")
+    assert chatty == "[chatty] using token *** and key *** now"
+    assert "[dying] hostile_server: ***" in stderr.text()
+    assert "server 'dying' failed to start: exited during initialize: hostile_server: ***" in caplog.text
+    assert TOKEN not in stderr.text() + caplog.text and KEY not in stderr.text() + caplog.text
