@@ -13,7 +13,7 @@ from psycopg.types.json import Jsonb
 from gateway.db.pool import Pool, translated
 from gateway.db.queries import query as named_query
 from gateway.db.tools import Vector
-from gateway.models import StoredPrior
+from gateway.models import LOCAL_USER, StoredPrior
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -34,15 +34,19 @@ class IntentMemory:
 
     async def remember(
         self, *, intent: str, embedding: Vector, model_id: str, tools: Sequence[str],
-        edges: Sequence[tuple[str, str]], success: bool,
+        edges: Sequence[tuple[str, str]], success: bool, owner: str = LOCAL_USER,
     ) -> None:
+        """Keep an intent with the workflow that served it, run by `owner` (an HTTP user's id, or stdio's)."""
         params = {"intent": intent, "embedding": np.asarray(embedding, dtype=np.float32), "model": model_id,
-                  "tools": list(tools), "edges": Jsonb([list(e) for e in edges]), "success": success}
+                  "tools": list(tools), "edges": Jsonb([list(e) for e in edges]), "success": success,
+                  "created_by": owner}
         async with translated("remembering an intent"), self._pool.connection() as conn:
             await conn.execute(named_query("remember_intent"), params)
 
-    async def recall(self, query: Vector, *, model_id: str, limit: int) -> list[Recalled]:
-        params = {"query": np.asarray(query, dtype=np.float32), "model": model_id, "limit": limit}
+    async def recall(self, query: Vector, *, model_id: str, limit: int, user: str | None = None) -> list[Recalled]:
+        """The `limit` nearest past intents `user` may learn from: their own and the public ones (every one for
+        None, stdio's one user). Another user's private workflow is never proposed, nor lifts a search."""
+        params = {"query": np.asarray(query, dtype=np.float32), "model": model_id, "limit": limit, "user": user}
         async with translated("recalling past intents"), self._pool.connection() as conn:
             cursor = conn.cursor(row_factory=kwargs_row(_recalled))
             await cursor.execute(named_query("recall_intents"), params, prepare=True)

@@ -90,10 +90,11 @@ class Runtime:
                                  ) -> tuple[CapabilityMatch, list[CapabilityMatch]] | None:
         return await finding.capability_for(await self.services(), intent, user=user)
 
-    async def suggest(self, intent: str) -> tuple[Suggestion, bool]:
-        """A suggested DAG for `intent`, and whether it passes the adaptive suggestion threshold."""
+    async def suggest(self, intent: str, *, user: str | None = None) -> tuple[Suggestion, bool]:
+        """A suggested DAG for `intent` (from `user`'s own and the public workflows), and whether it passes the
+        adaptive suggestion threshold."""
         planner = (await self.services()).planner
-        suggestion = await planner.suggest(intent)
+        suggestion = await planner.suggest(intent, user=user)
         return suggestion, planner.above_threshold(suggestion)
 
     async def call_tool(self, server: str, tool: str, arguments: dict[str, Any] | None, *,

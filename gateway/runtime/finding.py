@@ -22,7 +22,7 @@ async def search(services: Services, telemetry: Telemetry, query: str, *, limit:
     database is unreachable, the tools alone, and a warning that says so."""
     started = time.perf_counter()
     result = await services.search.search(query, limit=limit, server=server, context=context,
-                                          include_related=include_related)
+                                          include_related=include_related, user=user)
     matches: list[CapabilityMatch] = []
     if result.degraded is None:  # capabilities live in the database only
         vector = await services.search.embed_query(query)

@@ -28,7 +28,9 @@ class GatewayBackend(Protocol):
         include_related: bool = False, user: str | None = None,
     ) -> SearchResult: ...
 
-    async def suggest(self, intent: str) -> tuple[Suggestion, bool]: ...
+    async def suggest(self, intent: str, *, user: str | None = None) -> tuple[Suggestion, bool]:
+        """A suggested DAG learnt from `user`'s own and the public workflows, and whether it passes the threshold."""
+        ...
 
     async def suggest_capability(
         self, intent: str, *, user: str | None = None

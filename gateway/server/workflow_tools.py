@@ -143,7 +143,7 @@ async def execute(backend: GatewayBackend, arguments: dict[str, Any] | None, pro
     if "tasks" not in document and isinstance(document.get("intent"), str) and document["intent"].strip():
         if (found := await backend.suggest_capability(document["intent"], user=gateway_user())) is not None:
             return caps.suggestion_result(*found)
-        suggestion, above = await backend.suggest(document["intent"])
+        suggestion, above = await backend.suggest(document["intent"], user=gateway_user())
         return suggestion_result(suggestion, above, backend.listed_schemas())
     return workflow_result(await backend.execute_dag(document, owner=gateway_user(), progress=progress,
                                                      cancelled=cancelled))

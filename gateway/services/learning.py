@@ -24,7 +24,7 @@ import numpy as np
 from gateway.dag.state import RunStatus, TaskStatus, WorkflowState
 from gateway.errors import DatabaseError, DatabaseUnavailableError, GatewayError
 from gateway.graph import EDGE_TYPE_WEIGHT, PROMOTE_AFTER, SOURCE_FACTOR, Edge, ToolGraph, build_graph, workflow_edges
-from gateway.models import StoredPrior
+from gateway.models import LOCAL_USER, StoredPrior
 from gateway.ports import Embedder, Vector
 from gateway.services import tool_prior
 from gateway.services.ranking import reliability_factor
@@ -67,7 +67,7 @@ class LearningPort(Protocol):
 
 class MemoryPort(Protocol):
     async def remember(self, *, intent: str, embedding: Vector, model_id: str, tools: Sequence[str],
-                       edges: Sequence[tuple[str, str]], success: bool) -> None: ...
+                       edges: Sequence[tuple[str, str]], success: bool, owner: str = ...) -> None: ...
 
     async def count(self, *, model_id: str) -> int: ...
 
@@ -136,7 +136,8 @@ class LearningService:
         self._dirty.set()
 
     async def remember(self, state: WorkflowState) -> None:
-        """Keep the intent with the tools and data-flow edges that served it (for DAG suggestion)."""
+        """Keep the intent with the tools and data-flow edges that served it, and who ran it (for DAG suggestion,
+        which learns from a user's own and the public workflows only)."""
         intent = (state.dag.intent or "").strip()
         if not intent or self._memory is None or self._embedder is None:
             return
@@ -145,7 +146,7 @@ class LearningService:
         edges = [(tool_of[d], t.tool) for t in state.dag.tasks for d in t.depends_on if tool_of[d] != t.tool]
         await self._memory.remember(intent=intent, embedding=vector, model_id=self._embedder.model_id,
                                     tools=[t.tool for t in state.dag.tasks], edges=list(dict.fromkeys(edges)),
-                                    success=state.status is RunStatus.COMPLETED)
+                                    success=state.status is RunStatus.COMPLETED, owner=state.owner or LOCAL_USER)
 
     async def refresh(self) -> ToolGraph:
         """Rebuild the graph now from the stored edges (off the event loop) and swap it in, then refit the tool

@@ -54,13 +54,15 @@ class Planner:
         if self._store is not None:
             self.thresholds = await self._store.load_thresholds(CONTEXT)
 
-    async def suggest(self, intent: str) -> Suggestion:
-        """The suggested DAG for `intent` (check `.confident` and the threshold before running it)."""
-        result = await self._search.search(intent, limit=10)
+    async def suggest(self, intent: str, *, user: str | None = None) -> Suggestion:
+        """The suggested DAG for `intent` (check `.confident` and the threshold before running it), learnt from
+        the workflows `user` may see: their own and the public ones (None, stdio's one user: all of them)."""
+        result = await self._search.search(intent, limit=10, user=user)
         found = None
         if self._memory is not None and self._use_graph:
             vector = await self._search.embed_query(intent)
-            memories = await self._memory.recall(vector, model_id=self._search.model_id, limit=CONSENSUS_K)
+            memories = await self._memory.recall(vector, model_id=self._search.model_id, limit=CONSENSUS_K,
+                                                 user=user)
             prior = self._prior()
             found = recalled(memories, result.ranked, intent=intent,
                              prior=prior.probabilities(vector) if prior is not None else None)

@@ -31,7 +31,10 @@ from gateway.services.suggest import RECALL_K, Recollection, tool_votes
 
 
 class Recall(Protocol):
-    async def recall(self, query: Vector, *, model_id: str, limit: int) -> Sequence[Recollection]: ...
+    async def recall(self, query: Vector, *, model_id: str, limit: int,
+                     user: str | None = None) -> Sequence[Recollection]:
+        """The nearest past intents `user` may learn from: their own and the public ones (all for None)."""
+        ...
 
 MAX_LIMIT = 50
 MAX_QUERY_CHARS = 2000
@@ -120,9 +123,10 @@ class SearchService:
 
     async def search(
         self, query: str, *, limit: int = 5, server: str | None = None,
-        context: Sequence[str] = (), include_related: bool = False,
+        context: Sequence[str] = (), include_related: bool = False, user: str | None = None,
     ) -> SearchResult:
-        """The `limit` best tools for `query`, optionally on one server, near `context` tools."""
+        """The `limit` best tools for `query`, optionally on one server, near `context` tools; the past intents
+        that lift tools are those `user` may learn from (their own and the public ones; None: all)."""
         text = _checked_query(query)
         if not 1 <= limit <= MAX_LIMIT:
             raise InvalidRequestError(f"limit must be between 1 and {MAX_LIMIT}, got {limit}", field="limit")
@@ -135,7 +139,7 @@ class SearchService:
         try:
             if self._index is None:
                 raise DatabaseUnavailableError(NO_INDEX)
-            votes = await self._recall(vector, server)
+            votes = await self._recall(vector, server, user)
             rows = await self._index.search_pool(vector, model_id=self._embedder.model_id, pool=pool,
                                                  extra=list(found) + list(votes), server=server)
         except DatabaseUnavailableError as exc:  # rank by words over the listed tools until Postgres is back
@@ -169,11 +173,11 @@ class SearchService:
         found = self._lexical.search(text, pool if server is None else pool * 4, phrases=self.weights.phrases)
         return found if server is None else [h for h in found if h[0].startswith(f"{server}:")][:pool]
 
-    async def _recall(self, vector: NDArray[np.float32], server: str | None) -> dict[str, float]:
-        """Tools that served the nearest past intents, with their share of the votes."""
+    async def _recall(self, vector: NDArray[np.float32], server: str | None, user: str | None) -> dict[str, float]:
+        """Tools that served the nearest past intents `user` may learn from, with their share of the votes."""
         if self._memory is None or not self.weights.graph:
             return {}
-        memories = await self._memory.recall(vector, model_id=self._embedder.model_id, limit=RECALL_K)
+        memories = await self._memory.recall(vector, model_id=self._embedder.model_id, limit=RECALL_K, user=user)
         votes = tool_votes(memories)
         return votes if server is None else {t: v for t, v in votes.items() if t.startswith(f"{server}:")}
 

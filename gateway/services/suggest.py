@@ -5,6 +5,13 @@ on task j when the learned graph links j to i (directly, else by a path of at mo
 the heavier direction of a two-way pair wins; the edges implied by others are dropped (a chain a -> b -> c
 does not also get a -> c). Confidence = ``hybrid x w_h + mean PageRank(top 3) x w_pr + path x w_path`` with
 weights moving from 0.55/0.30/0.15 at alpha 0.5 to 0.85/0.05/0.10 at alpha 1.
+
+Whose past counts: `recalled` and `tool_votes` are given only the past intents the asking user may learn from
+(their own, and those whose maker shared a capability of the same tools; stdio's one user: all), so another
+user's private workflow is never proposed whole. The learned graph that `suggest` reads is shared learning, not
+per user: its edges count every user's workflows, so a DAG built from the ranking and the graph (when no visible
+past intent is near) may link, order or add tools as other users' workflows did (a tool often used after one
+the intent found). The tool prior is fitted on every intent too; it only weighs the workflows the user may see.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """What a downstream server or another user must not learn through the gateway: a server's secrets (in its start
-line, its stderr, its failure reason), raw control bytes in the log."""
+line, its stderr, its failure reason), raw control bytes in the log, another user's private workflows."""
 
 from __future__ import annotations
 
@@ -9,11 +9,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import psycopg
 import pytest
 
 from gateway.config import GatewayConfig, load_config
+from gateway.db import CapabilityStore, Pool
+from gateway.db.memory import IntentMemory
 from gateway.models import ServerState
+from gateway.services.suggest import NO_SUGGESTION_BELOW
 from tests.downstream.support import SETTLE_S, supervising, text_of
+from tests.e2e.test_gateway import indexed, run_cli  # noqa: F401 - the fixture
+from tests.e2e.test_http import base_url, http_gateway, mcp_client
+from tests.e2e.test_workflows import run_dag
 from tests.eventually import eventually
 
 pytestmark = pytest.mark.anyio
@@ -22,6 +30,7 @@ HOSTILE = str(Path(__file__).with_name("hostile_server.py"))
 TOKEN = "tok-5f3a9c1e77d2"
 KEY = "key-0b8e44f2a6c9"
 ENVIRON = {"LEAK_TOKEN": TOKEN, "LEAK_KEY": KEY}
+_KEY = re.compile(r"\bac_[A-Za-z0-9_-]{20,}")
 _CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
 
 
@@ -115,3 +124,67 @@ async def test_a_servers_secrets_are_redacted_from_its_stderr_lines_and_its_fail
     assert "[dying] hostile_server: ***" in stderr.text()
     assert "server 'dying' failed to start: exited during initialize: hostile_server: ***" in caplog.text
     assert TOKEN not in stderr.text() + caplog.text and KEY not in stderr.text() + caplog.text
+
+
+# Defect 13: a private workflow's tools were suggested to another user's `execute_dag {intent}`.
+
+def new_key(database_url: str, name: str, role: str = "user") -> str:
+    done = run_cli("users", "add", name, "--role", role, "--database-url", database_url)
+    assert done.returncode == 0, done.stderr[-2000:]
+    match = _KEY.search(done.stdout)
+    assert match is not None, done.stdout
+    return match.group(0)
+
+
+INTENT = "prepare the quarterly board summary"
+ADD_THEN_ECHO = [
+    {"id": "sum", "tool": "faulty:add", "arguments": {"a": 1, "b": 2}},
+    {"id": "say", "tool": "faulty:echo", "arguments": {"text": "sum is $OUTPUT[sum].result"}, "depends_on": ["sum"]},
+]
+
+
+def remembered(database_url: str) -> bool:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        return conn.execute("SELECT 1 FROM workflow_intent WHERE intent = %s", (INTENT,)).fetchone() is not None
+
+
+async def test_one_users_private_workflow_is_not_suggested_to_another_user(
+    indexed: Path, database_url: str, tmp_path: Path  # noqa: F811
+) -> None:
+    alice, carol = new_key(database_url, "alice"), new_key(database_url, "carol")
+    log = tmp_path / "gateway.log"
+    with http_gateway(indexed, database_url, log):
+        base = await base_url(log)
+        async with mcp_client(base, alice) as client:
+            assert (await run_dag(client, ADD_THEN_ECHO, intent=INTENT))["status"] == "completed"
+        await eventually(lambda: remembered(database_url), timeout_s=20, what="the intent remembered")
+        async with mcp_client(base, carol) as other:
+            suggested = (await other.call_tool("execute_dag", {"intent": INTENT})).structured_content
+    assert suggested is not None and suggested["suggested_dag"] is None, suggested  # was add -> echo, at 0.99
+    assert "faulty:echo" not in suggested["candidates"] and suggested["confidence"] < NO_SUGGESTION_BELOW
+
+
+async def test_a_remembered_intent_is_recalled_by_its_maker_and_by_others_once_they_share_its_tools(
+    pool: Pool,
+) -> None:
+    memory, capabilities = IntentMemory(pool), CapabilityStore(pool)
+    vector = np.zeros(384, dtype=np.float32)
+    vector[7] = 1.0
+    tools = ["faulty:add", "faulty:echo"]
+    await memory.remember(intent=INTENT, embedding=vector, model_id="m", tools=tools,
+                          edges=[("faulty:add", "faulty:echo")], success=True, owner="alice")
+
+    async def recalled_by(user: str | None) -> list[str]:
+        return [m.intent for m in await memory.recall(vector, model_id="m", limit=5, user=user)]
+
+    before = {user: await recalled_by(user) for user in ("alice", "carol", None)}
+    row = await capabilities.record(
+        pattern_hash="f" * 64, document={"tasks": [{"id": "t1", "tool": "faulty:add"}]}, tools=tools,
+        parameters_schema={"type": "object"}, embedding=vector, success=True, duration_ms=1.0, namespace="board",
+        action="summary", alternatives=[], cacheable=False, created_by="alice")
+    assert row is not None
+    private = await recalled_by("carol")
+    await capabilities.rename(row.id, namespace=row.namespace, action=row.action, visibility="public")
+    shared = await recalled_by("carol")
+    assert before == {"alice": [INTENT], "carol": [], None: [INTENT]}
+    assert (private, shared) == ([], [INTENT])

@@ -1,13 +1,18 @@
 -- name: remember_intent
-INSERT INTO workflow_intent (intent, embedding, model, tools, edges, success)
-VALUES (%(intent)s, %(embedding)s, %(model)s, %(tools)s, %(edges)s, %(success)s);
+INSERT INTO workflow_intent (intent, embedding, model, tools, edges, success, created_by)
+VALUES (%(intent)s, %(embedding)s, %(model)s, %(tools)s, %(edges)s, %(success)s, %(created_by)s);
 
 -- name: recall_intents
--- The nearest successful past intents of the same embedding model.
-SELECT intent, tools, edges, 1 - (embedding <=> %(query)s::vector) AS similarity
-FROM workflow_intent
-WHERE model = %(model)s::text AND success
-ORDER BY embedding <=> %(query)s::vector
+-- The nearest successful past intents of the same embedding model that `user` may learn from: theirs, and those
+-- whose maker shared a capability of the same tools (every one when `user` is null: stdio's one user).
+SELECT i.intent, i.tools, i.edges, 1 - (i.embedding <=> %(query)s::vector) AS similarity
+FROM workflow_intent i
+WHERE i.model = %(model)s::text AND i.success
+  AND (%(user)s::text IS NULL OR i.created_by = %(user)s::text
+       OR EXISTS (SELECT FROM capability_view c
+                  WHERE c.created_by = i.created_by AND c.visibility <> 'private'
+                    AND c.tools @> i.tools AND c.tools <@ i.tools))
+ORDER BY i.embedding <=> %(query)s::vector
 LIMIT %(limit)s::int;
 
 -- name: count_intents
