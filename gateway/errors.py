@@ -11,6 +11,7 @@ onnxruntime, OSError) are translated at one boundary each with ``raise ... from 
     ├── AuthenticationError    missing, malformed, unknown or revoked API key (one message; `reason` for logs)
     ├── DatabaseError          Postgres cannot be reached, started or queried
     │   ├── DatabaseUnavailableError  cannot serve now (unreachable, connection lost): may pass later
+    │   ├── DatabaseInputError a value of the request refused (out of range, NUL): the request must change
     │   ├── DataDirLockedError another gateway owns the embedded data directory
     │   └── MigrationError     a migration failed; nothing of it was applied
     ├── EmbeddingError         the ONNX model or tokenizer cannot be loaded or run
@@ -112,6 +113,11 @@ class DatabaseError(GatewayError):
 class DatabaseUnavailableError(DatabaseError):
     """Postgres cannot serve now (unreachable, the connection lost, shutting down): the same call may pass once it
     is back. While a check finds it unreachable, calls fail at once with this error."""
+
+
+class DatabaseInputError(DatabaseError):
+    """Postgres refused a value that a request carried (a number out of range, a NUL character, a malformed
+    value): the same request fails again, so the edge tells the caller to change it."""
 
 
 class DataDirLockedError(DatabaseError):

@@ -7,6 +7,7 @@ tool is a result with ``isError``; an unknown tool name is a protocol error.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import traceback
 from collections.abc import Awaitable, Sequence
@@ -21,17 +22,24 @@ from mcp.server.subscriptions import ListenHandler
 from mcp.shared.exceptions import MCPError
 
 import gateway
-from gateway.errors import GatewayError
-from gateway.models import ToolDef
+from gateway.errors import DatabaseInputError, GatewayError, ServerUnavailableError
+from gateway.models import ServerState, ToolDef
 from gateway.server import calls, meta
 from gateway.server import capability_tools as caps
 from gateway.server import workflow_tools as wf
 from gateway.server.backend import GatewayBackend
 from gateway.server.exposure import FoundTools, ListWatchers, client_of, worth_listing
-from gateway.server.principal import gateway_user
+from gateway.server.principal import gateway_user, sees_server_details
 from gateway.server.questions import Relay
+from gateway.services.search import SearchResult
 
 logger = logging.getLogger(__name__)
+
+WITHHELD = "failed to start (details in the gateway's log)"
+"""What an HTTP user who is not an admin reads of why a server failed to start."""
+_FAILING = frozenset({ServerState.FAILED, ServerState.STARTING})
+"""States whose reason is a failed start's: a server retried after failing keeps the failure's reason."""
+
 
 def build_server(backend: GatewayBackend, relay: Relay, watchers: ListWatchers) -> Server[Any]:
     """The low-level MCP server wired to `backend`; `relay` carries downstream questions to 2026 clients, and
@@ -120,6 +128,7 @@ async def _search(backend: GatewayBackend, ctx: ServerRequestContext[Any], argum
     result = await backend.search(args["query"], limit=int(args.get("limit", 5)), server=args.get("server"),
                                   context=tuple(args.get("context_tools", ())), include_related=related,
                                   user=gateway_user())
+    result = _as_seen(result)
     call_as = {h.tool_id: backend.names.name_of(h.server, h.name) for h in result.hits}
     payload = meta.search_payload(result, call_as, related=related,
                                   capabilities=[caps.search_entry(m) for m in result.capabilities])
@@ -132,6 +141,16 @@ async def _search(backend: GatewayBackend, ctx: ServerRequestContext[Any], argum
         listed = [h.tool_id for h in result.hits]
     text = meta.search_text(payload, listed=[call_as[tool_id] for tool_id in listed])
     return types.CallToolResult(content=[types.TextContent(text=text)], structured_content=payload)
+
+
+def _as_seen(result: SearchResult) -> SearchResult:
+    """`result` as the asker may see it: why a server failed to start is its last stderr line, which may hold what
+    it should never have printed, so only those who `sees_server_details` read it; others read `WITHHELD`."""
+    if sees_server_details():
+        return result
+    down = [dataclasses.replace(s, reason=WITHHELD) if s.reason and s.state in _FAILING else s
+            for s in result.unavailable]
+    return dataclasses.replace(result, unavailable=down)
 
 
 async def _capabilities(backend: GatewayBackend, name: str, arguments: dict[str, Any] | None) -> types.CallToolResult:
@@ -151,11 +170,22 @@ async def _guarded(backend: GatewayBackend, call: Awaitable[_Result]) -> _Result
         raise
     except GatewayError as exc:
         backend.record_error(type(exc).__name__, str(exc), None)
-        return error_result(str(exc))
+        return error_result(_worded(exc))
     except Exception as exc:
         logger.exception("tool call failed unexpectedly")
         backend.record_error(type(exc).__name__, str(exc), traceback.format_exc())
         return error_result("internal error in the gateway; see its log for the traceback")
+
+
+def _worded(exc: GatewayError) -> str:
+    """What the caller reads of a gateway error; a value the database refused is the request's to change, not a
+    failure of the gateway to retry."""
+    if isinstance(exc, DatabaseInputError):
+        return (f"the database refused a value of this request ({exc}): send numbers within the bounds of the "
+                "tool's input schema and text without NUL characters")
+    if isinstance(exc, ServerUnavailableError) and not sees_server_details():  # its reason is the server's words
+        return f"server {exc.server!r} is unavailable (details in the gateway's log)"
+    return str(exc)
 
 
 def error_result(message: str) -> types.CallToolResult:

@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 from mcp import Client
 
+from gateway.db import CapabilityStore
+from gateway.errors import DatabaseInputError
 from tests.conftest import fresh_database
 from tests.e2e.support import gateway_client, servers_file, text_of
 
@@ -84,3 +86,13 @@ async def test_a_nul_character_in_a_meta_tool_string_is_refused_naming_the_field
 async def test_a_nul_inside_a_tools_own_arguments_is_not_refused_at_the_edge_but_forwarded(client: Client) -> None:
     result = await client.call_tool("call_tool", {"tool": "faulty:echo", "arguments": {"text": "a\x00b"}})
     assert not result.is_error and text_of(result) == "a\x00b"
+
+
+@pytest.mark.xfail(strict=True, reason="db/pool.translated does not tell psycopg's DataError apart yet: its owner adds "
+                                       "'except psycopg.DataError: raise DatabaseInputError' there")
+async def test_a_value_postgres_refuses_leaves_the_store_as_a_database_input_error(
+    capability_store: CapabilityStore,
+) -> None:
+    with pytest.raises(DatabaseInputError) as caught:
+        await capability_store.list(like=None, unnamed_only=False, limit=1, offset=10**12)
+    assert str(caught.value) == "listing capabilities failed: integer out of range"
