@@ -42,6 +42,13 @@ RECHECK_S = 1.0
 RECHECK_CONNECT_TIMEOUT_S = 2
 WAIT_SLICE_S = 0.5
 """A call waiting for a pooled connection looks up from its wait this often (to learn of an outage)."""
+QUERY_DEADLINE_S = 10.0
+"""The longest a pooled connection may be held, waiting included: a Postgres that hangs (stopped, not refusing)
+then makes a call fail as an outage instead of waiting as long as it hangs."""
+BULK_DEADLINE_S = 120.0
+"""The same for the few bulk writes (a whole server's tools and their embeddings) and pruning."""
+STATEMENT_TIMEOUT_MS = 60_000
+"""Postgres's own bound on one statement of a pooled session (it also ends what a client gave up on)."""
 RECONNECT_TIMEOUT_S = 10.0
 """How long the pool itself keeps retrying a lost connection (psycopg_pool's default, 5 minutes, backs off so far
 that a pool would stay empty for a minute after Postgres is back); a call's recheck takes over after it."""
@@ -96,6 +103,22 @@ class Pool(psycopg_pool.AsyncConnectionPool[psycopg.AsyncConnection[Any]]):
                 self._suspect = True
                 if left <= WAIT_SLICE_S:
                     raise psycopg_pool.PoolTimeout(f"couldn't get a connection after {wait:.2f} sec") from None
+
+    @asynccontextmanager
+    async def connection(
+        self, timeout: float | None = None, *, deadline_s: float = QUERY_DEADLINE_S  # noqa: ASYNC109
+    ) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """A pooled connection, for at most `deadline_s` (waiting for it included). Past the deadline the work is
+        cancelled, Postgres is suspected (the next call checks it), and `DatabaseUnavailableError` is raised."""
+        try:
+            with anyio.fail_after(deadline_s) as scope:
+                async with super().connection(timeout) as conn:
+                    yield conn
+        except TimeoutError:
+            if not scope.cancelled_caught:
+                raise
+            self._suspect = True
+            raise DatabaseUnavailableError(f"Postgres did not answer within {deadline_s:g} s") from None
 
     async def putconn(self, conn: psycopg.AsyncConnection[Any]) -> None:
         if conn.broken:
@@ -242,7 +265,8 @@ async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
     SET)."""
     await register_vector_async(conn)
     jsonb.install(conn)
-    settings = {"ef_search": str(HNSW_EF_SEARCH), "iterative_scan": HNSW_ITERATIVE_SCAN}
+    settings = {"ef_search": str(HNSW_EF_SEARCH), "iterative_scan": HNSW_ITERATIVE_SCAN,
+                "statement_timeout": str(STATEMENT_TIMEOUT_MS)}
     await conn.execute(query("session_settings"), settings)
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from gateway.db.pool import Pool, translated
+from gateway.db.pool import BULK_DEADLINE_S, Pool, translated
 from gateway.db.queries import query as named_query
 from gateway.db.workflows import KEPT_CHECKPOINTS
 
@@ -89,6 +89,6 @@ class RetentionStore:
 
     async def _delete_batch(self, name: str, params: dict[str, Any]) -> int:
         """One batch, in its own transaction (the connection is in autocommit mode)."""
-        async with translated(f"pruning ({name})"), self._pool.connection() as conn:
+        async with translated(f"pruning ({name})"), self._pool.connection(deadline_s=BULK_DEADLINE_S) as conn:
             cursor = await conn.execute(named_query(name), params)
             return max(cursor.rowcount, 0)

@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 from psycopg.rows import class_row, kwargs_row
 from psycopg.types.json import Jsonb
 
-from gateway.db.pool import Pool, translated
+from gateway.db.pool import BULK_DEADLINE_S, Pool, translated
 from gateway.db.queries import query as named_query
 from gateway.errors import GatewayError
 from gateway.models import IndexReport, JsonObject, SearchHit, ServerState, ServerStatus, ToolDef
@@ -103,7 +103,10 @@ class ToolStore:
             raise ValueError(f"sync_server({server!r}) was given tools of another server")
         hashes = {tid: schema_hash(tool) for tid, tool in wanted.items()}
         key = {"namespace": _SYNC_LOCK_NAMESPACE, "server": server}
-        async with translated(f"indexing the tools of {server!r}"), self._pool.connection() as conn:
+        async with (
+            translated(f"indexing the tools of {server!r}"),
+            self._pool.connection(deadline_s=BULK_DEADLINE_S) as conn,
+        ):
             async with conn.transaction():
                 await conn.execute(named_query("lock_server_tools"), key)
                 cursor = conn.cursor(row_factory=class_row(_SchemaHash))
@@ -143,7 +146,7 @@ class ToolStore:
         ]
         if not params:
             return
-        async with translated("saving tool embeddings"), self._pool.connection() as conn:
+        async with translated("saving tool embeddings"), self._pool.connection(deadline_s=BULK_DEADLINE_S) as conn:
             async with conn.transaction(), conn.cursor() as cursor:
                 await cursor.executemany(named_query("save_embedding"), params)
 

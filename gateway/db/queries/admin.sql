@@ -15,7 +15,8 @@ SELECT EXISTS (SELECT 1 FROM pg_type WHERE typname = 'vector');
 -- name: session_settings
 -- Before pgvector is loaded in a session these are placeholders, which it adopts when it loads.
 SELECT set_config('hnsw.ef_search', %(ef_search)s, false),
-       set_config('hnsw.iterative_scan', %(iterative_scan)s, false);
+       set_config('hnsw.iterative_scan', %(iterative_scan)s, false),
+       set_config('statement_timeout', %(statement_timeout)s, false);
 
 -- name: database_size
 SELECT pg_database_size(current_database());
