@@ -91,6 +91,10 @@ class WorkflowStore(Protocol):
         """Store a state at a layer boundary; keep the last five per workflow."""
         ...
 
+    async def save_task_result(self, workflow_id: str, task_id: str, result: JsonObject) -> None:
+        """Store one finished task's result between checkpoints (read back with the next state)."""
+        ...
+
     async def latest_checkpoint(self, workflow_id: str) -> JsonObject | None: ...
 
     async def unfinished(self) -> list[JsonObject]:

@@ -3,7 +3,8 @@
 `Executor.advance` runs from `state.next_layer` on. It stops at a pause: before a layer with a task that needs
 approval (`approval_required`), or after every layer but the last under `per_layer_validation`
 (`layer_complete`); a later `advance` continues where the returned state says. A checkpoint is saved after
-every finished layer and at every pause, in a background task, so that the next layer does not wait for it;
+every finished layer and at every pause, and inside a layer of several tasks each task's result as it finishes
+(so a crash re-runs only the tasks still running), in a background task, so that the run does not wait for it;
 `advance` returns only once its saves are done, so a returned state is durable (unless its save failed, which
 is logged). Saves and episodic events outlive a cancelled caller: they run shielded, each bounded.
 
@@ -31,8 +32,9 @@ from gateway.ports import Progress, ToolCall
 
 logger = logging.getLogger(__name__)
 
-CHECKPOINT_TIMEOUT_S = 10.0
-"""The longest one checkpoint save may take before it is given up (and logged)."""
+CHECKPOINT_TIMEOUT_S = 15.0
+"""The longest one checkpoint save may take before it is given up (and logged): a backstop, longer than the
+database's own deadline, so that a save that meets a hung database is kept for later rather than cut off."""
 EVENTS_TIMEOUT_S = 10.0
 """The same for one batch of episodic events."""
 ABORT_SETTLE_S = 10.0
@@ -43,6 +45,8 @@ KEPT_TIMINGS = 1024
 """How many recent checkpoint durations `checkpoint_ms` keeps."""
 
 Checkpoint = Callable[[WorkflowState], Awaitable[None]]
+TaskSave = Callable[[WorkflowState, TaskResult], Awaitable[None]]
+"""Saves one finished task's result of the workflow in `WorkflowState` (its state when the layer began)."""
 Events = Callable[[Sequence[EpisodicEvent]], Awaitable[None]]
 
 
@@ -58,12 +62,14 @@ class Executor:
         *,
         call: ToolCall,
         checkpoint: Checkpoint,
+        task_saved: TaskSave | None = None,
         events: Events | None = None,
         needs_approval: Callable[[Task], bool] = lambda task: False,
         schema_of: Callable[[str], dict[str, Any] | None] = lambda tool: None,
     ) -> None:
         self._call = call
         self._checkpoint = checkpoint
+        self._task_saved = task_saved
         self._events = events
         self._needs_approval = needs_approval
         self._schema_of = schema_of
@@ -177,17 +183,23 @@ class Executor:
         """Run the next layer's tasks that have no result yet; on an abort, account for the ones cut off."""
         index, options = state.next_layer, state.dag.options
         done: dict[str, TaskResult] = {}
+        tasks = [state.dag.task(i) for i in state.dag.layers[index] if i not in state.results]
+        saving = self._task_saved is not None and len(tasks) > 1  # alone, its layer's checkpoint follows at once
+
+        async def on_done(result: TaskResult) -> None:
+            if saving:
+                await run.outbox.send(Record(state, (), task=result))
+            await run.report(len(state.results) + len(done), len(state.dag.tasks),
+                             f"task {result.id} ({state.dag.task(result.id).tool}): {result.status.value}")
+
         layer = LayerRun(
             call=self._call,
             schema_of=self._schema_of,
             timeout_s=options.timeout_ms / 1000,
             limiter=anyio.CapacityLimiter(options.max_concurrency),
             layer=index,
-            on_done=None if run.progress is None else lambda r: run.report(
-                len(state.results) + len(done), len(state.dag.tasks),
-                f"task {r.id} ({state.dag.task(r.id).tool}): {r.status.value}"),
+            on_done=on_done if saving or run.progress is not None else None,
         )
-        tasks = [state.dag.task(i) for i in state.dag.layers[index] if i not in state.results]
         started: dict[str, float] = {}
         with anyio.CancelScope() as scope:
             run.scope = scope
@@ -205,6 +217,9 @@ class Executor:
         """Save each record in order until the run closes its outbox; a cancelled run still gets its saves."""
         with anyio.CancelScope(shield=True), records:
             async for record in records:
+                if record.task is not None:
+                    await self._save_task(record.state, record.task)
+                    continue
                 await self._save(record.state)
                 if record.events and self._events is not None:
                     await self._record(self._events, record.events)
@@ -223,6 +238,14 @@ class Executor:
             logger.exception("checkpoint of workflow %s at layer %d failed", state.workflow_id, state.next_layer)
             return
         self._timings.append((time.perf_counter() - began) * 1000)
+
+    async def _save_task(self, state: WorkflowState, result: TaskResult) -> None:
+        assert self._task_saved is not None
+        try:
+            with anyio.fail_after(CHECKPOINT_TIMEOUT_S):
+                await self._task_saved(state, result)
+        except Exception:  # as for a checkpoint: a restart may run this task again, the run goes on
+            logger.exception("saving task %s of workflow %s failed", result.id, state.workflow_id)
 
     async def _record(self, sink: Events, events: Sequence[EpisodicEvent]) -> None:
         try:

@@ -56,10 +56,12 @@ class LayerRun:
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    """What the background writer persists, in order: a state to checkpoint, then the events leading to it."""
+    """What the background writer persists, in order: a state to checkpoint, then the events leading to it; or,
+    with `task`, only that finished task's result (of `state`'s workflow, inside its layer)."""
 
     state: WorkflowState
     events: tuple[EpisodicEvent, ...]
+    task: TaskResult | None = None
 
 
 @dataclass(slots=True)

@@ -2,14 +2,17 @@
 
 A submitted DAG lives in ``workflow_dags`` for `DAG_TTL` after its last save. At each layer boundary the
 executor saves a checkpoint; one transaction inserts it and prunes the workflow's older ones down to
-`KEPT_CHECKPOINTS`. After a restart, `unfinished` hands back the newest state of every unexpired workflow
-that was cut off while running. Finished runs go to ``workflow_execution``, episodic events to
-``episodic_events`` (in one batch). Every psycopg error surfaces as a `DatabaseError` via `translated`.
+`KEPT_CHECKPOINTS`. Between checkpoints each task's result is saved as the task finishes (one row), and a state
+read back carries the results saved after its checkpoint. After a restart, `unfinished` hands back the newest
+state of every unexpired workflow that was cut off while running. Finished runs go to ``workflow_execution``,
+episodic events to ``episodic_events`` (in one batch). Every psycopg error surfaces as a `DatabaseError` via
+`translated`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -61,21 +64,28 @@ class WorkflowStore:
                 await conn.execute(named_query("insert_checkpoint"), params)
                 await conn.execute(named_query("prune_checkpoints"), params)
 
+    async def save_task_result(self, workflow_id: str, task_id: str, result: JsonObject) -> None:
+        """Store one finished task's result, until its layer's checkpoint holds it (one small row)."""
+        params = {"workflow_id": workflow_id, "task_id": task_id, "result": Jsonb(result)}
+        async with translated(f"saving task {task_id!r} of workflow {workflow_id!r}"), self._pool.connection() as conn:
+            await conn.execute(named_query("save_task_result"), params)
+
     async def latest_checkpoint(self, workflow_id: str) -> JsonObject | None:
-        """The newest checkpointed state of `workflow_id` (by time, then layer), or None."""
+        """The newest checkpointed state of `workflow_id` (by time, then layer) with the results saved since, or
+        None."""
         async with translated(f"reading the checkpoint of {workflow_id!r}"), self._pool.connection() as conn:
-            cursor = conn.cursor(row_factory=scalar_row)
-            state: JsonObject | None = await (
-                await cursor.execute(named_query("latest_checkpoint"), {"workflow_id": workflow_id})
-            ).fetchone()
-        return state
+            cursor = conn.cursor(row_factory=class_row(_Saved))
+            saved = await (await cursor.execute(named_query("latest_checkpoint"), {"workflow_id": workflow_id})
+                           ).fetchone()
+        return None if saved is None else saved.state_now()
 
     async def unfinished(self) -> list[JsonObject]:
-        """The newest state of each unexpired workflow whose last checkpoint says ``"status": "running"``."""
+        """The newest state of each unexpired workflow whose last checkpoint says ``"status": "running"``, with
+        the results saved since."""
         async with translated("listing unfinished workflows"), self._pool.connection() as conn:
-            cursor = conn.cursor(row_factory=scalar_row)
-            states: list[JsonObject] = await (await cursor.execute(named_query("unfinished_states"))).fetchall()
-        return states
+            cursor = conn.cursor(row_factory=class_row(_Saved))
+            saved = await (await cursor.execute(named_query("unfinished_states"))).fetchall()
+        return [s.state_now() for s in saved]
 
     async def record_execution(
         self, *, workflow_id: str, intent: str | None, dag: JsonObject, success: bool,
@@ -113,6 +123,21 @@ class WorkflowStore:
             cursor = conn.cursor(row_factory=class_row(EpisodicEvent))
             await cursor.execute(named_query("workflow_events"), {"workflow_id": workflow_id})
             return await cursor.fetchall()
+
+
+@dataclass(frozen=True, slots=True)
+class _Saved:
+    """A checkpointed state and the task results saved after it (or before, and already in it)."""
+
+    state: JsonObject
+    finished: list[JsonObject]
+
+    def state_now(self) -> JsonObject:
+        """The state with every task result it lacks; a result in the checkpoint wins."""
+        results = self.state.get("results", [])
+        known = {r["id"] for r in results}
+        extra = [r for r in self.finished if r["id"] not in known]
+        return {**self.state, "results": [*results, *extra]} if extra else self.state
 
 
 if TYPE_CHECKING:

@@ -7,6 +7,7 @@ what is not yet embedded) in the task group it is given, and returns the frozen 
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ import anyio.abc
 from gateway.catalog import ToolCatalog
 from gateway.config import GatewayConfig
 from gateway.dag.executor import Executor
-from gateway.dag.state import WorkflowState
+from gateway.dag.state import TaskResult, WorkflowState
 from gateway.db import Database
 from gateway.db.notify import LearnedListener
 from gateway.db.thresholds import StoredThresholds
@@ -127,16 +128,24 @@ async def start_background(services: Services, shared: Shared) -> None:
 
 
 def _executor(db: Database, calls: DagCalls, backlog: Backlog) -> Executor:
+    """An executor whose saves wait in the backlog through an outage (a workflow runs on in memory meanwhile)."""
+
     async def checkpoint(state: WorkflowState) -> None:
         if persisted(state.dag):
-            await db.workflows.save_checkpoint(state.workflow_id, state.next_layer, state.to_json())
+            await backlog.attempt(f"checkpointing workflow {state.workflow_id}", functools.partial(
+                db.workflows.save_checkpoint, state.workflow_id, state.next_layer, state.to_json()))
+
+    async def task_saved(state: WorkflowState, result: TaskResult) -> None:
+        if persisted(state.dag):
+            await backlog.attempt(f"saving task {result.id} of workflow {state.workflow_id}", functools.partial(
+                db.workflows.save_task_result, state.workflow_id, result.id, result.to_json()))
 
     async def events(rows: Sequence[EpisodicEvent]) -> None:
         await backlog.attempt(f"recording {len(rows)} events of workflow {rows[0].workflow_id}",
                               lambda: db.workflows.record_events(rows))
 
-    return Executor(call=calls.call, checkpoint=checkpoint, events=events, needs_approval=calls.needs_approval,
-                    schema_of=calls.schema_of)
+    return Executor(call=calls.call, checkpoint=checkpoint, task_saved=task_saved, events=events,
+                    needs_approval=calls.needs_approval, schema_of=calls.schema_of)
 
 
 async def _embed_stored(indexer: Indexer) -> None:

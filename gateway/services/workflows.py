@@ -48,7 +48,8 @@ class WorkflowService:
         resolve: Callable[[Iterable[str]], Awaitable[Mapping[str, Any]]] | None = None,
         backlog: Backlog | None = None,
     ) -> None:
-        """With a `backlog`, a run finished while the database is unreachable is recorded once it answers."""
+        """With a `backlog`, a workflow submitted or finished while the database is unreachable runs in memory and
+        its DAG, aborted state and run record are written once the database answers."""
         self._store = store
         self._executor = executor
         self._schemas = schemas
@@ -71,7 +72,8 @@ class WorkflowService:
             dag = parse_dag(document, tool_schemas=await self._schemas_for(document))
             state = WorkflowState(workflow_id=f"wf_{uuid.uuid4().hex[:16]}", dag=dag, owner=owner)
             if persisted(dag):
-                await self._store.save_dag(state.workflow_id, to_document(dag), intent=dag.intent, owner=owner)
+                await self._write(f"saving the DAG of workflow {state.workflow_id}", functools.partial(
+                    self._store.save_dag, state.workflow_id, to_document(dag), intent=dag.intent, owner=owner))
             return await self._advance(state, approved=None, progress=progress, cancelled=cancelled)
 
     async def control(
@@ -181,18 +183,23 @@ class WorkflowService:
             execution_time_ms=round(state.wall_ms), error=error,
         )
         try:
-            if self._backlog is None:
-                await record()
-            else:
-                await self._backlog.attempt(f"recording the run of workflow {state.workflow_id}", record)
+            await self._write(f"recording the run of workflow {state.workflow_id}", record)
         except GatewayError:
             logger.exception("recording workflow %s failed", state.workflow_id)
         if persisted(state.dag) and state.status is RunStatus.ABORTED:
-            await self._store.save_checkpoint(state.workflow_id, state.next_layer, state.to_json())
+            await self._write(f"checkpointing workflow {state.workflow_id}", functools.partial(
+                self._store.save_checkpoint, state.workflow_id, state.next_layer, state.to_json()))
         self._keep(state)
         if self._on_finished is not None:
             self._lessons.start(self._tg, state.workflow_id, functools.partial(self._learn, state))
         return state
+
+    async def _write(self, what: str, write: Callable[[], Awaitable[object]]) -> None:
+        """Write now, or, with a backlog and the database unreachable, once it answers again."""
+        if self._backlog is None:
+            await write()
+        else:
+            await self._backlog.attempt(what, write)
 
     async def learned(self, timeout_s: float) -> list[str]:
         """Wait at most `timeout_s` until what the finished workflows teach is learned; the ids of the workflows

@@ -1,5 +1,5 @@
 -- Workflow persistence: workflow_dags, workflow_checkpoint, workflow_execution, episodic_events
--- (migrations/0002_workflows.sql).
+-- (migrations/0002_workflows.sql), workflow_task_results (0014_task_results.sql).
 
 -- name: upsert_dag
 -- A resubmitted (replanned) DAG keeps its created_at and gets a fresh expiry.
@@ -26,15 +26,29 @@ DELETE FROM workflow_checkpoint WHERE id IN (
     OFFSET %(keep)s
 );
 
+-- name: save_task_result
+INSERT INTO workflow_task_results (workflow_id, task_id, result)
+VALUES (%(workflow_id)s, %(task_id)s, %(result)s)
+ON CONFLICT (workflow_id, task_id) DO UPDATE SET result = EXCLUDED.result, finished_at = EXCLUDED.finished_at;
+
 -- name: latest_checkpoint
-SELECT state FROM workflow_checkpoint
-WHERE workflow_id = %(workflow_id)s
-ORDER BY "timestamp" DESC, layer DESC
+-- With the results of the tasks that finished since (a crash inside a layer), oldest first.
+SELECT c.state, coalesce((
+    SELECT jsonb_agg(t.result ORDER BY t.finished_at) FROM workflow_task_results t
+    WHERE t.workflow_id = c.workflow_id
+), '[]'::jsonb) AS finished
+FROM workflow_checkpoint c
+WHERE c.workflow_id = %(workflow_id)s
+ORDER BY c."timestamp" DESC, c.layer DESC
 LIMIT 1;
 
 -- name: unfinished_states
--- The newest checkpoint of each unexpired DAG, kept only when it was written while running.
-SELECT c.state
+-- The newest checkpoint of each unexpired DAG, kept only when it was written while running, with the results of
+-- the tasks that finished since.
+SELECT c.state, coalesce((
+    SELECT jsonb_agg(t.result ORDER BY t.finished_at) FROM workflow_task_results t
+    WHERE t.workflow_id = d.workflow_id
+), '[]'::jsonb) AS finished
 FROM workflow_dags d
 CROSS JOIN LATERAL (
     SELECT state FROM workflow_checkpoint
