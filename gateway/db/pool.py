@@ -25,7 +25,7 @@ from psycopg.rows import scalar_row
 
 from gateway.db import jsonb
 from gateway.db.queries import query
-from gateway.errors import DatabaseError, DatabaseUnavailableError
+from gateway.errors import DatabaseError, DatabaseInputError, DatabaseUnavailableError
 
 logger = logging.getLogger(__name__)
 
@@ -234,7 +234,8 @@ async def connect(url: str) -> psycopg.AsyncConnection[Any]:
 @asynccontextmanager
 async def translated(action: str) -> AsyncIterator[None]:
     """Turn psycopg and pool errors raised inside into `DatabaseError` ("`action` failed: ..."); those that may
-    pass when Postgres is back (no connection, a lost one, a server shutting down) into `DatabaseUnavailableError`."""
+    pass when Postgres is back (no connection, a lost one, a server shutting down) into `DatabaseUnavailableError`;
+    a value Postgres refuses into `DatabaseInputError`."""
     try:
         yield
     except DatabaseUnavailableError as exc:
@@ -245,6 +246,8 @@ async def translated(action: str) -> AsyncIterator[None]:
         raise DatabaseUnavailableError(f"{action} failed: no database connection free or reachable ({exc})") from exc
     except psycopg.OperationalError as exc:  # the connection, or the server, went away (or is out of resources)
         raise DatabaseUnavailableError(f"{action} failed: {_first_line(exc)}") from exc
+    except psycopg.DataError as exc:  # a value the request carried (out of range, NUL): the same request fails again
+        raise DatabaseInputError(f"{action} failed: {_first_line(exc)}") from exc
     except psycopg.Error as exc:
         raise DatabaseError(f"{action} failed: {_first_line(exc)}") from exc
 

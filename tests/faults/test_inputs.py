@@ -88,8 +88,6 @@ async def test_a_nul_inside_a_tools_own_arguments_is_not_refused_at_the_edge_but
     assert not result.is_error and text_of(result) == "a\x00b"
 
 
-@pytest.mark.xfail(strict=True, reason="db/pool.translated does not tell psycopg's DataError apart yet: its owner adds "
-                                       "'except psycopg.DataError: raise DatabaseInputError' there")
 async def test_a_value_postgres_refuses_leaves_the_store_as_a_database_input_error(
     capability_store: CapabilityStore,
 ) -> None:
