@@ -10,7 +10,8 @@ import anyio
 import pytest
 
 from gateway.config import ServerSpec
-from gateway.errors import ResultTooLargeError
+from gateway.downstream import stdio
+from gateway.errors import ResultTooLargeError, ServerCrashedError
 from gateway.models import ServerState
 from tests.downstream.support import supervising, text_of
 
@@ -77,3 +78,24 @@ async def test_a_huge_result_does_not_hold_up_another_servers_calls() -> None:
             with pytest.raises(ResultTooLargeError):
                 await supervisor.call_tool("hostile", "big", {"size": 40_000_000})
         assert slowest < 3.0  # the bug held every call for the whole read (19-41 s at 20 MB)
+
+
+async def test_a_reader_that_fails_unexpectedly_ends_the_connection_at_once_and_the_server_restarts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    decode = stdio.decode_line
+
+    def failing(line: bytes, server: str) -> str:  # a crash point inside the reader: a bug we do not know yet
+        if line == b"boom":
+            raise RuntimeError("an unexpected bug in the reader")
+        return decode(line, server)
+
+    monkeypatch.setattr(stdio, "decode_line", failing)
+    async with supervising(hostile(call_timeout_s=20.0)) as (supervisor, recorder):
+        await recorder.wait_for(lambda: ServerState.RUNNING in recorder.states("hostile"))
+        began = anyio.current_time()
+        with pytest.raises(ServerCrashedError):
+            await supervisor.call_tool("hostile", "garble", {"data_hex": b"boom\n".hex()})
+        assert anyio.current_time() - began < 10.0  # seen at once, not at the call's 20 s timeout
+        await recorder.wait_for(lambda: recorder.states("hostile") == ["starting", "running", "restarting", "running"])
+        assert text_of(await supervisor.call_tool("hostile", "echo", {"text": "back"})) == "back"
