@@ -33,7 +33,9 @@ KEY_PREFIX_LENGTH = 11
 _KEY_RANDOM_BYTES = 24
 """192 bits, 32 URL-safe characters."""
 _KEY_RE = re.compile(r"ac_[A-Za-z0-9_-]{32}")
-ROLES = ("user", "admin", "ops")
+ADMIN_ROLE = "admin"
+"""The role that reads what the gateway withholds from other users (a failing server's own words)."""
+ROLES = ("user", ADMIN_ROLE, "ops")
 _USERNAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 KEY_DRAWS = 5
 """New keys drawn when prefixes collide (one in 2**48 per existing key) before giving up."""

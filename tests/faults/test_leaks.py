@@ -19,6 +19,7 @@ from gateway.db.memory import IntentMemory
 from gateway.models import ServerState
 from gateway.services.suggest import NO_SUGGESTION_BELOW
 from tests.downstream.support import SETTLE_S, supervising, text_of
+from tests.e2e.support import text_of as texts_of
 from tests.e2e.test_gateway import indexed, run_cli  # noqa: F401 - the fixture
 from tests.e2e.test_http import base_url, http_gateway, mcp_client
 from tests.e2e.test_workflows import run_dag
@@ -30,6 +31,7 @@ HOSTILE = str(Path(__file__).with_name("hostile_server.py"))
 TOKEN = "tok-5f3a9c1e77d2"
 KEY = "key-0b8e44f2a6c9"
 ENVIRON = {"LEAK_TOKEN": TOKEN, "LEAK_KEY": KEY}
+WITHHELD = "failed to start (details in the gateway's log)"
 _KEY = re.compile(r"\bac_[A-Za-z0-9_-]{20,}")
 _CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
 
@@ -188,3 +190,46 @@ async def test_a_remembered_intent_is_recalled_by_its_maker_and_by_others_once_t
     shared = await recalled_by("carol")
     assert before == {"alice": [INTENT], "carol": [], None: [INTENT]}
     assert (private, shared) == ([], [INTENT])
+
+
+# Defect 7 (over HTTP): a failing server's last stderr line reached every user, its token with it.
+
+def stored_reasons(database_url: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        return conn.execute("SELECT server_id, reason FROM server_status ORDER BY server_id").fetchall()
+
+
+async def test_over_http_a_failing_servers_words_reach_admins_redacted_and_other_users_not_at_all(
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LEAK_TOKEN", TOKEN)
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps({"mcpServers": {"hostile": hostile()}}))
+    done = run_cli("index", "--config", str(good), "--database-url", database_url)  # its tools are known
+    assert done.returncode == 0, done.stderr[-3000:]
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"mcpServers": {"hostile": hostile(HOSTILE_FAIL_AT_START="bad token ${LEAK_TOKEN}")}}))
+    alice, root = new_key(database_url, "alice"), new_key(database_url, "root", "admin")
+    log = tmp_path / "gateway.log"
+    with http_gateway(bad, database_url, log):
+        base = await base_url(log)
+        async with mcp_client(base, alice) as user, mcp_client(base, root) as admin:
+
+            async def failed_once() -> list[dict[str, Any]] | None:
+                found = (await admin.call_tool("search_tools", {"query": "echo a text"})).structured_content
+                down: list[dict[str, Any]] = found["unavailable_servers"]
+                return down if down and down[0]["reason"] else None
+
+            await eventually(failed_once, timeout_s=60, interval_s=0.1, what="hostile failed to start")
+            seen = {who: await client.call_tool("search_tools", {"query": "echo a text"})
+                    for who, client in (("user", user), ("admin", admin))}
+            called = {who: await client.call_tool("call_tool", {"tool": "hostile:echo", "arguments": {"text": "x"}})
+                      for who, client in (("user", user), ("admin", admin))}
+    reasons = {who: [d["reason"] for d in r.structured_content["unavailable_servers"]] for who, r in seen.items()}
+    assert reasons == {"user": [WITHHELD], "admin": ["exited during initialize: hostile_server: ***"]}
+    assert texts_of(called["user"]) == "server 'hostile' is unavailable (details in the gateway's log)"
+    assert texts_of(called["admin"]) == (
+        "server 'hostile' failed to start: exited during initialize: hostile_server: ***")
+    assert stored_reasons(database_url) == [("hostile", "exited during initialize: hostile_server: ***")]
+    everything = log.read_text(errors="replace") + "".join(texts_of(r) for r in [*seen.values(), *called.values()])
+    assert "[hostile] hostile_server: ***" in everything and TOKEN not in everything
