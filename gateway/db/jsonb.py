@@ -1,10 +1,12 @@
-"""JSON in Postgres ``jsonb`` without losing a NUL character.
+"""Text and JSON in Postgres without losing a NUL character.
 
-``jsonb`` refuses U+0000 in a string (``unsupported Unicode escape sequence``), but tools answer with NULs,
-arguments carry them, and one such checkpoint would fail every save of its workflow. The gateway's JSON dumper
-writes U+0000 as U+FDD0, a Unicode noncharacter (reserved for a program's internal use, so no text exchanged
-between tools means it), and its loader turns U+FDD0 back into U+0000: what is stored comes back as it was.
-Installed on every connection the gateway opens (`install`).
+``jsonb`` refuses U+0000 in a string (``unsupported Unicode escape sequence``) and ``text`` refuses it outright,
+but tools answer with NULs, arguments and error messages carry them, and one such checkpoint would fail every
+save of its workflow (one such error message, its run record). The gateway's JSON dumper writes U+0000 as
+U+FDD0, a Unicode noncharacter (reserved for a program's internal use, so no text exchanged between tools means
+it), and its loader turns U+FDD0 back into U+0000: what is stored comes back as it was. A plain string
+parameter gets the same stand-in (read back as is: the meta-tools refuse NUL in what they look up, so this
+reaches only free text such as error messages). Installed on every connection the gateway opens (`install`).
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ import json
 import re
 from typing import Any
 
-from psycopg.abc import AdaptContext
+from psycopg.abc import AdaptContext, Buffer
 from psycopg.types.json import set_json_dumps, set_json_loads
+from psycopg.types.string import StrBinaryDumper, StrDumperUnknown
 
 _STAND_IN = "\ufdd0"
 _ESCAPED_NUL = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
@@ -35,7 +38,20 @@ def loads(data: str | bytes) -> Any:
     return json.loads(raw.replace(_STAND_IN_BYTES, b"\\u0000") if _STAND_IN_BYTES in raw else raw)
 
 
+class _Str(StrDumperUnknown):
+    def dump(self, obj: str) -> Buffer | None:
+        return super().dump(obj.replace("\x00", _STAND_IN) if "\x00" in obj else obj)
+
+
+class _StrBinary(StrBinaryDumper):
+    def dump(self, obj: str) -> Buffer | None:
+        return super().dump(obj.replace("\x00", _STAND_IN) if "\x00" in obj else obj)
+
+
 def install(context: AdaptContext) -> None:
-    """Use `dumps` and `loads` for every json/jsonb value on `context` (a connection)."""
+    """Use `dumps` and `loads` for every json/jsonb value on `context` (a connection), and the stand-in for NUL
+    in every string parameter."""
     set_json_dumps(dumps, context)
     set_json_loads(loads, context)
+    context.adapters.register_dumper(str, _StrBinary)
+    context.adapters.register_dumper(str, _Str)

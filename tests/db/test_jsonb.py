@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.db.jsonb import dumps, loads
+from gateway.db.pool import Pool
 from gateway.db.workflows import WorkflowStore
 
 
@@ -35,3 +36,13 @@ async def test_a_checkpoint_with_nul_in_its_output_is_saved_and_read_back(workfl
     state = {"workflow_id": "wf_nul", "results": [{"id": "t", "output": "before\x00after", "k\x00": None}]}
     await workflow_store.save_checkpoint("wf_nul", 1, state)
     assert await workflow_store.latest_checkpoint("wf_nul") == state
+
+
+@pytest.mark.anyio
+async def test_a_run_whose_error_message_holds_a_nul_is_recorded(workflow_store: WorkflowStore, pool: Pool) -> None:
+    await workflow_store.record_execution(workflow_id="wf_err", intent="i", dag={"tasks": []}, success=False,
+                                          execution_time_ms=1, error="t: server said \x00bad")
+    async with pool.connection() as conn:
+        row = await (await conn.execute("SELECT error_message FROM workflow_execution WHERE workflow_id = 'wf_err'")
+                     ).fetchone()
+    assert row == ("t: server said \ufdd0bad",)
