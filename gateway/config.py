@@ -70,9 +70,6 @@ class ServerSpec:
     secrets: frozenset[str] = field(default=frozenset(), repr=False)
     """Values never to show (`load_config` fills it: see `_secret_values`)."""
 
-    def __post_init__(self) -> None:
-        _remember_secrets(self.name, self.secrets)
-
     def redact(self, text: str) -> str:
         """`text` with this server's secrets replaced by ``***``."""
         return redact(text, self.secrets)
@@ -85,22 +82,6 @@ class ServerSpec:
             return f"{url} (headers: {','.join(sorted(self.headers))})" if self.headers else url
         keys = ",".join(sorted(self.env))
         return self.redact(f"{self.command} {' '.join(self.args)}") + (f" (env: {keys})" if keys else "")
-
-
-_KNOWN_SECRETS: dict[str, frozenset[str]] = {}
-"""Secrets by server name, as every `ServerSpec` made in this process registers them: a server's stderr copy is
-made from its name alone (`secrets_of`)."""
-
-
-def _remember_secrets(server: str, secrets: frozenset[str]) -> None:
-    if secrets:
-        _KNOWN_SECRETS[server] = _KNOWN_SECRETS.get(server, frozenset()) | secrets
-
-
-def secrets_of(server: str) -> frozenset[str]:
-    """The secrets of every `ServerSpec` made for `server` in this process, for the code that knows a server by
-    its name alone (its stderr copy). A union, so a server still running under an older spec is covered too."""
-    return _KNOWN_SECRETS.get(server, frozenset())
 
 
 def redact(text: str, secrets: Collection[str]) -> str:

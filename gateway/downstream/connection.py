@@ -222,7 +222,7 @@ class Connection:
 
     async def _connect(self) -> float:
         """Spawn, hand-shake and serve one process; how long it was up, once it has exited."""
-        stderr = StderrCopy(self.spec.name)
+        stderr = StderrCopy(self.spec.name, self.spec.secrets)
         try:
             async with stderr.open():
                 outcome = await self._spawn_and_serve(stderr)
@@ -234,7 +234,7 @@ class Connection:
             reason = handshake_reason(
                 outcome.cause, stage=outcome.stage, timeout_s=outcome.timeout_s, stderr=stderr.last_line
             )
-            raise _StartFailed(reason)
+            raise _StartFailed(self.spec.redact(reason))  # the server's own words (an MCP error) may hold a secret
         return outcome
 
     async def _spawn_and_serve(self, stderr: StderrCopy) -> float | str | _HandshakeFailed:
@@ -265,7 +265,7 @@ class Connection:
     ) -> float | _HandshakeFailed:
         watched = WatchedReadStream(read, on_end=self._on_end)
         async with ClientSession(watched, write, message_handler=self._on_message,
-                                 logging_callback=ServerLog(self.spec.name),
+                                 logging_callback=ServerLog(self.spec.name, self.spec.secrets),
                                  elicitation_callback=self._elicitations) as session:
             failure = await self._handshake(session)
             if failure is not None:

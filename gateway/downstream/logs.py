@@ -14,6 +14,9 @@ import logging
 
 import mcp_types as types
 
+from gateway.config import redact
+from gateway.downstream.stderr import escaped
+
 logger = logging.getLogger(__name__)
 
 MAX_CHARS = 4000
@@ -34,15 +37,16 @@ LEVELS: dict[str, int] = {
 class ServerLog:
     """The `logging_callback` of one server's client session."""
 
-    def __init__(self, server: str) -> None:
+    def __init__(self, server: str, secrets: frozenset[str] = frozenset()) -> None:
         self._server = server
+        self._secrets = secrets
 
     async def __call__(self, params: types.LoggingMessageNotificationParams) -> None:
         level = LEVELS.get(params.level, logging.INFO)
         if not logger.isEnabledFor(level):
             return
         source = f"{self._server}/{params.logger}" if params.logger else self._server
-        logger.log(level, "[%s] %s", source, _text(params.data))
+        logger.log(level, "[%s] %s", source, escaped(redact(_text(params.data), self._secrets)))
 
 
 def _text(data: object) -> str:

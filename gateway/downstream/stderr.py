@@ -24,7 +24,7 @@ from typing import TextIO
 import anyio
 import anyio.abc
 
-from gateway.config import redact, secrets_of
+from gateway.config import redact
 
 logger = logging.getLogger(__name__)
 
@@ -41,9 +41,9 @@ _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 class StderrCopy:
     """One server process's stderr; `errlog` goes to `stdio_client`, `last_line` to failure reasons."""
 
-    def __init__(self, server: str) -> None:
+    def __init__(self, server: str, secrets: frozenset[str] = frozenset()) -> None:
         self._server = server
-        self._secrets = secrets_of(server)
+        self._secrets = secrets
         self._read_fd: int | None = None
         self._writer: TextIO | None = None
         self._ended = anyio.Event()
@@ -127,7 +127,7 @@ class StderrCopy:
         return rest
 
     def _emit(self, raw: bytes) -> None:
-        line = _escaped(redact(raw.decode("utf-8", errors="backslashreplace").rstrip(), self._secrets))
+        line = escaped(redact(raw.decode("utf-8", errors="backslashreplace").rstrip(), self._secrets))
         if not line:
             return
         self.last_line = line[:_REASON_CHARS]
@@ -136,7 +136,7 @@ class StderrCopy:
             sys.stderr.flush()
 
 
-def _escaped(text: str) -> str:
+def escaped(text: str) -> str:
     """`text` with each control character (C0, DEL, C1, line and paragraph separators) as its backslash escape."""
     return _CONTROL.sub(lambda match: match.group().encode("unicode_escape").decode("ascii"), text)
 

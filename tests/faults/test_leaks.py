@@ -18,7 +18,7 @@ from gateway.db import CapabilityStore, Pool
 from gateway.db.memory import IntentMemory
 from gateway.models import ServerState
 from gateway.services.suggest import NO_SUGGESTION_BELOW
-from tests.downstream.support import SETTLE_S, supervising, text_of
+from tests.downstream.support import ROOT, SETTLE_S, supervising, text_of
 from tests.e2e.support import text_of as texts_of
 from tests.e2e.test_gateway import indexed, run_cli  # noqa: F401 - the fixture
 from tests.e2e.test_http import base_url, http_gateway, mcp_client
@@ -127,6 +127,22 @@ async def test_a_servers_secrets_are_redacted_from_its_stderr_lines_and_its_fail
     assert "[dying] hostile_server: ***" in stderr.text()
     assert "server 'dying' failed to start: exited during initialize: hostile_server: ***" in caplog.text
     assert TOKEN not in stderr.text() + caplog.text and KEY not in stderr.text() + caplog.text
+
+
+async def test_a_servers_secrets_are_redacted_from_its_mcp_log_messages(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG", logger="gateway")
+    config = config_of(tmp_path, {"logger": {
+        "command": sys.executable, "args": [str(ROOT / "examples/faulty_server.py"), "--token=${LEAK_TOKEN}"]}})
+    async with supervising(*config.servers) as (supervisor, _):
+        await supervisor.wait_settled(SETTLE_S)
+        said = f"auth with {TOKEN}\x00done"
+        logged = await supervisor.call_tool("logger", "log", {"level": "error", "data": said})
+        assert text_of(logged) == "logged at error"
+        line = await eventually(lambda: next((r.getMessage() for r in caplog.records if "auth with" in r.getMessage()),
+                                             None), timeout_s=SETTLE_S, interval_s=0.02, what="the log message")
+    assert line == "[logger/faulty.tools] auth with ***\\x00done"
 
 
 # Defect 13: a private workflow's tools were suggested to another user's `execute_dag {intent}`.
