@@ -158,6 +158,11 @@ class Runtime:
         """The gateway's metrics in Prometheus text format."""
         return self.telemetry.prometheus()
 
+    def failure_reasons(self) -> list[str]:
+        """Why the servers that failed to start (and are tried again) failed."""
+        failing = (ServerState.FAILED, ServerState.STARTING)
+        return [s.reason for s in self.supervisor.statuses() if s.reason and s.state in failing]
+
     def record_error(self, kind: str, message: str, stack: str | None) -> None:
         """Keep an error answered to a client in ``error_log`` (queued; written by the telemetry task)."""
         self.telemetry.error(kind, message, stack)

@@ -70,6 +70,10 @@ class GatewayBackend(Protocol):
         """``(server, tool)`` for an exposed name, waiting (bounded) while servers are still starting."""
         ...
 
+    def failure_reasons(self) -> list[str]:
+        """Why the servers that failed to start failed (their last stderr line, mostly): for admins only."""
+        ...
+
     def record_error(self, kind: str, message: str, stack: str | None) -> None:
         """Keep an error answered to a client (`kind` is the exception's class name); must not block or raise."""
         ...

@@ -8,6 +8,7 @@ tool is a result with ``isError``; an unknown tool name is a protocol error.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import traceback
 from collections.abc import Awaitable, Sequence
@@ -79,9 +80,11 @@ def build_server(backend: GatewayBackend, relay: Relay, watchers: ListWatchers) 
         if params.name == meta.CALL_TOOL:
             return await _guarded(backend, calls.call(backend, ctx, params, relay, progress))
         if params.name == wf.EXECUTE_DAG:
-            return await _guarded(backend, wf.execute(backend, params.arguments, progress, calls.client_cancelled(ctx)))
+            ran = await _guarded(backend, wf.execute(backend, params.arguments, progress, calls.client_cancelled(ctx)))
+            return _withheld(backend, ran)
         if params.name == wf.WORKFLOW:
-            return await _guarded(backend, wf.control(backend, params.arguments, progress, calls.client_cancelled(ctx)))
+            went = await _guarded(backend, wf.control(backend, params.arguments, progress, calls.client_cancelled(ctx)))
+            return _withheld(backend, went)
         if params.name in (caps.CAP_LIST, caps.CAP_RENAME, caps.CAP_MERGE):
             return await _guarded(backend, _capabilities(backend, params.name, params.arguments))
         route = backend.names.resolve(params.name) or await backend.resolve(params.name)
@@ -151,6 +154,18 @@ def _as_seen(result: SearchResult) -> SearchResult:
     down = [dataclasses.replace(s, reason=WITHHELD) if s.reason and s.state in _FAILING else s
             for s in result.unavailable]
     return dataclasses.replace(result, unavailable=down)
+
+
+def _withheld(backend: GatewayBackend, result: types.CallToolResult) -> types.CallToolResult:
+    """A workflow answer as the asker may see it: a task that met a server which failed to start carries the
+    failure's reason (the server's last stderr line); those who do not `sees_server_details` read where to look."""
+    reasons = [] if sees_server_details() else backend.failure_reasons()
+    if not reasons:
+        return result
+    doc = result.model_dump_json(by_alias=True, exclude_unset=True)
+    for reason in sorted(reasons, key=len, reverse=True):
+        doc = doc.replace(json.dumps(reason, ensure_ascii=False)[1:-1], "(details in the gateway's log)")
+    return types.CallToolResult.model_validate_json(doc)
 
 
 async def _capabilities(backend: GatewayBackend, name: str, arguments: dict[str, Any] | None) -> types.CallToolResult:

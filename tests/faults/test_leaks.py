@@ -243,11 +243,19 @@ async def test_over_http_a_failing_servers_words_reach_admins_redacted_and_other
                     for who, client in (("user", user), ("admin", admin))}
             called = {who: await client.call_tool("call_tool", {"tool": "hostile:echo", "arguments": {"text": "x"}})
                       for who, client in (("user", user), ("admin", admin))}
+            two = [{"id": "a", "tool": "hostile:echo", "arguments": {"text": "x"}},
+                   {"id": "b", "tool": "hostile:echo", "arguments": {"text": "y"}, "depends_on": ["a"]}]
+            ran = {who: await client.call_tool("execute_dag", {"tasks": two})
+                   for who, client in (("user", user), ("admin", admin))}
     reasons = {who: [d["reason"] for d in r.structured_content["unavailable_servers"]] for who, r in seen.items()}
     assert reasons == {"user": [WITHHELD], "admin": ["exited during initialize: hostile_server: ***"]}
     assert texts_of(called["user"]) == "server 'hostile' is unavailable (details in the gateway's log)"
     assert texts_of(called["admin"]) == (
         "server 'hostile' failed to start: exited during initialize: hostile_server: ***")
+    errors = {who: r.structured_content["tasks"]["a"]["error"] for who, r in ran.items()}
+    assert "hostile_server" not in errors["user"] and "(details in the gateway's log)" in errors["user"]
+    assert "exited during initialize: hostile_server: ***" in errors["admin"]
     assert stored_reasons(database_url) == [("hostile", "exited during initialize: hostile_server: ***")]
-    everything = log.read_text(errors="replace") + "".join(texts_of(r) for r in [*seen.values(), *called.values()])
+    answers = [*seen.values(), *called.values(), *ran.values()]
+    everything = log.read_text(errors="replace") + "".join(texts_of(r) for r in answers)
     assert "[hostile] hostile_server: ***" in everything and TOKEN not in everything
