@@ -5,6 +5,10 @@ answered 401 with one message for all four (nothing that helps guessing), a key 
 `Retry-After`. An accepted key becomes the request's MCP principal (`AuthenticatedUser`): the SDK binds each
 session to the key that opened it, and the meta-tools read the user from `principal.gateway_user()` to keep one user's
 workflows from another.
+
+Bound to a loopback host, a request whose Host (or Origin) header names another is refused on every path before its
+key is looked up, as the SDK refuses it on `/mcp` (421, or 403 for the Origin): a page that rebinds its own name to
+127.0.0.1 reads no metrics and no graph.
 """
 
 from __future__ import annotations
@@ -22,8 +26,9 @@ from mcp.server.auth.provider import AccessToken
 from mcp.server.lowlevel.server import Server
 from mcp.server.streamable_http import MCP_SESSION_ID_HEADER
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
-from mcp.server.transport_security import TransportSecuritySettings
+from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
 from mcp_types import INVALID_REQUEST
+from starlette.requests import Request
 from starlette.types import Message, Receive, Scope, Send
 
 from gateway.errors import AuthenticationError, GatewayError
@@ -78,6 +83,7 @@ class GatewayHttpApp:
 
     def __init__(self, *, sessions: StreamableHTTPSessionManager, gate: Gatekeeper, pages: HttpPages) -> None:
         self._sessions = sessions
+        self._security = TransportSecurityMiddleware(sessions.security_settings)
         self._gate = gate
         self._pages = pages
 
@@ -97,6 +103,8 @@ class GatewayHttpApp:
         if path not in (MCP_PATH, "/metrics", "/graph"):
             await _plain(send, 404, "not found: the MCP endpoint is /mcp")
             return
+        if not await self._host_allowed(scope, receive, send):
+            return
         principal = await self._admit(scope, send)
         if principal is None:
             return
@@ -106,6 +114,15 @@ class GatewayHttpApp:
             await self._graph(send)
         else:
             await self._mcp(principal, scope, receive, send)
+
+    async def _host_allowed(self, scope: Scope, receive: Receive, send: Send) -> bool:
+        """Whether the Host and Origin headers name this gateway; else the SDK's refusal is sent (its check guards
+        `/mcp` only, this one `/metrics` and `/graph` too, before any key is looked up)."""
+        refusal = await self._security.validate_request(Request(scope), is_post=False)
+        if refusal is None:
+            return True
+        await refusal(scope, receive, send)
+        return False
 
     async def _admit(self, scope: Scope, send: Send) -> Principal | None:
         """The caller's principal; else the 401 or 429 answer is sent and None returned."""
