@@ -2,13 +2,15 @@
 
 Arguments are checked against the very schema published in `tools/list` (JSON Schema, draft 2020-12), so the
 error a client gets names the field and what was expected. A string the schema declares must also hold no NUL
-(U+0000): these strings are stored in or matched against Postgres text, which cannot hold one. Free-form tool
+(U+0000): these strings are stored in or matched against Postgres text, which cannot hold one; nor a lone
+surrogate (U+D800 to U+DFFF, which JSON's ``\ud800`` escape can carry), which no text encoding can. Free-form tool
 `arguments` (``type: object``, no declared properties) are not looked into: they go to the downstream tool.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -91,18 +93,23 @@ CALL_TOOL_DESCRIPTION = (
 )
 
 NUL_REFUSED = "must not contain NUL (U+0000) characters"
+SURROGATE_REFUSED = "must be Unicode text: a lone surrogate (U+D800 to U+DFFF) is not"
+_TEXT_REFUSALS = frozenset({NUL_REFUSED, SURROGATE_REFUSED})
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _TYPE = Draft202012Validator.VALIDATORS["type"]
 
 
-def _type_without_nul(validator: Validator, types: Any, instance: Any, schema: Any) -> Iterator[ValidationError]:
-    """The ``type`` keyword, and no NUL in a string where a type is declared: Postgres text cannot hold one, and
-    its own error would name no field."""
+def _type_of_text(validator: Validator, types: Any, instance: Any, schema: Any) -> Iterator[ValidationError]:
+    """The ``type`` keyword, and no NUL nor lone surrogate in a string where a type is declared: Postgres text
+    cannot hold a NUL (and its error would name no field), and no encoder (the tokenizer's, UTF-8) a surrogate."""
     yield from _TYPE(validator, types, instance, schema)
     if isinstance(instance, str) and "\x00" in instance:
         yield ValidationError(NUL_REFUSED)
+    if isinstance(instance, str) and _SURROGATE.search(instance):
+        yield ValidationError(SURROGATE_REFUSED)
 
 
-_Validator = validators.extend(Draft202012Validator, {"type": _type_without_nul})
+_Validator = validators.extend(Draft202012Validator, {"type": _type_of_text})
 
 _SCHEMAS: dict[str, dict[str, Any]] = {SEARCH_TOOLS: SEARCH_TOOLS_SCHEMA}
 _VALIDATORS: dict[str, Validator] = {}
@@ -128,9 +135,10 @@ def check_arguments(tool: str, arguments: Mapping[str, Any] | None) -> dict[str,
 
 
 def check_strings(tool: str, arguments: Mapping[str, Any] | None) -> None:
-    """`InvalidRequestError` naming the first string declared by the schema of `tool` that holds a NUL; nothing
-    else of the schema is checked, for a tool whose own parser reports every other problem (`execute_dag`)."""
-    errors = (e for e in _VALIDATORS[tool].iter_errors(dict(arguments or {})) if e.message == NUL_REFUSED)
+    """`InvalidRequestError` naming the first string declared by the schema of `tool` that holds a NUL or a lone
+    surrogate; nothing else of the schema is checked, for a tool whose own parser reports every other problem
+    (`execute_dag`)."""
+    errors = (e for e in _VALIDATORS[tool].iter_errors(dict(arguments or {})) if e.message in _TEXT_REFUSALS)
     error = next(iter(sorted(errors, key=lambda e: list(e.path))), None)
     if error is not None:
         raise InvalidRequestError(_describe(tool, error), field=_field(error))

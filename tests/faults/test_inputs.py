@@ -13,7 +13,8 @@ import pytest
 from mcp import Client
 
 from gateway.db import CapabilityStore
-from gateway.errors import DatabaseInputError
+from gateway.errors import DatabaseInputError, InvalidRequestError
+from gateway.server import meta
 from tests.conftest import fresh_database
 from tests.e2e.support import gateway_client, servers_file, text_of
 
@@ -94,3 +95,13 @@ async def test_a_value_postgres_refuses_leaves_the_store_as_a_database_input_err
     with pytest.raises(DatabaseInputError) as caught:
         await capability_store.list(like=None, unnamed_only=False, limit=1, offset=10**12)
     assert str(caught.value) == "listing capabilities failed: integer out of range"
+
+
+def test_a_lone_surrogate_in_a_meta_tool_string_is_refused_naming_the_field() -> None:
+    # Over HTTP (2026 protocol, no session) json.loads lets "\ud800" through to the handler, and the tokenizer
+    # then failed with an internal error; over stdio the transport refuses the line before.
+    with pytest.raises(InvalidRequestError) as caught:
+        meta.check_arguments(meta.SEARCH_TOOLS, {"query": "time in \ud800 Tokyo"})
+    assert str(caught.value) == (
+        "search_tools: argument 'query': must be Unicode text: a lone surrogate (U+D800 to U+DFFF) is not")
+    assert caught.value.field == "query"
