@@ -148,11 +148,12 @@ class Runtime:
             logger.error("shutting down before learning from %d workflows (%s): what they taught is lost",
                          len(left), ", ".join(left[:10]))
 
-    async def graph_page(self) -> str:
-        """The learned graph as a self-contained HTML page."""
+    async def graph_page(self, user: str | None = None) -> str:
+        """The learned graph as a self-contained HTML page; with a `user` (HTTP), only the capabilities that user
+        made or that are shared are named (another's private one shows as its id)."""
         services = await self.services()
         return render_html(await labelled_view(services.learning.graph, services.db.capabilities,
-                                               self._shared.limiter))
+                                               self._shared.limiter, user=user))
 
     def metrics_text(self) -> str:
         """The gateway's metrics in Prometheus text format."""

@@ -64,7 +64,8 @@ class HttpPages:
     """What the HTTP face serves beside `/mcp`."""
 
     metrics: Callable[[], str]
-    graph: Callable[[], Awaitable[str]] | None = None
+    graph: Callable[[str | None], Awaitable[str]] | None = None
+    """The graph page as the user (the API key's) may see it: capability names of that user's and shared ones."""
 
 
 def session_manager(server: Server[Any], *, host: str) -> StreamableHTTPSessionManager:
@@ -111,7 +112,7 @@ class GatewayHttpApp:
         if path == "/metrics":
             await _plain(send, 200, self._pages.metrics(), "text/plain; version=0.0.4; charset=utf-8")
         elif path == "/graph":
-            await self._graph(send)
+            await self._graph(principal.user_id, send)
         else:
             await self._mcp(principal, scope, receive, send)
 
@@ -178,11 +179,11 @@ class GatewayHttpApp:
 
         return recording
 
-    async def _graph(self, send: Send) -> None:
+    async def _graph(self, user: str, send: Send) -> None:
         if self._pages.graph is None:
             await _plain(send, 404, "no graph view in this gateway")
             return
-        await _plain(send, 200, await self._pages.graph(), "text/html; charset=utf-8")
+        await _plain(send, 200, await self._pages.graph(user), "text/html; charset=utf-8")
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -221,13 +221,15 @@ class CapabilityService:
         return row
 
 
-async def labelled_view(graph: ToolGraph, store: CapabilityPort, limiter: anyio.CapacityLimiter) -> GraphView:
-    """The page data of `graph` (laid out off the event loop), capability nodes named by their display name;
-    a node whose capability is gone keeps its id."""
+async def labelled_view(
+    graph: ToolGraph, store: CapabilityPort, limiter: anyio.CapacityLimiter, *, user: str | None = None
+) -> GraphView:
+    """The page data of `graph` (laid out off the event loop), capability nodes named by their display name; a
+    node whose capability is gone, or (with a `user`) is another user's private one, keeps its id."""
     labels: dict[str, str] = {}
     for node in graph.nodes:
         capability_id = _uuid(node.removeprefix(CAPABILITY_PREFIX)) if node.startswith(CAPABILITY_PREFIX) else None
-        row = await store.get(capability_id) if capability_id else None
+        row = await store.get(capability_id, user=user) if capability_id else None
         if row is not None:
             labels[node] = row.display_name
     return await anyio.to_thread.run_sync(graph_view, graph, labels, limiter=limiter)

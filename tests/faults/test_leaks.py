@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import anyio
 import numpy as np
 import psycopg
 import pytest
@@ -16,7 +17,9 @@ import pytest
 from gateway.config import GatewayConfig, load_config
 from gateway.db import CapabilityStore, Pool
 from gateway.db.memory import IntentMemory
+from gateway.graph import Edge, build_graph
 from gateway.models import ServerState
+from gateway.services.capabilities import labelled_view
 from gateway.services.suggest import NO_SUGGESTION_BELOW
 from tests.downstream.support import ROOT, SETTLE_S, supervising, text_of
 from tests.e2e.support import text_of as texts_of
@@ -259,3 +262,19 @@ async def test_over_http_a_failing_servers_words_reach_admins_redacted_and_other
     answers = [*seen.values(), *called.values(), *ran.values()]
     everything = log.read_text(errors="replace") + "".join(texts_of(r) for r in answers)
     assert "[hostile] hostile_server: ***" in everything and TOKEN not in everything
+
+
+async def test_the_graph_page_names_only_the_capabilities_its_viewer_may_see(capability_store: CapabilityStore) -> None:
+    digest = "f" * 64
+    mine = await capability_store.record(
+        pattern_hash=digest, document={"tasks": [{"id": "t1", "tool": "fs:read"}]}, tools=["fs:read", "fs:write"],
+        parameters_schema={"type": "object"}, embedding=np.eye(384, dtype=np.float32)[0], success=True,
+        duration_ms=1.0, namespace="board", action="quarterly_summary", alternatives=[], cacheable=False,
+        created_by="alice")
+    assert mine is not None
+    graph = build_graph([], [Edge(mine.node_id, "fs:read", "contains", "observed")])
+    limiter = anyio.CapacityLimiter(1)
+    seen = {user: {n.id: n.label for n in (await labelled_view(graph, capability_store, limiter, user=user)).nodes}
+            for user in ("alice", "carol", None)}
+    assert seen["alice"][mine.node_id] == seen[None][mine.node_id] == "board:quarterly_summary"
+    assert seen["carol"][mine.node_id] == mine.node_id  # an id, not what alice called it
