@@ -25,12 +25,13 @@ import logging
 import os
 import re
 import shutil
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PureWindowsPath
 from typing import Any
 
 from gateway.errors import ConfigError
+from gateway.secrets import redact, worth_hiding
 from gateway.settings import DEFAULT_CALL_TIMEOUT_S
 
 logger = logging.getLogger(__name__)
@@ -45,10 +46,6 @@ _GATEWAY_KEYS = frozenset({"mcpServers", "expose", "approval", "callTimeoutMs", 
 DEFAULT_MAX_RESULT_BYTES = 4 * 1024 * 1024
 """The largest message a downstream server may send (a tools/call result, mostly); larger ones are refused."""
 _EXPOSE_VALUES = ("found", "search", "all")
-REDACTED = "***"
-"""What a secret is shown as."""
-MIN_SECRET_CHARS = 6
-"""Shorter values (``1``, ``true``, ``info``) are not redacted: they would garble every line and hide nothing."""
 _GATEWAY_NAMES = ("pml-gateway", "pml-gateway.exe")
 
 
@@ -84,20 +81,12 @@ class ServerSpec:
         return self.redact(f"{self.command} {' '.join(self.args)}") + (f" (env: {keys})" if keys else "")
 
 
-def redact(text: str, secrets: Collection[str]) -> str:
-    """`text` with each of `secrets` replaced by ``***``, longest first (a secret inside another goes whole)."""
-    for secret in sorted(secrets, key=len, reverse=True):
-        text = text.replace(secret, REDACTED)
-    return text
-
-
 def _secret_values(*, env: Mapping[str, str], headers: Mapping[str, str], written: Iterable[str],
                    environ: Mapping[str, str]) -> frozenset[str]:
     """What a server's spec must never show: its `env` and `headers` values, and the values of the ``${VAR}``
-    references in `written` (its args, url, headers and env as the file writes them); of at least
-    `MIN_SECRET_CHARS` characters."""
+    references in `written` (its args, url, headers and env as the file writes them)."""
     expanded = {environ[m.group(1)] for text in written for m in _VAR_RE.finditer(text) if m.group(1) in environ}
-    return frozenset(v for v in {*env.values(), *headers.values(), *expanded} if len(v) >= MIN_SECRET_CHARS)
+    return worth_hiding({*env.values(), *headers.values(), *expanded})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -14,8 +14,8 @@ import logging
 
 import mcp_types as types
 
-from gateway.config import redact
 from gateway.downstream.stderr import escaped
+from gateway.secrets import redact
 
 logger = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from typing import TextIO
 import anyio
 import anyio.abc
 
-from gateway.config import redact
+from gateway.secrets import redact
 
 logger = logging.getLogger(__name__)
 
