@@ -20,7 +20,7 @@ from mcp import Client
 from mcp.shared.exceptions import MCPError
 
 from gateway.db.embedded import EmbeddedPostgres
-from tests.e2e.support import gateway_client, gateway_processes, servers_file, wait_gone
+from tests.e2e.support import gateway_client, gateway_processes, search_until, servers_file, wait_gone
 from tests.eventually import eventually
 
 pytestmark = pytest.mark.anyio
@@ -28,6 +28,7 @@ pytestmark = pytest.mark.anyio
 HOSTILE = str(Path(__file__).with_name("hostile_server.py"))
 ANSWER_WITHIN_S = 20.0
 """A call while Postgres is frozen answers within the query deadline and a recheck, far below a hang's minutes."""
+RUNS_IN_OUTAGE = 3
 
 
 @pytest.fixture
@@ -87,11 +88,12 @@ async def timed(client: Client, tool: str, arguments: dict[str, Any]) -> tuple[f
     return anyio.current_time() - began, result
 
 
-async def test_a_frozen_postgres_makes_search_and_cap_list_answer_in_seconds_not_hang(
+async def test_a_frozen_postgres_makes_search_cap_list_and_workflows_answer_in_seconds_not_hang(
     postgres: tuple[EmbeddedPostgres, str], pg_dir: Path, tmp_path: Path
 ) -> None:
     _, url = postgres
-    async with gateway_client(servers_file(tmp_path), "--database-url", url) as client:
+    async with gateway_client(hostile_servers(tmp_path), "--database-url", url) as client:
+        await search_until(client, "current time in a timezone", "time:get_current_time")  # indexed: ranked by wording
         assert not (await client.call_tool("cap_list", {})).is_error
         with frozen(pg_dir):
             took, found = await timed(client, "search_tools", {"query": "current time in a timezone", "limit": 3})
@@ -102,11 +104,19 @@ async def test_a_frozen_postgres_makes_search_and_cap_list_answer_in_seconds_not
             took, listed = await timed(client, "cap_list", {})
             assert took < ANSWER_WITHIN_S, took
             assert listed.is_error and "the database is unreachable since" in str(listed.content)
+            took, ran = await timed(client, "execute_dag", {"tasks": [
+                {"id": "a", "tool": "hostile:mark", "arguments": {"label": "a"}},
+                {"id": "b", "tool": "hostile:mark", "arguments": {"label": "b"}, "depends_on": ["a"]}]})
+            assert took < ANSWER_WITHIN_S, took
+            assert ran.structured_content["status"] == "completed", ran.content
+            workflow_id = ran.structured_content["workflow_id"]
 
-        async def answers() -> bool:
-            return not (await client.call_tool("cap_list", {})).is_error
+        async def written() -> bool:
+            return not (await client.call_tool("cap_list", {})).is_error and bool(
+                rows(url, "SELECT 1 FROM workflow_execution WHERE workflow_id = %s", workflow_id))
 
-        await eventually(answers, timeout_s=30.0, interval_s=0.2, what="cap_list answering once Postgres thaws")
+        await eventually(written, timeout_s=30.0, interval_s=0.2, what="answers and the workflow written, thawed")
+    assert marks(tmp_path) == ["a", "b"]
 
 
 async def test_a_multi_layer_workflow_runs_through_an_outage_and_is_written_once_postgres_is_back(
@@ -116,24 +126,30 @@ async def test_a_multi_layer_workflow_runs_through_an_outage_and_is_written_once
     intent = "mark three steps while the database is away"
     async with gateway_client(hostile_servers(tmp_path), "--database-url", url) as client:
         await anyio.to_thread.run_sync(server.stop)
-        ran = await client.call_tool("execute_dag", {"intent": intent, "tasks": [
-            {"id": "a", "tool": "hostile:mark", "arguments": {"label": "a"}},
-            {"id": "b", "tool": "hostile:mark", "arguments": {"label": "b"}, "depends_on": ["a"]},
-            {"id": "c", "tool": "hostile:echo", "arguments": {"text": "$OUTPUT[b].result"}, "depends_on": ["b"]}]})
-        assert not ran.is_error, ran.content
-        summary = ran.structured_content
-        assert summary["status"] == "completed" and summary["layers"] == 3
-        assert marks(tmp_path) == ["a", "b"]
-        workflow_id = summary["workflow_id"]
+        ids = []
+        for run in range(RUNS_IN_OUTAGE):
+            ran = await client.call_tool("execute_dag", {"intent": intent, "tasks": [
+                {"id": "a", "tool": "hostile:mark", "arguments": {"label": f"a{run}"}},
+                {"id": "b", "tool": "hostile:mark", "arguments": {"label": f"b{run}"}, "depends_on": ["a"]},
+                {"id": "c", "tool": "hostile:echo", "arguments": {"text": "$OUTPUT[b].result"}, "depends_on": ["b"]}]})
+            assert not ran.is_error, ran.content
+            summary = ran.structured_content
+            assert summary["status"] == "completed" and summary["layers"] == 3
+            ids.append(summary["workflow_id"])
+        assert marks(tmp_path) == [f"{step}{run}" for run in range(RUNS_IN_OUTAGE) for step in "ab"]
         await anyio.to_thread.run_sync(server.start)
 
-        async def written() -> bool:
-            return bool(rows(url, "SELECT 1 FROM workflow_dags WHERE workflow_id = %s", workflow_id)
-                        and rows(url, "SELECT 1 FROM workflow_execution WHERE workflow_id = %s AND success",
-                                 workflow_id))
+        def count(table: str) -> int:
+            return len(rows(url, f"SELECT DISTINCT workflow_id FROM {table} WHERE workflow_id = ANY(%s)", ids))
 
-        await eventually(written, timeout_s=30.0, interval_s=0.2, what="the workflow written once Postgres is back")
-        status = await client.call_tool("workflow", {"workflow_id": workflow_id, "action": "status"})
+        async def written() -> bool:
+            return all(count(table) == RUNS_IN_OUTAGE for table in ("workflow_dags", "workflow_checkpoint",
+                                                                     "workflow_execution", "episodic_events"))
+
+        await eventually(written, timeout_s=30.0, interval_s=0.2, what="every workflow written once Postgres is back")
+        assert len(rows(url, "SELECT 1 FROM workflow_execution WHERE workflow_id = ANY(%s) AND success", ids)) \
+            == RUNS_IN_OUTAGE  # none lost, none written twice
+        status = await client.call_tool("workflow", {"workflow_id": ids[0], "action": "status"})
         assert status.structured_content["status"] == "completed"
 
 
