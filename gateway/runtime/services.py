@@ -75,10 +75,11 @@ class Services:
     tg: anyio.abc.TaskGroup
 
     async def sync(self, server: str, tools: Sequence[ToolDef], catalog: ToolCatalog, backlog: Backlog) -> None:
-        """Index what `server` listed (waiting in the backlog through an outage), then renew the word index."""
+        """Renew the word index, then index what `server` listed (waiting in the backlog through an outage): words
+        first, so that a search finds a new tool by its wording while the database is slow, hung or away."""
         try:
-            await backlog.attempt(f"indexing the tools of {server}", lambda: self.indexer.sync(server, tools))
             await self.search.set_tools(catalog.known.values())
+            await backlog.attempt(f"indexing the tools of {server}", lambda: self.indexer.sync(server, tools))
         except GatewayError:
             logger.exception("indexing the tools of %s failed", server)
 

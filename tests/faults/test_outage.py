@@ -104,6 +104,10 @@ async def test_a_frozen_postgres_makes_search_cap_list_and_workflows_answer_in_s
             took, listed = await timed(client, "cap_list", {})
             assert took < ANSWER_WITHIN_S, took
             assert listed.is_error and "the database is unreachable since" in str(listed.content)
+            added = await client.call_tool("call_tool", {"tool": "faulty:add_tool", "arguments": {"name": "zebracorn"}})
+            assert not added.is_error, added.content
+            new = await search_until(client, "zebracorn", "faulty:zebracorn", timeout_s=ANSWER_WITHIN_S)
+            assert new["results"][0]["tool_id"] == "faulty:zebracorn"  # listed while frozen: found by its words
             took, ran = await timed(client, "execute_dag", {"tasks": [
                 {"id": "a", "tool": "hostile:mark", "arguments": {"label": "a"}},
                 {"id": "b", "tool": "hostile:mark", "arguments": {"label": "b"}, "depends_on": ["a"]}]})
