@@ -43,6 +43,8 @@ class GatewayState:
     """``opening``, ``open`` or ``unavailable: <why>``."""
     model: str | None
     servers: tuple[dict[str, Any], ...] = field(default=())
+    unindexed: tuple[str, ...] = ()
+    """The servers whose latest listing the index does not hold yet."""
 
 
 class RunFile:
@@ -53,7 +55,7 @@ class RunFile:
         self._started: float | None = None
 
     def write(self, *, config: Path | None, database: str | None, index: str, model: str | None,
-              servers: Sequence[ServerStatus]) -> None:
+              servers: Sequence[ServerStatus], unindexed: Sequence[str] = ()) -> None:
         """Replace the file with this state; a failure to write is logged, never raised (status is a nicety)."""
         if self._started is None:
             self._started = psutil.Process().create_time()
@@ -62,6 +64,7 @@ class RunFile:
             database=database, index=index, model=model,
             servers=tuple({"name": s.name, "state": s.state.value, "tools": s.tool_count, "restarts": s.restarts,
                            "reason": s.reason} for s in servers),
+            unindexed=tuple(unindexed),
         )
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -92,7 +95,8 @@ def running(data_dir: Path) -> list[GatewayState]:
 def _read(path: Path) -> GatewayState | None:
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
-        return GatewayState(**{**raw, "servers": tuple(raw.get("servers", ()))})
+        return GatewayState(**{**raw, "servers": tuple(raw.get("servers", ())),
+                                "unindexed": tuple(raw.get("unindexed", ()))})
     except (OSError, ValueError, TypeError):
         return None  # being replaced, or not ours: skipped
 

@@ -1,8 +1,9 @@
 """The tool catalog: every downstream tool this gateway routes, as its server listed it or as the index stored it.
 
 Pure bookkeeping, kept in step by the runtime: a server's listing replaces what was known of it; at start the
-stored tools of the servers this gateway runs stand in until their servers list. Lookups on the call path read
-maps rebuilt once per change, never per call.
+stored tools of the servers this gateway runs stand in until their servers list. A listing is *indexed* once the
+index holds it (embedded, searchable by meaning); until then `unindexed` names its server. Lookups on the call
+path read maps rebuilt once per change, never per call.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ class ToolCatalog:
         self.servers = frozenset(servers)
         self._listed: dict[str, list[ToolDef]] = {}
         self._stored: dict[str, list[ToolDef]] = {}
+        self._indexed: dict[str, list[ToolDef]] = {}
         self._known: dict[str, ToolDef] = {}
         self._schemas: dict[str, dict[str, Any]] = {}
 
@@ -43,6 +45,14 @@ class ToolCatalog:
             if server not in self._listed:
                 self.names.set_server(server, [t.name for t in kept])
         self._refresh()
+
+    def indexed(self, server: str, tools: Sequence[ToolDef]) -> None:
+        """The index now holds `tools` as `server`'s listing."""
+        self._indexed[server] = list(tools)
+
+    def unindexed(self) -> list[str]:
+        """The servers whose latest listing the index does not hold yet, in name order."""
+        return sorted(s for s, tools in self._listed.items() if self._indexed.get(s) != tools)
 
     def listings(self) -> dict[str, list[ToolDef]]:
         """What each server listed this run, by server."""

@@ -167,6 +167,13 @@ def _print_gateway(console: Console, state: GatewayState, config: GatewayConfig 
                   f"servers file {state.config or 'none'}")
     console.print(f"index: {state.index}" + (f" ({state.database})" if state.database else "")
                   + (f", embedding model {state.model}" if state.model else ""))
+    waiting = [s["name"] for s in state.servers if s["state"] == "starting" and not s["reason"]]
+    if waiting or state.unindexed:
+        console.print("not complete yet: " + "; ".join(
+            ([f"not yet listed (starting): {', '.join(waiting)}"] if waiting else [])
+            + ([f"listed but not yet indexed: {', '.join(state.unindexed)}"] if state.unindexed else [])))
+    elif state.index == "open":
+        console.print("complete: every running server's tools are indexed")
     table = Table("server", "state", "tools", "restarts", "reason")
     for server in state.servers:
         if config is not None and config.server(server["name"]) is None:

@@ -55,7 +55,8 @@ class Runtime:
         self.telemetry = Telemetry()
         self.supervisor = Supervisor(servers=config.servers, on_tools=self._on_tools, on_status=self._on_status)
         self._shared = Shared(settings=settings, config=config, catalog=self.catalog, supervisor=self.supervisor,
-                              telemetry=self.telemetry, backlog=Backlog(), limiter=anyio.CapacityLimiter(CPU_THREADS))
+                              telemetry=self.telemetry, backlog=Backlog(), limiter=anyio.CapacityLimiter(CPU_THREADS),
+                              on_indexed=self._publish)
         self.index = Index(self._shared, on_change=self._publish)
         self._on_tools_changed = on_tools_changed
         self._runfile = RunFile(settings.data_dir)
@@ -175,7 +176,7 @@ class Runtime:
         if changed and self._on_tools_changed is not None:
             self._tg.start_soon(self._on_tools_changed)
         if (services := self.index.open) is not None:
-            services.tg.start_soon(services.sync, server, list(tools), self.catalog, self._shared.backlog)
+            services.tg.start_soon(services.sync, server, list(tools), self._shared)
         elif (standby := self.index.standby) is not None:
             self._tg.start_soon(standby.set_tools, list(self.catalog.known.values()))
 
@@ -191,5 +192,5 @@ class Runtime:
         services, embedder = self.index.open, self.index.embedder
         self._runfile.write(config=self._shared.config.source, database=services.db.location if services else None,
                             index=self.index.state(), model=embedder.model_id if embedder else None,
-                            servers=self.supervisor.statuses())
+                            servers=self.supervisor.statuses(), unindexed=self.catalog.unindexed())
 

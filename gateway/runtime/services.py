@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import anyio
@@ -54,6 +54,8 @@ class Shared:
     telemetry: Telemetry
     backlog: Backlog
     limiter: anyio.CapacityLimiter
+    on_indexed: Callable[[], None] = lambda: None
+    """Told when the index holds a server's latest listing (`status` shows what is not indexed yet)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -74,12 +76,18 @@ class Services:
     limits: RateLimiter
     tg: anyio.abc.TaskGroup
 
-    async def sync(self, server: str, tools: Sequence[ToolDef], catalog: ToolCatalog, backlog: Backlog) -> None:
+    async def sync(self, server: str, tools: Sequence[ToolDef], shared: Shared) -> None:
         """Renew the word index, then index what `server` listed (waiting in the backlog through an outage): words
         first, so that a search finds a new tool by its wording while the database is slow, hung or away."""
+
+        async def index() -> None:
+            await self.indexer.sync(server, tools)
+            shared.catalog.indexed(server, tools)
+            shared.on_indexed()
+
         try:
-            await self.search.set_tools(catalog.known.values())
-            await backlog.attempt(f"indexing the tools of {server}", lambda: self.indexer.sync(server, tools))
+            await self.search.set_tools(shared.catalog.known.values())
+            await shared.backlog.attempt(f"indexing the tools of {server}", index)
         except GatewayError:
             logger.exception("indexing the tools of %s failed", server)
 
@@ -94,7 +102,7 @@ async def open_services(db: Database, embedder: Embedder, shared: Shared, tg: an
     await tg.start(LearnedListener(url=db.url, origin=db.learning.origin, on_change=learning.changed_elsewhere).run)
     search = SearchService(index=db.tools, embedder=embedder, limiter=limiter, statuses=shared.supervisor.statuses,
                            graph=lambda: learning.graph, reliability=learning.reliability, memory=db.memory,
-                           servers=catalog.servers)
+                           servers=catalog.servers, unindexed=catalog.unindexed)
     planner = Planner(search=search, memory=db.memory, store=StoredThresholds(db.learning),
                       prior=lambda: learning.tool_prior)
     await planner.load()
@@ -125,7 +133,7 @@ async def start_background(services: Services, shared: Shared) -> None:
     tg.start_soon(services.workflows.resume_unfinished)
     await tg.start(Pruner(services.db.retention).run)
     for server, tools in shared.catalog.listings().items():
-        tg.start_soon(services.sync, server, tools, shared.catalog, shared.backlog)
+        tg.start_soon(services.sync, server, tools, shared)
 
 
 def _executor(db: Database, calls: DagCalls, backlog: Backlog) -> Executor:

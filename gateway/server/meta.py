@@ -191,7 +191,7 @@ def search_payload(
         "unavailable_servers": [
             {"server": s.name, "state": s.state.value, "reason": s.reason} for s in result.unavailable
         ],
-        **({"warnings": [result.degraded]} if result.degraded else {}),
+        **({"warnings": warnings} if (warnings := [w for w in (result.degraded, result.incomplete) if w]) else {}),
     }
 
 

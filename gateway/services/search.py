@@ -57,6 +57,8 @@ class SearchResult:
     """Learned capabilities matching the query, best first."""
     degraded: str | None = None
     """What the answer lacks because the database could not serve it, and why (a warning for the client)."""
+    incomplete: str | None = None
+    """What the answer lacks because servers are still starting or their tools not yet indexed (a warning)."""
 
 
 class SearchService:
@@ -75,8 +77,12 @@ class SearchService:
         weights: RankWeights = DEFAULT_WEIGHTS,
         memory: Recall | None = None,
         servers: frozenset[str] | None = None,
+        unindexed: Callable[[], Sequence[str]] = list,
     ) -> None:
+        """`unindexed` names the servers whose latest listing the index does not hold yet: their tools are found by
+        their words alone until it does, and the answer says so."""
         self._index = index
+        self._unindexed = unindexed
         self._embedder = embedder
         self._limiter = limiter
         self._statuses = statuses
@@ -145,6 +151,10 @@ class SearchService:
         except DatabaseUnavailableError as exc:  # rank by words over the listed tools until Postgres is back
             votes, rows = {}, self._listed(found, server)
             degraded = f"ranked by wording and the learned graph only, without meaning, memory or capabilities: {exc}"
+        waiting = [] if degraded else self._unindexed()
+        if waiting:  # listed, not indexed yet: found by their words alone
+            held = {r.tool_id for r in rows}
+            rows += self._listed([t for t in found if t not in held and t.split(":", 1)[0] in waiting], server)
         ranked = self._rank(rows, found, said, graph, context, votes)
         extra = [t for t in companions(graph, [r.tool_id for r in ranked[:self.weights.companion_seeds]], limit)
                  if t not in {r.tool_id for r in rows}]
@@ -158,8 +168,11 @@ class SearchService:
                 degraded = f"the learned companions of the best hits are ranked without meaning: {exc}"
             ranked = self._rank(rows, found, said, graph, context, votes)
         hits = _hits(ranked[:limit], {r.tool_id: r for r in rows}, graph if include_related else None)
-        down = [s for s in self._statuses() if s.state not in (ServerState.RUNNING, ServerState.DISABLED)]
-        return SearchResult(query=text, hits=hits, unavailable=down, ranked=ranked, degraded=degraded)
+        statuses = self._statuses()
+        down = [s for s in statuses if s.state not in (ServerState.RUNNING, ServerState.DISABLED)]
+        starting = [s.name for s in down if s.state is ServerState.STARTING and s.reason is None]
+        return SearchResult(query=text, hits=hits, unavailable=down, ranked=ranked, degraded=degraded,
+                            incomplete=_incomplete(starting, waiting))
 
     def _listed(self, tool_ids: Iterable[str], server: str | None) -> list[SearchHit]:
         """Hits (no meaning score) for the known tools among `tool_ids`, from the tools `set_tools` was given."""
@@ -220,6 +233,19 @@ def _hits(ranked: Sequence[Ranked], rows: dict[str, SearchHit], graph: ToolGraph
             hit = dataclasses.replace(hit, before=tuple(t for t, _ in before), after=tuple(t for t, _ in after))
         hits.append(hit)
     return hits
+
+
+def _incomplete(starting: Sequence[str], unindexed: Sequence[str]) -> str | None:
+    """The warning of an answer given before every server has listed and every listing is indexed; None once the
+    index is complete."""
+    parts = []
+    if starting:
+        parts.append(f"not yet listed (still starting): {', '.join(starting)}, whose tools are not searched")
+    if unindexed:
+        parts.append(f"listed but not yet indexed: the tools of {', '.join(unindexed)}, found by their words only")
+    if not parts:
+        return None
+    return f"the index is not complete yet, {'; '.join(parts)}; search again in a few seconds for a complete answer"
 
 
 def _checked_query(query: str) -> str:

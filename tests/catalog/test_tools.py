@@ -35,3 +35,15 @@ def test_schemas_follow_the_latest_listing() -> None:
     catalog.listed("a", [tool("a", "t", schema={"type": "object", "required": ["x"]})])
     assert catalog.schemas == {"a:t": {"type": "object", "required": ["x"]}}
     assert catalog.listings() == {"a": [tool("a", "t", schema={"type": "object", "required": ["x"]})]}
+
+
+def test_a_listing_is_unindexed_until_the_index_holds_that_very_listing() -> None:
+    catalog = ToolCatalog(servers=["a", "b"])
+    assert catalog.unindexed() == []
+    catalog.listed("b", [tool("b", "t")])
+    catalog.listed("a", [tool("a", "t")])
+    assert catalog.unindexed() == ["a", "b"]
+    catalog.indexed("a", [tool("a", "t")])
+    assert catalog.unindexed() == ["b"]
+    catalog.listed("a", [tool("a", "t"), tool("a", "u")])  # a new tool: not indexed yet
+    assert catalog.unindexed() == ["a", "b"]

@@ -2,13 +2,15 @@
 
 Its tools write raw bytes on the MCP wire, answer with huge or NUL-laden results, write raw bytes and secrets
 to stderr, and record side effects in a file (to tell a task run once from a task run twice). With
-``HOSTILE_FAIL_AT_START`` set it writes that text to stderr and exits before the handshake.
+``HOSTILE_FAIL_AT_START`` set it writes that text to stderr and exits before the handshake; with
+``HOSTILE_START_GATE`` (a path) it answers nothing until that file exists (a start as slow as a test wants).
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import time
 
 import anyio
 from mcp.server.mcpserver import MCPServer
@@ -65,6 +67,9 @@ def main() -> None:
         sys.stderr.write(f"hostile_server: {reason}\n")
         sys.stderr.flush()
         sys.exit(3)
+    gate = os.environ.get("HOSTILE_START_GATE")
+    while gate and not os.path.exists(gate):
+        time.sleep(0.05)
     server.run("stdio")
 
 

@@ -13,6 +13,7 @@ import pytest
 from gateway.db import ToolStore
 from gateway.embed import OnnxEmbedder, load_embedder
 from gateway.models import ToolDef
+from gateway.services import Indexer
 from gateway.services import search as search_module
 from gateway.services.lexical import Bm25Index
 from gateway.services.search import SearchService
@@ -97,3 +98,20 @@ async def test_of_two_overlapping_builds_the_one_asked_for_last_is_kept(
 
     assert len(spied) == 2  # both were built; the slow one finished last
     assert "s:new_tool" in search._lexical.ids and "s:old_tool" not in search._lexical.ids
+
+
+async def test_a_listing_not_yet_indexed_is_found_by_its_words_and_the_answer_says_the_index_is_incomplete(
+    tool_store: ToolStore, embedder: OnnxEmbedder
+) -> None:
+    indexed, waiting = TOOLS[0], ToolDef(server="mail", name="send_email", description="Send an email")
+    await Indexer(index=tool_store, embedder=embedder, limiter=anyio.CapacityLimiter(2)).sync("s", [indexed])
+    unindexed = ["mail"]
+    made = SearchService(index=tool_store, embedder=embedder, limiter=anyio.CapacityLimiter(2),
+                         unindexed=lambda: unindexed)
+    await made.set_tools([indexed, waiting])
+    early = await made.search("send an email to my boss", limit=2)
+    assert early.hits[0].tool_id == "mail:send_email"
+    assert early.incomplete == ("the index is not complete yet, listed but not yet indexed: the tools of mail, found "
+                                "by their words only; search again in a few seconds for a complete answer")
+    unindexed.clear()
+    assert (await made.search("send an email to my boss", limit=2)).incomplete is None
