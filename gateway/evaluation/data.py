@@ -28,6 +28,8 @@ class EvalTool:
     name: str
     description: str
     input_schema: dict[str, Any] | None
+    server: str | None = None
+    """The MCP server that lists it, when the data says (real MCP catalogs): it is indexed under that server."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -61,8 +63,10 @@ def load_tools(path: Path) -> list[EvalTool]:
         schema = doc.get("input_schema")
         if schema is not None and not isinstance(schema, dict):
             raise ConfigError(f"{path}:{line}: \"input_schema\" must be an object or null")
+        server = doc.get("server")
         tools.append(EvalTool(id=tool_id, name=str(doc.get("name") or tool_id),
-                              description=str(doc.get("description") or ""), input_schema=schema))
+                              description=str(doc.get("description") or ""), input_schema=schema,
+                              server=str(server) if isinstance(server, str) and server.strip() else None))
     if not tools:
         raise ConfigError(f"{path}: no tools")
     return tools

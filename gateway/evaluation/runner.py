@@ -20,6 +20,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
+from gateway.config import normalise_server_name
 from gateway.dag import Dag, Task
 from gateway.dag.state import RunStatus, TaskResult, TaskStatus, WorkflowState
 from gateway.db import Database, IntentMemory, open_database
@@ -94,9 +95,12 @@ async def _prepared(inputs: EvalInputs,
             embedder = await anyio.to_thread.run_sync(lambda: load_embedder(inputs.model_dir, threads=inputs.threads))
             limiter = anyio.CapacityLimiter(2)
             tools = [_tool_def(t) for t in inputs.tools]
-            await Indexer(index=db.tools, embedder=embedder, limiter=limiter).sync(
-                SERVER, tools, progress=lambda done, total: progress("embedding", done, total))
-            learning = await _learned(db, embedder, inputs.history, limiter, progress)
+            indexer = Indexer(index=db.tools, embedder=embedder, limiter=limiter)
+            for server in dict.fromkeys(t.server for t in tools):
+                await indexer.sync(server, [t for t in tools if t.server == server],
+                                   progress=lambda done, total: progress("embedding", done, total))
+            qualified = {t.id: d.tool_id for t, d in zip(inputs.tools, tools, strict=True)}
+            learning = await _learned(db, embedder, inputs.history, limiter, progress, qualified)
             search = SearchService(index=db.tools, embedder=embedder, limiter=limiter,
                                    graph=lambda: learning.graph, reliability=learning.reliability,
                                    weights=_weights(inputs), memory=db.memory)
@@ -105,10 +109,10 @@ async def _prepared(inputs: EvalInputs,
 
 
 async def _learned(db: Database, embedder: Embedder, history: Sequence[EvalQuery], limiter: anyio.CapacityLimiter,
-                   progress: Progress) -> LearningService:
+                   progress: Progress, qualified: dict[str, str]) -> LearningService:
     learning = LearningService(store=db.learning, limiter=limiter, memory=db.memory, embedder=embedder)
     for i, task in enumerate(history, 1):
-        await learning.learn(_replayed(task, i))
+        await learning.learn(_replayed(task, i, qualified))
         progress("history", i, len(history))
     progress("learning", 0, 1)  # the graph and the tool prior (seconds for thousands of intents)
     await learning.refresh()
@@ -116,7 +120,7 @@ async def _learned(db: Database, embedder: Embedder, history: Sequence[EvalQuery
     return learning
 
 
-def _replayed(task: EvalQuery, number: int) -> WorkflowState:
+def _replayed(task: EvalQuery, number: int, qualified: dict[str, str]) -> WorkflowState:
     """A history task as a finished, successful workflow: edges as dependencies, else a chain."""
     sequence = list(dict.fromkeys(task.sequence or task.relevant))
     ids = {tool: f"t{i}" for i, tool in enumerate(sequence)}
@@ -125,7 +129,8 @@ def _replayed(task: EvalQuery, number: int) -> WorkflowState:
         for tool in (a, b):
             ids.setdefault(tool, f"t{len(ids)}")
     deps = {tool: tuple(ids[a] for a, b in pairs if b == tool and a != b) for tool in ids}
-    tasks = tuple(Task(id=ids[tool], tool=f"{SERVER}:{tool}", depends_on=deps[tool]) for tool in ids)
+    tasks = tuple(Task(id=ids[tool], tool=qualified.get(tool, f"{SERVER}:{tool}"), depends_on=deps[tool])
+                  for tool in ids)
     dag = Dag(tasks=tasks, intent=task.query)
     layer = {t: n for n, layer_ids in enumerate(dag.layers) for t in layer_ids}
     results = {t.id: TaskResult(id=t.id, status=TaskStatus.OK, layer=layer[t.id]) for t in tasks}
@@ -136,9 +141,11 @@ def _replayed(task: EvalQuery, number: int) -> WorkflowState:
 def _weights(inputs: EvalInputs) -> RankWeights:
     """The ranking mix of a run; the baseline arms rank by one raw signal (linear, no names) and learn nothing."""
     if inputs.signals == "dense":
-        return RankWeights(semantic=1.0, lexical=0.0, named=0.0, phrases=0.0, semantic_spread=None, graph=False)
+        return RankWeights(semantic=1.0, lexical=0.0, named=0.0, phrases=0.0, semantic_spread=None, graph=False,
+                           server_lift=0.0)
     if inputs.signals == "bm25":
-        return RankWeights(semantic=0.0, lexical=1.0, named=0.0, phrases=0.0, lexical_spread=None, graph=False)
+        return RankWeights(semantic=0.0, lexical=1.0, named=0.0, phrases=0.0, lexical_spread=None, graph=False,
+                           server_lift=0.0)
     return RankWeights(graph=inputs.use_graph)
 
 
@@ -154,11 +161,13 @@ def _acyclic(pairs: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
 
 
 def _tool_def(tool: EvalTool) -> ToolDef:
-    """The tool as a server lists it, named by its id; a `name` that is not the id (a readable name beside an
-    opaque id) is its title, embedded and matched with it."""
-    return ToolDef(server=SERVER, name=tool.id, title=tool.name if tool.name != tool.id else None,
+    """The tool as a server lists it, named by its id, on its own server when the data names one; a `name` that is
+    not the id (a readable name beside an opaque id) is its title, embedded and matched with it."""
+    server = normalise_server_name(tool.server, "eval") if tool.server else SERVER
+    return ToolDef(server=server, name=tool.id, title=tool.name if tool.name != tool.id else None,
                    description=tool.description, input_schema=tool.input_schema or {"type": "object"})
 
 
 def _plain(tool_id: str) -> str:
-    return tool_id.split(":", 1)[1] if tool_id.startswith(f"{SERVER}:") else tool_id
+    """The data's own id of an indexed tool (``server:id``)."""
+    return tool_id.split(":", 1)[1] if ":" in tool_id else tool_id

@@ -9,6 +9,7 @@ over the tools the servers listed, and says so (`SearchResult.degraded`).
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -26,7 +27,15 @@ from gateway.models import SearchHit, ServerState, ServerStatus, ToolDef
 from gateway.ports import Embedder, ToolIndex, Vector
 from gateway.services.capabilities import CapabilityMatch
 from gateway.services.lexical import Bm25Index, name_coverage, words
-from gateway.services.ranking import Candidate, Ranked, RankWeights, companions, rank
+from gateway.services.ranking import (
+    Candidate,
+    Ranked,
+    RankWeights,
+    companions,
+    lift_servers,
+    rank,
+    server_strength,
+)
 from gateway.services.suggest import RECALL_K, Recollection, tool_votes
 
 
@@ -37,7 +46,11 @@ class Recall(Protocol):
         ...
 
 MAX_LIMIT = 50
-MAX_QUERY_CHARS = 2000
+MAX_SIBLINGS = 100
+"""A lifted server's tools that did not come up are fetched only when it has at most this many (its others are
+lifted where they came up)."""
+MAX_QUERY_CHARS = 20_000
+"""Agents paste whole task statements (MiniLM reads the first 256 tokens; the words are matched in full)."""
 MIN_POOL = 30
 RELATED = 3
 _QUERY_CACHE_SIZE = 256
@@ -94,6 +107,7 @@ class SearchService:
         self._lexical = Bm25Index([])
         self._names: dict[str, frozenset[str]] = {}
         self._tools: dict[str, ToolDef] = {}
+        self._server_sizes: collections.Counter[str] = collections.Counter()
         self._documents: dict[str, str] | None = None
         self._generation = 0
         self._cache: LRU[str, NDArray[np.float32]] = LRU(_QUERY_CACHE_SIZE)
@@ -111,6 +125,7 @@ class SearchService:
         """
         tools = list(tools)
         self._tools = {t.tool_id: t for t in tools}
+        self._server_sizes = collections.Counter(t.server for t in tools)
         documents = {t.tool_id: t.embed_text for t in tools}
         if documents == self._documents:
             return
@@ -167,12 +182,40 @@ class SearchService:
                 rows += self._listed(extra, server)
                 degraded = f"the learned companions of the best hits are ranked without meaning: {exc}"
             ranked = self._rank(rows, found, said, graph, context, votes)
+        if self.weights.server_lift and server is None and ranked and self._several_servers:
+            ranked, rows = await self._lift_servers(ranked, rows, vector, _Words(found, said), graph, context, votes,
+                                                    degraded is not None)
         hits = _hits(ranked[:limit], {r.tool_id: r for r in rows}, graph if include_related else None)
         statuses = self._statuses()
         down = [s for s in statuses if s.state not in (ServerState.RUNNING, ServerState.DISABLED)]
         starting = [s.name for s in down if s.state is ServerState.STARTING and s.reason is None]
         return SearchResult(query=text, hits=hits, unavailable=down, ranked=ranked, degraded=degraded,
                             incomplete=_incomplete(starting, waiting))
+
+    @property
+    def _several_servers(self) -> bool:
+        """Whether the known tools come from more than one server (else lifting a server changes no order)."""
+        return len(self._server_sizes) > 1
+
+    async def _lift_servers(
+        self, ranked: list[Ranked], rows: list[SearchHit], vector: NDArray[np.float32], said: _Words,
+        graph: ToolGraph, context: Sequence[str], votes: dict[str, float], degraded: bool,
+    ) -> tuple[list[Ranked], list[SearchHit]]:
+        """`ranked` with every tool of the best hits' servers lifted by `RankWeights.server_lift` times the score of
+        its server's best hit among them; those servers' other tools are fetched and ranked first."""
+        strength = server_strength(ranked, self.weights.server_seeds)
+        held = {r.tool_id for r in rows}
+        small = {s for s in strength if self._server_sizes.get(s, 0) <= MAX_SIBLINGS}
+        siblings = [t for t in self._tools if _server_of(t) in small and t not in held]
+        if siblings:
+            try:
+                rows = rows + (self._listed(siblings, None) if degraded or self._index is None else
+                               await self._index.search_pool(vector, model_id=self._embedder.model_id, pool=0,
+                                                             extra=siblings))
+            except DatabaseUnavailableError:
+                rows = rows + self._listed(siblings, None)
+            ranked = self._rank(rows, said.found, said.words, graph, context, votes)
+        return lift_servers(ranked, strength, self.weights.server_lift), rows
 
     def _listed(self, tool_ids: Iterable[str], server: str | None) -> list[SearchHit]:
         """Hits (no meaning score) for the known tools among `tool_ids`, from the tools `set_tools` was given."""
@@ -222,6 +265,18 @@ class SearchService:
         vector: NDArray[np.float32] = rows[0]
         self._cache[text] = vector
         return vector
+
+
+@dataclass(frozen=True, slots=True)
+class _Words:
+    """What the query's words found (BM25 scores by tool) and the words themselves."""
+
+    found: dict[str, float]
+    words: frozenset[str]
+
+
+def _server_of(tool_id: str) -> str:
+    return tool_id.split(":", 1)[0]
 
 
 def _hits(ranked: Sequence[Ranked], rows: dict[str, SearchHit], graph: ToolGraph | None) -> list[SearchHit]:

@@ -115,3 +115,24 @@ async def test_a_listing_not_yet_indexed_is_found_by_its_words_and_the_answer_sa
                                 "by their words only; search again in a few seconds for a complete answer")
     unindexed.clear()
     assert (await made.search("send an email to my boss", limit=2)).incomplete is None
+
+
+async def test_a_lifted_servers_tools_that_did_not_come_up_are_fetched_and_ranked_with_it(
+    tool_store: ToolStore, embedder: OnnxEmbedder
+) -> None:
+    tools = [
+        ToolDef(server="mail", name="send_email", description="Send an email to a recipient"),
+        ToolDef(server="mail", name="quota", description="How much storage is left"),
+        *[ToolDef(server="chat", name=f"post_{n}", description=f"Post a message to channel {n}") for n in range(40)],
+    ]
+    indexer = Indexer(index=tool_store, embedder=embedder, limiter=anyio.CapacityLimiter(2))
+    for server in ("mail", "chat"):
+        await indexer.sync(server, [t for t in tools if t.server == server])
+    ranked = {}
+    for lift in (0.0, 0.5):
+        made = SearchService(index=tool_store, embedder=embedder, limiter=anyio.CapacityLimiter(2),
+                             weights=dataclasses.replace(search_module.DEFAULT_WEIGHTS, server_lift=lift))
+        await made.set_tools(tools)
+        ranked[lift] = [r.tool_id for r in (await made.search("send an email to Bob", limit=5)).ranked]
+    assert "mail:quota" not in ranked[0.0]  # nothing about storage: not even a candidate
+    assert ranked[0.5][:2] == ["mail:send_email", "mail:quota"]  # fetched with its server, lifted above chat
