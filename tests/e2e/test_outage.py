@@ -44,6 +44,15 @@ async def search(client: Client) -> dict[str, Any]:
     return result.structured_content
 
 
+async def complete(client: Client) -> None:
+    """Wait until search answers from a complete index (every server listed and indexed): no warnings."""
+
+    async def answered() -> bool:
+        return "warnings" not in await search(client)
+
+    await eventually(answered, timeout_s=BACK_WITHIN_S, interval_s=0.1, what="a complete index")
+
+
 def stored(url: str, sql: str, value: str) -> list[tuple[Any, ...]]:
     with psycopg.connect(url) as conn:
         return conn.execute(sql, (value,)).fetchall()  # type: ignore[arg-type]
@@ -54,7 +63,7 @@ async def test_an_outage_leaves_search_calls_and_workflows_working_and_loses_no_
 ) -> None:
     url = await anyio.to_thread.run_sync(stoppable.start)
     async with gateway_client(servers_file(tmp_path), "--database-url", url) as client:
-        assert "warnings" not in await search(client)
+        await complete(client)
         await anyio.to_thread.run_sync(stoppable.stop)
 
         found = await search(client)  # by wording and the graph, over the tools the servers listed
@@ -84,7 +93,7 @@ async def test_an_outage_leaves_search_calls_and_workflows_working_and_loses_no_
 async def test_an_embedded_postgres_that_dies_is_started_again_by_the_gateway(pg_dir: Path, tmp_path: Path) -> None:
     pidfile = pg_dir / "pgdata" / "postmaster.pid"
     async with gateway_client(servers_file(tmp_path), "--data-dir", str(pg_dir)) as client:
-        assert "warnings" not in await search(client)
+        await complete(client)
         killed = int(pidfile.read_text().split()[0])
         os.kill(killed, signal.SIGKILL)  # a crash, or the OOM killer
 
@@ -145,7 +154,7 @@ async def test_over_http_known_keys_and_their_sessions_go_on_through_an_outage_a
     with http_gateway(servers_file(tmp_path), url, tmp_path / "gateway.log", "--rate-limit", "1000"):
         base = await base_url(tmp_path / "gateway.log")
         async with mcp_client(base, alice, mode="legacy") as client:  # a session, opened while Postgres is up
-            assert "warnings" not in await search(client)
+            await complete(client)
             await anyio.to_thread.run_sync(stoppable.stop)
 
             assert (await search(client))["warnings"]  # alice's key and session are known here
