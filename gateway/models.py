@@ -58,11 +58,14 @@ class ToolDef:
 
     @property
     def embed_text(self) -> str:
-        """The text that is embedded: ``name | description`` (behaviour.md section 2), with the display title,
-        when the server gives one, before the description: ``name | Title. description``."""
+        """The text that is embedded and word-matched: ``name | server server: description`` (behaviour.md section
+        2, with the server's name: a request says "remember" where the memory server's tools say "entities"),
+        with the display title, when the server gives one, before it: ``name | Title. server server: ...``. A tool
+        of no named server (an evaluation catalog that names none) goes without."""
         title = self.display_title
         head = f"{self.name} | {title}." if title and title != self.name else f"{self.name} |"
-        return f"{head} {self.description}".strip()
+        context = f" {self.server} server:" if self.server else ""
+        return f"{head}{context} {self.description}".strip()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

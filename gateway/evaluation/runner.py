@@ -35,7 +35,8 @@ from gateway.services.learning import LearningService
 from gateway.services.planner import Planner
 from gateway.services.ranking import RankWeights
 
-SERVER = "eval"
+SERVER = ""
+"""The server of a catalog whose data names none: nameless, so nothing of it is embedded with the tools."""
 Progress = Callable[[str, int, int], None]
 """``progress(stage, done, total)``."""
 
@@ -145,7 +146,7 @@ def _weights(inputs: EvalInputs) -> RankWeights:
                            server_lift=0.0)
     if inputs.signals == "bm25":
         return RankWeights(semantic=0.0, lexical=1.0, named=0.0, phrases=0.0, lexical_spread=None, graph=False,
-                           server_lift=0.0)
+                           server_lift=0.0, lexical_floor=1.0)
     return RankWeights(graph=inputs.use_graph)
 
 

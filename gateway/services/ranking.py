@@ -45,6 +45,10 @@ class RankWeights:
     """Cosine gap below the best candidate that costs a factor e."""
     lexical_spread: float | None = 0.3
     """Share of the best BM25 score below it that costs a factor e."""
+    lexical_floor: float = 0.3
+    """The words' weight is `lexical` x (floor + (1 - floor) x the best name coverage among the candidates): full
+    when the query spells out a tool's name (catalogs whose requests reuse names), down to the floor when it
+    names none (everyday requests, where a shared word like "commit" would outvote meaning)."""
     phrases: float = 0.5
     """Weight of adjacent query words found side by side in a tool's text, beside single words (`Bm25Index`)."""
     companion: float = 0.35
@@ -109,8 +113,10 @@ def _text_scores(candidates: Sequence[Candidate], weights: RankWeights) -> dict[
     """Meaning, words and names mixed, scaled so that the best candidate scores 1."""
     semantic = _closeness([max(c.semantic, 0.0) for c in candidates], weights.semantic_spread, relative=False)
     lexical = _closeness([c.lexical for c in candidates], weights.lexical_spread, relative=True)
+    named = max((c.named for c in candidates), default=0.0)
+    lexical_weight = weights.lexical * (weights.lexical_floor + (1 - weights.lexical_floor) * named)
     mixed = {
-        c.tool_id: weights.semantic * s + weights.lexical * w + weights.named * c.named**NAME_POWER
+        c.tool_id: weights.semantic * s + lexical_weight * w + weights.named * c.named**NAME_POWER
         for c, s, w in zip(candidates, semantic, lexical, strict=True)
     }
     top = max(mixed.values(), default=0.0) or 1.0

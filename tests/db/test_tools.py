@@ -94,10 +94,10 @@ async def test_every_new_tool_is_pending_until_embedded(tool_store: ToolStore) -
     await tool_store.sync_server("fs", tools("fs", 2))
     pending = await tool_store.pending_embeddings("m1")
     assert [(p.tool_id, p.text) for p in pending] == [
-        ("fs:t000", "t000 | does things 0"),
-        ("fs:t001", "t001 | does things 1"),
+        ("fs:t000", "t000 | fs server: does things 0"),
+        ("fs:t001", "t001 | fs server: does things 1"),
     ]
-    assert pending[0].text_hash == text_hash("t000 | does things 0")
+    assert pending[0].text_hash == text_hash("t000 | fs server: does things 0")
     await embed_all(tool_store, "m1", {"fs:t000": unit((0, 1)), "fs:t001": unit((1, 1))})
     assert await tool_store.pending_embeddings("m1") == []
     assert await tool_store.count_by_server() == {"fs": (2, 2)}
@@ -111,7 +111,7 @@ async def test_a_description_change_makes_only_that_tool_pending(tool_store: Too
     listed[0] = dataclasses.replace(listed[0], input_schema={"type": "object", "properties": {}})
     await tool_store.sync_server("fs", listed)
     assert [(p.tool_id, p.text) for p in await tool_store.pending_embeddings("m1")] == [
-        ("fs:t001", "t001 | now reads files")
+        ("fs:t001", "t001 | fs server: now reads files")
     ]
 
 
@@ -222,11 +222,11 @@ def test_a_tool_without_a_title_keeps_the_schema_hash_it_had_before_titles_were_
 @pytest.mark.parametrize(
     ("title", "annotations", "text"),
     [
-        (None, None, "t001 | does things 1"),
-        ("Does things", None, "t001 | Does things. does things 1"),
-        (None, {"title": "From the hints"}, "t001 | From the hints. does things 1"),
-        ("Given", {"title": "From the hints"}, "t001 | Given. does things 1"),
-        ("t001", None, "t001 | does things 1"),
+        (None, None, "t001 | fs server: does things 1"),
+        ("Does things", None, "t001 | Does things. fs server: does things 1"),
+        (None, {"title": "From the hints"}, "t001 | From the hints. fs server: does things 1"),
+        ("Given", {"title": "From the hints"}, "t001 | Given. fs server: does things 1"),
+        ("t001", None, "t001 | fs server: does things 1"),
     ],
 )
 async def test_a_title_is_stored_and_embedded_before_the_description_and_a_new_one_is_re_embedded(
@@ -242,7 +242,7 @@ async def test_a_title_is_stored_and_embedded_before_the_description_and_a_new_o
     assert report.changed == (0 if title is None and annotations is None else 1)
     assert await tool_store.get_tool("fs:t001") == listed[1]
     pending = [(p.tool_id, p.text) for p in await tool_store.pending_embeddings("m1")]
-    assert pending == ([] if text == "t001 | does things 1" else [("fs:t001", text)])
+    assert pending == ([] if text == "t001 | fs server: does things 1" else [("fs:t001", text)])
 
 
 async def test_a_tool_found_by_words_before_it_is_embedded_joins_the_pool_with_similarity_zero(

@@ -78,7 +78,7 @@ async def test_the_same_tools_again_rebuild_nothing_and_a_changed_text_rebuilds(
     changed = [TOOLS[0], dataclasses.replace(TOOLS[1], description="Send an email or a text message")]
     await search.set_tools(changed)
     assert len(spied) == 2
-    assert spied[-1]["s:send_email"] == "send_email | Send an email or a text message"
+    assert spied[-1]["s:send_email"] == "send_email | s server: Send an email or a text message"
     assert [tool for tool, _ in search._lexical.search("text message", limit=5)] == ["s:send_email"]
 
 
