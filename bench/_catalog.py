@@ -20,6 +20,7 @@ def eval_data(name: str) -> Path:
 
 
 SEALTOOLS = eval_data("sealtools")
+MCPBENCH = eval_data("mcpbench")
 SERVERS = 20
 _SEED = 7
 _QUALIFIERS = (

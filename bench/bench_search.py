@@ -11,6 +11,8 @@ its LRU never answers), the index query alone (`ToolStore.search` on precomputed
 server filter) and the query embedding alone, in rounds; the tables print each statistic's median over rounds.
 Then the gateway is spawned (``python -m gateway serve --database-url <bench db>``, its servers file listing
 the 20 catalog servers, which list the stored tools) and `search_tools` is timed through the SDK's client.
+Whole task statements (``--tasks``, MCP-Bench's ~1,000-character tasks by default) are searched at the largest
+size beside the short queries, for the ratio of their P95 to a short query's (issue 19: at most 2).
 Writes ``bench/results/search.json``. Target: P95 <= 10 ms in process at 10,000 tools.
 """
 
@@ -33,7 +35,7 @@ import anyio
 import anyio.to_thread
 import numpy as np
 import psycopg
-from _catalog import SEALTOOLS, SERVERS, Tool, catalog, queries
+from _catalog import MCPBENCH, SEALTOOLS, SERVERS, Tool, catalog, queries
 from _common import (
     RESULTS,
     call,
@@ -72,6 +74,9 @@ EMBED_ONLY = "query embedding alone"
 FULL = "search (embed + index)"
 SHORT_WORDS = 16
 SHORT, LONG = f"<= {SHORT_WORDS} words", f"> {SHORT_WORDS} words"
+TASK = "task (MCP-Bench, ~1,000 chars)"
+TASK_GOAL_RATIO = 2.0
+"""Issue 19: a whole multi-step task pasted as the query costs at most this times a short query (P95)."""
 _COPY_SUFFIX = re.compile(r"_v\d+$")
 
 
@@ -169,6 +174,10 @@ class Rounds:
                 pools[SHORT if len(text.split()) <= SHORT_WORDS else LONG].append(ms)
         return {name: spread(pool) for name, pool in pools.items() if pool}
 
+    def pooled(self, path: str) -> dict[str, float]:
+        """`path`'s samples pooled over rounds."""
+        return spread([ms for samples in self.samples[path] for ms in samples])
+
 
 @dataclass
 class Sized:
@@ -232,8 +241,10 @@ async def embed_round(
         await rounds.run(path, batch, embed)
 
 
-async def search_round(sized: Sized, batch: list[str], vectors: dict[str, Any], model_id: str) -> None:
-    """The full search, then the index alone, then the index filtered to one server, on one size."""
+async def search_round(sized: Sized, batch: list[str], vectors: dict[str, Any], model_id: str,
+                       tasks: Sequence[str] = ()) -> None:
+    """The full search (of the batch, then of `tasks`: whole task statements), then the index alone, then the index
+    filtered to one server, on one size."""
     servers = {text: f"srv{i % SERVERS + 1:02d}" for i, text in enumerate(batch)}
     store = sized.db.tools
 
@@ -243,6 +254,9 @@ async def search_round(sized: Sized, batch: list[str], vectors: dict[str, Any], 
         if len(result.hits) != LIMIT:
             raise RuntimeError(f"search returned {len(result.hits)} hits, not {LIMIT}, for {text!r}")
 
+    async def task(text: str) -> None:
+        await sized.service.search(text, limit=LIMIT)
+
     async def index(text: str) -> None:
         await store.search(vectors[text], model_id=model_id, limit=LIMIT)
 
@@ -250,6 +264,8 @@ async def search_round(sized: Sized, batch: list[str], vectors: dict[str, Any], 
         await store.search(vectors[text], model_id=model_id, limit=LIMIT, server=servers[text])
 
     await sized.rounds.run(FULL, batch, full)
+    if tasks:
+        await sized.rounds.run(TASK, tasks, task)
     await sized.rounds.run("index only", batch, index)
     await sized.rounds.run("index only, one server", batch, filtered)
 
@@ -300,6 +316,7 @@ async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     vectors = cached_vectors(tools, embedder.model_id)
     rows = queries(args.catalog)
     texts = [r["query"] for r in rows]
+    tasks = [r["query"] for r in queries(args.tasks)] if args.tasks and (args.tasks / "queries.jsonl").exists() else []
     relevant = {r["query"]: r["relevant_tool_ids"] for r in rows}
     warm, measured = texts[-WARMUP:], texts[: args.runs * args.per_run]
     batches = [measured[i * args.per_run : (i + 1) * args.per_run] for i in range(args.runs)]
@@ -324,15 +341,20 @@ async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             )
         for run, batch in enumerate(batches):  # every path on the same queries, sizes in ABBA order
             await embed_round(embed_rounds, embedders, batch, limiter, query_vectors)
+            some = [tasks[(run * args.per_run + i) % len(tasks)] for i in range(args.per_run // 3)] if tasks else []
+            if some:
+                await embed_round(embed_rounds, {f"{EMBED_ONLY}, {TASK}": embedder}, some, limiter, {})
             for size in args.sizes if run % 2 == 0 else args.sizes[::-1]:
-                await search_round(sized[size], batch, query_vectors, embedder.model_id)
+                await search_round(sized[size], batch, query_vectors, embedder.model_id,
+                                   some if size == max(args.sizes) else ())
             if gateway is not None:
                 await stdio_round(stdio_rounds, gateway, batch)
             print(f"  round {run + 1}/{len(batches)} done", flush=True)
         for size, entry in sized.items():
             out.setdefault("sizes", {})[size] = {
                 "load": entry.load, "latency_ms": entry.rounds.summary(),
-                "search_by_length_ms": entry.rounds.by_length(FULL),
+                "search_by_length_ms": entry.rounds.by_length(FULL)
+                | ({TASK: entry.rounds.pooled(TASK)} if TASK in entry.rounds.samples else {}),
                 "hit_at_5": hit_rate(entry.hits, measured, relevant, {t["name"] for t in tools[:size]}),
                 "plan": await plan(entry.db.pool, query_vectors[measured[0]], embedder.model_id),
             }
@@ -384,6 +406,13 @@ def report(out: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
         lengths.append((f"over stdio, search at {out['stdio']['size']} tools", out["stdio"]["by_length_ms"]))
     rows = [[where, group, s["p50"], s["p95"], s["n"]] for where, split in lengths for group, s in split.items()]
     print("by query length (samples pooled over rounds), ms\n" + table(["path", "query", "P50", "P95", "n"], rows))
+    by_length = top["search_by_length_ms"]
+    if TASK in by_length and SHORT in by_length:
+        ratios["task_p95_over_short_p95"] = by_length[TASK]["p95"] / by_length[SHORT]["p95"]
+        ratios["task_p50_over_short_p50"] = by_length[TASK]["p50"] / by_length[SHORT]["p50"]
+        print(f"whole tasks against short queries at {max(out['sizes'])} tools: P95 "
+              f"x{ratios['task_p95_over_short_p95']:.2f} (goal <= {TASK_GOAL_RATIO:g}), "
+              f"P50 x{ratios['task_p50_over_short_p50']:.2f}")
     if "stdio" in out:
         s = out["stdio"]["latency_ms"]
         print(f"\nover stdio (gateway spawned on the {out['stdio']['size']}-tool database, 20 catalog servers; "
@@ -397,6 +426,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="3 rounds of 30 queries (about 30 s once cached)")
     parser.add_argument("--catalog", type=Path, default=SEALTOOLS, help="folder with tools.jsonl, queries.jsonl")
     parser.add_argument("--no-stdio", action="store_true", help="skip the spawned gateway")
+    parser.add_argument("--tasks", type=Path, default=MCPBENCH,
+                        help="folder with a queries.jsonl of whole tasks, searched beside the short queries")
     args = parser.parse_args()
     args.sizes = SIZES
     args.runs, args.per_run = (3, 30) if args.quick else (5, 120)
@@ -407,7 +438,7 @@ def main() -> None:
         with logs_shown_on_failure(Path(tmp) / "stderr.log"):
             out = anyio.run(measure, args, Path(tmp))
     numbers = report(out, args)
-    args.catalog = str(args.catalog)
+    args.catalog, args.tasks = str(args.catalog), str(args.tasks)
     path = write_results("search", {"machine_start": start, "args": vars(args), **out, **numbers,
                                     "wall_s": time.perf_counter() - started})
     print(f"\n{time.perf_counter() - started:.0f} s; numbers in {path}")
