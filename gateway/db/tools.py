@@ -139,16 +139,18 @@ class ToolStore:
         return pending
 
     async def save_embeddings(self, model_id: str, rows: Sequence[tuple[str, Vector, str]]) -> None:
-        """Store ``(tool_id, vector, text_hash)`` rows computed by `model_id`, in one pipelined batch."""
-        params = [
-            {"tool_id": tid, "embedding": np.asarray(v, dtype=np.float32), "model": model_id, "text_hash": h}
-            for tid, v, h in rows
-        ]
-        if not params:
+        """Store ``(tool_id, vector, text_hash)`` rows computed by `model_id`, in one transaction: a binary COPY
+        into a temporary table, then one upsert (a row-by-row insert cost ~0.5 ms a tool)."""
+        if not rows:
             return
         async with translated("saving tool embeddings"), self._pool.connection(deadline_s=BULK_DEADLINE_S) as conn:
             async with conn.transaction(), conn.cursor() as cursor:
-                await cursor.executemany(named_query("save_embedding"), params)
+                await cursor.execute(named_query("stage_embeddings"))
+                async with cursor.copy(named_query("copy_embeddings")) as copy:
+                    copy.set_types(["text", "vector", "text"])
+                    for tid, vector, digest in rows:
+                        await copy.write_row((tid, np.asarray(vector, dtype=np.float32), digest))
+                await cursor.execute(named_query("merge_embeddings"), {"model": model_id})
 
     async def search(
         self, query: Vector, *, model_id: str, limit: int, server: str | None = None

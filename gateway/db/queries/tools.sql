@@ -33,11 +33,20 @@ FROM tool_schema s LEFT JOIN tool_embedding e USING (tool_id)
 WHERE %(server)s::text IS NULL OR s.server_id = %(server)s
 ORDER BY s.tool_id;
 
--- name: save_embedding
+-- name: stage_embeddings
+-- The rows of one `save_embeddings` batch go through a temporary table, filled by binary COPY (see below).
+CREATE TEMPORARY TABLE staged_embedding (
+    tool_id TEXT NOT NULL, embedding vector NOT NULL, text_hash TEXT NOT NULL
+) ON COMMIT DROP;
+
+-- name: copy_embeddings
+COPY staged_embedding (tool_id, embedding, text_hash) FROM STDIN (FORMAT BINARY);
+
+-- name: merge_embeddings
 -- A tool removed since its text was read is skipped rather than failing the batch on the foreign key.
 INSERT INTO tool_embedding (tool_id, embedding, model, text_hash)
-SELECT %(tool_id)s::text, %(embedding)s::vector, %(model)s::text, %(text_hash)s::text
-WHERE EXISTS (SELECT 1 FROM tool_schema WHERE tool_id = %(tool_id)s::text)
+SELECT st.tool_id, st.embedding, %(model)s::text, st.text_hash
+FROM staged_embedding st JOIN tool_schema s USING (tool_id)
 ON CONFLICT (tool_id) DO UPDATE SET
     embedding = EXCLUDED.embedding,
     model = EXCLUDED.model,
