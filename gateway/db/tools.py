@@ -174,6 +174,19 @@ class ToolStore:
             await cursor.execute(sql, params, prepare=True)
             return await cursor.fetchall()
 
+    async def embeddings(self, model_id: str) -> tuple[list[str], NDArray[np.float32]]:
+        """Every tool embedded by `model_id`: its ids, by id, and their vectors as the rows of one matrix (read in
+        binary: a few MB for thousands of tools)."""
+        async with translated("reading the tool embeddings"), self._pool.connection(deadline_s=BULK_DEADLINE_S) as conn:
+            cursor = conn.cursor(binary=True)
+            await cursor.execute(named_query("tool_embeddings"), {"model": model_id})
+            rows = await cursor.fetchall()
+        ids = [row[0] for row in rows]
+        if not rows:
+            return ids, np.zeros((0, 0), dtype=np.float32)
+        return ids, np.stack([np.asarray(row[1].to_numpy() if hasattr(row[1], "to_numpy") else row[1],
+                                         dtype=np.float32) for row in rows])
+
     async def get_tool(self, tool_id: str) -> ToolDef | None:
         """The indexed definition of `tool_id` (``server:tool``), if any."""
         async with translated(f"reading tool {tool_id!r}"), self._pool.connection() as conn:

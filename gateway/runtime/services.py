@@ -82,6 +82,7 @@ class Services:
 
         async def index() -> None:
             await self.indexer.sync(server, tools)
+            self.search.vectors_changed()
             shared.catalog.indexed(server, tools)
             shared.on_indexed()
 
@@ -129,7 +130,7 @@ async def open_services(db: Database, embedder: Embedder, shared: Shared, tg: an
 async def start_background(services: Services, shared: Shared) -> None:
     """Once serving: embed what is not embedded yet, continue cut-off workflows, prune, index what was listed."""
     tg = services.tg
-    tg.start_soon(_embed_stored, services.indexer)
+    tg.start_soon(_embed_stored, services.indexer, services.search)
     tg.start_soon(services.workflows.resume_unfinished)
     await tg.start(Pruner(services.db.retention).run)
     for server, tools in shared.catalog.listings().items():
@@ -157,8 +158,9 @@ def _executor(db: Database, calls: DagCalls, backlog: Backlog) -> Executor:
                     needs_approval=calls.needs_approval, schema_of=calls.schema_of)
 
 
-async def _embed_stored(indexer: Indexer) -> None:
+async def _embed_stored(indexer: Indexer, search: SearchService) -> None:
     try:
-        await indexer.embed_pending()
+        if await indexer.embed_pending():
+            search.vectors_changed()
     except GatewayError:
         logger.exception("embedding the stored tools failed")

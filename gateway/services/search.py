@@ -37,6 +37,7 @@ from gateway.services.ranking import (
     server_strength,
 )
 from gateway.services.suggest import RECALL_K, Recollection, tool_votes
+from gateway.services.vectors import MAX_TOOLS, ToolVectors
 
 
 class Recall(Protocol):
@@ -56,6 +57,9 @@ RELATED = 3
 _QUERY_CACHE_SIZE = 256
 DEFAULT_WEIGHTS = RankWeights()
 NO_INDEX = "the tool index has not been opened: the database cannot be reached yet"
+VECTORS_RETRY_S = 2.0
+"""While some known tools have no vector in the in-memory copy (being embedded, here or by another gateway on the
+same database), the copy is read again at most this often."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -91,10 +95,13 @@ class SearchService:
         memory: Recall | None = None,
         servers: frozenset[str] | None = None,
         unindexed: Callable[[], Sequence[str]] = list,
+        memory_limit: int = MAX_TOOLS,
     ) -> None:
         """`unindexed` names the servers whose latest listing the index does not hold yet: their tools are found by
-        their words alone until it does, and the answer says so."""
+        their words alone until it does, and the answer says so. Catalogs of at most `memory_limit` tools are
+        ranked from an in-memory copy of their embeddings (`vectors`), larger ones by pgvector."""
         self._index = index
+        self.memory_limit = memory_limit
         self._unindexed = unindexed
         self._embedder = embedder
         self._limiter = limiter
@@ -111,6 +118,14 @@ class SearchService:
         self._documents: dict[str, str] | None = None
         self._generation = 0
         self._cache: LRU[str, NDArray[np.float32]] = LRU(_QUERY_CACHE_SIZE)
+        self._vectors: ToolVectors | None = None
+        self._vectors_stale = True
+        self._vectors_read_at = float("-inf")
+        self._vectors_lock = anyio.Lock()
+
+    def vectors_changed(self) -> None:
+        """Tools were embedded: the in-memory copy of the embeddings is read again before the next search."""
+        self._vectors_stale = True
 
     def current_graph(self) -> ToolGraph:
         """The learned graph the ranking uses now (empty with the graph turned off)."""
@@ -161,8 +176,7 @@ class SearchService:
             if self._index is None:
                 raise DatabaseUnavailableError(NO_INDEX)
             votes = await self._recall(vector, server, user)
-            rows = await self._index.search_pool(vector, model_id=self._embedder.model_id, pool=pool,
-                                                 extra=list(found) + list(votes), server=server)
+            rows = await self._pool(vector, pool, list(found) + list(votes), server)
         except DatabaseUnavailableError as exc:  # rank by words over the listed tools until Postgres is back
             votes, rows = {}, self._listed(found, server)
             degraded = f"ranked by wording and the learned graph only, without meaning, memory or capabilities: {exc}"
@@ -176,8 +190,7 @@ class SearchService:
         if extra:
             try:
                 rows += (self._listed(extra, server) if degraded or self._index is None else
-                         await self._index.search_pool(vector, model_id=self._embedder.model_id, pool=0, extra=extra,
-                                                       server=server))
+                         await self._pool(vector, 0, extra, server))
             except DatabaseUnavailableError as exc:  # gone since the first pool was fetched
                 rows += self._listed(extra, server)
                 degraded = f"the learned companions of the best hits are ranked without meaning: {exc}"
@@ -210,12 +223,51 @@ class SearchService:
         if siblings:
             try:
                 rows = rows + (self._listed(siblings, None) if degraded or self._index is None else
-                               await self._index.search_pool(vector, model_id=self._embedder.model_id, pool=0,
-                                                             extra=siblings))
+                               await self._pool(vector, 0, siblings, None))
             except DatabaseUnavailableError:
                 rows = rows + self._listed(siblings, None)
             ranked = self._rank(rows, said.found, said.words, graph, context, votes)
         return lift_servers(ranked, strength, self.weights.server_lift), rows
+
+    async def _pool(self, vector: NDArray[np.float32], size: int, extra: Sequence[str],
+                    server: str | None) -> list[SearchHit]:
+        """The `size` nearest tools plus the `extra` ones with their cosine similarity: from the in-memory copy of
+        the embeddings when there is one, else from pgvector (a catalog too large to hold)."""
+        assert self._index is not None
+        vectors = await self._current_vectors()
+        if vectors is None:
+            return await self._index.search_pool(vector, model_id=self._embedder.model_id, pool=size, extra=extra,
+                                                 server=server)
+        found = vectors.pool(vector, size=size, extra=extra, server=server)
+        tools = ((self._tools.get(t), s) for t, s in found.items())
+        return [SearchHit(tool_id=t.tool_id, server=t.server, name=t.name, description=t.description,
+                          input_schema=t.input_schema, score=s, semantic=s, annotations=t.annotations, title=t.title)
+                for t, s in tools if t is not None and (server is None or t.server == server)]
+
+    async def _current_vectors(self) -> ToolVectors | None:
+        """The in-memory copy, read first if tools were embedded since (or some known tools had no vector yet and
+        the last read is `VECTORS_RETRY_S` old); None for a catalog of more than `MAX_TOOLS`."""
+        assert self._index is not None
+        if len(self._tools) > self.memory_limit:
+            return None
+        held = self._vectors
+        if not self._vectors_stale and not (
+            held is not None and len(held) < len(self._tools)
+            and anyio.current_time() - self._vectors_read_at >= VECTORS_RETRY_S
+        ):
+            return held
+        async with self._vectors_lock:
+            if self._vectors_stale or self._vectors is held:
+                self._vectors_stale = False
+                self._vectors_read_at = anyio.current_time()
+                try:
+                    ids, matrix = await self._index.embeddings(self._embedder.model_id)
+                except BaseException:
+                    self._vectors_stale = True
+                    raise
+                self._vectors = (ToolVectors(ids, matrix, self._embedder.model_id) if len(ids) <= self.memory_limit
+                                 else None)
+            return self._vectors
 
     def _listed(self, tool_ids: Iterable[str], server: str | None) -> list[SearchHit]:
         """Hits (no meaning score) for the known tools among `tool_ids`, from the tools `set_tools` was given."""

@@ -61,6 +61,10 @@ FROM tool_schema WHERE tool_id = %(tool_id)s;
 SELECT server_id AS server, name, title, description, input_schema, output_schema, annotations
 FROM tool_schema ORDER BY tool_id;
 
+-- name: tool_embeddings
+-- Every tool's embedding by one model, for the search's in-memory copy of the index.
+SELECT tool_id, embedding FROM tool_embedding WHERE model = %(model)s::text ORDER BY tool_id;
+
 -- name: count_by_server
 SELECT s.server_id AS server, count(*)::int AS tools, count(e.tool_id)::int AS embedded
 FROM tool_schema s LEFT JOIN tool_embedding e USING (tool_id)
