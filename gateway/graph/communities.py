@@ -6,9 +6,12 @@ in the order of their first member, so the numbering does not depend on python-l
 
 from __future__ import annotations
 
-import community as community_louvain
-import networkx as nx
+from typing import TYPE_CHECKING
+
 from scipy import sparse
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 RESOLUTION = 1.0
 
@@ -18,6 +21,8 @@ def louvain(undirected: sparse.csr_array, *, seed: int, resolution: float = RESO
     size = undirected.shape[0]
     if size == 0:
         return []
+    import community as community_louvain  # networkx and Louvain load at the first refresh, not at start
+
     partition: dict[int, int] = community_louvain.best_partition(
         _networkx_graph(undirected), weight="weight", resolution=resolution, random_state=seed
     )
@@ -26,6 +31,8 @@ def louvain(undirected: sparse.csr_array, *, seed: int, resolution: float = RESO
 
 def _networkx_graph(undirected: sparse.csr_array) -> nx.Graph:
     """Nodes 0..n-1 in order, one weighted edge per pair (the upper triangle of the symmetric matrix)."""
+    import networkx as nx
+
     graph = nx.Graph()
     graph.add_nodes_from(range(undirected.shape[0]))
     upper = sparse.triu(undirected, k=1).tocoo()

@@ -15,14 +15,16 @@ import math
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import networkx as nx
 from scipy import sparse
 
 from gateway.graph.page import PAGE
 from gateway.graph.snapshot import ToolGraph
 from gateway.models import CAPABILITY_PREFIX
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 WIDTH, HEIGHT, MARGIN = 1000.0, 700.0, 40.0
 MIN_RADIUS, MAX_RADIUS = 4.0, 18.0
@@ -126,6 +128,8 @@ def _layout(graph: ToolGraph, seed: int) -> dict[str, tuple[float, float]]:
     """Spring layout of the undirected weighted graph, fitted into the page (a lone node sits in the middle)."""
     if len(graph.nodes) < 2:
         return {node: (WIDTH / 2, HEIGHT / 2) for node in graph.nodes}
+    import networkx as nx  # loaded when a graph is first drawn, not at start
+
     raw = nx.spring_layout(_undirected(graph), k=SPREAD / math.sqrt(len(graph.nodes)), seed=seed, weight="weight")
     return _fitted({node: (float(raw[node][0]), float(raw[node][1])) for node in graph.nodes})
 
@@ -133,6 +137,8 @@ def _layout(graph: ToolGraph, seed: int) -> dict[str, tuple[float, float]]:
 def _undirected(graph: ToolGraph) -> nx.Graph:
     """Nodes in id order, one edge per linked pair weighing its heavier direction."""
     upper = sparse.triu(graph.adjacency.maximum(graph.adjacency.T), k=1).tocoo()
+    import networkx as nx
+
     undirected = nx.Graph()
     undirected.add_nodes_from(graph.nodes)
     undirected.add_weighted_edges_from(

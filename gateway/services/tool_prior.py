@@ -16,8 +16,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.optimize import minimize
-from scipy.special import expit
 
 L2 = 0.03
 """The L2 penalty on the weights (the bias is not penalised), per sample: 1 / C in scikit-learn's terms."""
@@ -49,6 +47,8 @@ class ToolPrior:
         x = np.asarray(vector, dtype=np.float64).ravel()
         if x.shape[0] != self.dimensions:
             return {}
+        from scipy.special import expit  # scipy's optimiser and special functions load on first use, not at start
+
         p = expit(x @ self.weights[:-1] + self.weights[-1])
         return {self.tools[k]: float(p[k]) for k in np.flatnonzero(p >= MIN_PROBABILITY)}
 
@@ -60,6 +60,9 @@ def fit(vectors: NDArray[np.floating], tool_sets: Sequence[Sequence[str]], *, pr
     `previous` warm-starts the weights of the tools it knew (a refit after a few more workflows converges in
     fewer steps). Only the `max_tools` most used tools are modelled. None when there is nothing to learn from.
     """
+    from scipy.optimize import minimize
+    from scipy.special import expit
+
     x = np.asarray(vectors, dtype=np.float64)
     if x.ndim != 2 or x.shape[0] == 0 or x.shape[0] != len(tool_sets):
         return None
