@@ -1,9 +1,11 @@
 """What the gateway adds to one tool call: `echo` of examples/faulty_server.py, direct vs through the gateway.
 
 Run: ``python bench/bench_proxy.py [--quick] [--profiler py-spy|cprofile|none]``.
-Both paths use the SDK's client over stdio (legacy initialize) and send raw ``tools/call`` requests, so the
-only difference is the gateway hop (`faulty__echo`, servers file holding only faulty, embedded Postgres in a
-temporary directory). Direct and proxied runs alternate (ABBA) to spread the machine's noise over both.
+A third path, the SDK's minimal pass-through (`_passthrough.py`: the SDK's low-level server forwarding to one
+SDK client session, nothing else), is run beside them so that the gateway's hop is read against what the SDK
+costs by itself, in the same run. All paths use the SDK's client over stdio (legacy initialize) and send raw
+``tools/call`` requests, so the only difference is the hop (`faulty__echo`, servers file holding only faulty,
+embedded Postgres in a temporary directory). The paths alternate run by run to spread the machine's noise.
 Prints sequential latency (P50/P95/P99, medians over runs), the added ms and ratios, then throughput with 50
 concurrent callers and each process's CPU time per call (on two cores the client and faulty, not the gateway,
 set the ceiling), then the SDK's own `Client.call_tool` on both paths; writes ``bench/results/proxy.json``.
@@ -53,6 +55,9 @@ ROUTE_TIMEOUT_S = 60.0
 TARGET_ADDED_P50_MS = 1.0
 TARGET_PROXIED_RATE = 600.0
 PROCS = ("client", "gateway", "faulty")
+"""The processes of a path, for CPU per call ("gateway": the proxy in between, ours or the SDK pass-through)."""
+PASS = "SDK pass-through"
+PASSTHROUGH = Path(__file__).with_name("_passthrough.py")
 
 
 async def sequential_ms(client: Client, name: str, calls: int) -> list[float]:
@@ -122,15 +127,22 @@ def processes(config: Path) -> dict[str, dict[str, psutil.Process]]:
     gateway = descendants(lambda cmd: "gateway" in cmd and "serve" in cmd and str(config) in cmd)
     if len(gateway) != 1:
         raise RuntimeError(f"expected one gateway process, found {gateway}")
-    faulty = descendants(lambda cmd: any(part.endswith("faulty_server.py") for part in cmd))
+    relay = descendants(lambda cmd: any(part.endswith(PASSTHROUGH.name) for part in cmd))
+    if len(relay) != 1:
+        raise RuntimeError(f"expected one pass-through process, found {relay}")
+    faulty = descendants(lambda cmd: cmd[-1:] != [] and cmd[-1].endswith("faulty_server.py")
+                         and not any(part.endswith(PASSTHROUGH.name) for part in cmd))
     behind = {p.pid for p in gateway[0].children(recursive=True)}
-    direct_faulty = [p for p in faulty if p.pid not in behind]
+    relayed = {p.pid for p in relay[0].children(recursive=True)}
+    direct_faulty = [p for p in faulty if p.pid not in behind | relayed]
     proxied_faulty = [p for p in faulty if p.pid in behind]
-    if len(direct_faulty) != 1 or len(proxied_faulty) != 1:
+    relayed_faulty = [p for p in faulty if p.pid in relayed]
+    if len(direct_faulty) != 1 or len(proxied_faulty) != 1 or len(relayed_faulty) != 1:
         raise RuntimeError(f"expected one faulty server per path, found {faulty}")
     return {
         "direct": {"client": me, "faulty": direct_faulty[0]},
         "proxied": {"client": me, "gateway": gateway[0], "faulty": proxied_faulty[0]},
+        PASS: {"client": me, "gateway": relay[0], "faulty": relayed_faulty[0]},
     }
 
 
@@ -143,11 +155,13 @@ async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     config = servers_file(tmp / "servers.json", {"faulty": faulty_server()})
     gateway_cmd = gateway_command("serve", "--config", str(config), "--data-dir", str(tmp / "data"))
     direct_cmd = [sys.executable, *faulty_server()["args"]]
+    passthrough_cmd = [sys.executable, str(PASSTHROUGH), *direct_cmd]
     log = tmp / "stderr.log"
     out: dict[str, Any] = {}
-    async with stdio_session(direct_cmd, errlog=log) as direct, stdio_session(gateway_cmd, errlog=log) as gateway:
+    async with stdio_session(direct_cmd, errlog=log) as direct, stdio_session(gateway_cmd, errlog=log) as gateway, \
+            stdio_session(passthrough_cmd, errlog=log) as passthrough:
         out["first_proxied_call_ms"] = await wait_routed(gateway)
-        clients = {"direct": (direct, ECHO), "proxied": (gateway, PROXIED)}
+        clients = {"direct": (direct, ECHO), "proxied": (gateway, PROXIED), PASS: (passthrough, ECHO)}
         for client, name in clients.values():
             await sequential_ms(client, name, args.warmup)
         procs = processes(config)
@@ -224,8 +238,15 @@ def report(out: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
         k: {label: statistics.median(r[label] for r in runs) for label in runs[0] if label.endswith("_per_call")}
         for k, runs in out["throughput"].items()
     }
+    added_sdk = [
+        statistics.median(p) - statistics.median(d)
+        for d, p in zip(out["sequential"]["direct"], out["sequential"][PASS], strict=True)
+    ]
     summary = {
         "added_p50_ms": statistics.median(added),
+        "sdk_passthrough_added_p50_ms": statistics.median(added_sdk),
+        "ratio_p50_over_passthrough": seq["proxied"]["p50"] / seq[PASS]["p50"],
+        "rate_ratio_over_passthrough": rate["proxied"] / rate[PASS],
         "ratio_p50": seq["proxied"]["p50"] / seq["direct"]["p50"],
         "ratio_p95": seq["proxied"]["p95"] / seq["direct"]["p95"],
         "rate_ratio": rate["proxied"] / rate["direct"],
@@ -235,17 +256,21 @@ def report(out: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     print(f"sequential: {args.runs} runs x {args.calls} calls (after {args.warmup} warm-up), medians over runs, ms")
     rows = [[k, s["p50"], s["p95"], s["p99"], s["p95_max"]] for k, s in seq.items()]
     rows.append(["proxied/direct", summary["ratio_p50"], summary["ratio_p95"], "", ""])
+    rows.append([f"proxied/{PASS}", summary["ratio_p50_over_passthrough"], "", "", ""])
     print(table(["path", "P50", "P95", "P99", "worst P95"], rows))
-    print(f"added at P50: {summary['added_p50_ms']:.2f} ms (target <= {TARGET_ADDED_P50_MS:g} ms)")
+    print(f"added at P50: {summary['added_p50_ms']:.2f} ms by the gateway, "
+          f"{summary['sdk_passthrough_added_p50_ms']:.2f} ms by the {PASS} (target <= {TARGET_ADDED_P50_MS:g} ms)")
     print(f"\nthroughput: {args.concurrency} concurrent callers, {args.total} calls per run, {args.runs} runs, calls/s")
     rows = [[k, rate[k], min(v), max(v), *(f"{cpu[k].get(f'{p}_cpu_us_per_call', 0):.0f}" for p in PROCS)]
             for k, v in rates.items()]
     rows.append(["proxied/direct", summary["rate_ratio"], "", "", "", "", ""])
+    rows.append([f"proxied/{PASS}", summary["rate_ratio_over_passthrough"], "", "", "", "", ""])
     print(table(["path", "median", "min", "max", *(f"{p} CPU us/call" for p in PROCS)], rows))
     print(f"target: >= {TARGET_PROXIED_RATE:.0f} calls/s proxied")
     sdk = out["sdk_call_tool_p50_ms"]
     print(
-        f"\nSDK Client.call_tool P50: direct {sdk['direct']:.2f} ms, proxied {sdk['proxied']:.2f} ms "
+        f"\nSDK Client.call_tool P50: direct {sdk['direct']:.2f} ms, proxied {sdk['proxied']:.2f} ms, "
+        f"{PASS} {sdk[PASS]:.2f} ms "
         "(proxied names are not in the gateway's tools/list in search mode: the SDK re-lists on every call)"
     )
     print(f"first proxied call answered {out['first_proxied_call_ms']:.0f} ms after the handshake")
