@@ -62,11 +62,14 @@ def build_server(backend: GatewayBackend, relay: Relay, watchers: ListWatchers) 
         if backend.expose == "search":
             return types.ListToolsResult(tools=meta_tools)
         watchers.watch(ctx)
-        known = await backend.listed_tools()
         if backend.expose == "all":
+            known = await backend.listed_tools()
             shown = [known[tool_id] for tool_id in sorted(known)]
-        else:
-            shown = [known[tool_id] for tool_id in found.of(client_of(ctx)) if tool_id in known]
+        elif wanted := found.of(client_of(ctx)):
+            known = await backend.listed_tools()
+            shown = [known[tool_id] for tool_id in wanted if tool_id in known]
+        else:  # a client that found nothing yet (every client at its handshake): nothing to wait for at start
+            shown = []
         return types.ListToolsResult(tools=[*meta_tools, *_exposed(backend, shown)])
 
     async def call_tool(

@@ -12,12 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.abc
 import psutil
 import psycopg
 import pytest
 from mcp import Client, StdioServerParameters, types
 from mcp.shared.exceptions import MCPError
 
+from gateway.runtime.core import LIST_WAIT_S
 from tests.downstream.test_elicit import NO_ONE_TO_ASK
 from tests.e2e.support import (
     ROOT,
@@ -337,6 +339,29 @@ async def test_an_unreachable_database_leaves_the_gateway_up_saying_why_and_stil
     assert not searched.is_error
     assert "the tool index has not been opened" in (searched.structured_content or {})["warnings"][0]
     assert (searched.structured_content or {})["results"][0]["tool_id"] == "time:get_current_time"
+
+
+async def test_tools_list_is_answered_while_the_database_does_not_answer_yet(tmp_path: Path) -> None:
+    """A client lists tools right after its handshake; a client that found nothing yet must not wait for the index
+    (before, tools/list waited up to LIST_WAIT_S for the database and the model)."""
+    config = servers_file(tmp_path)
+    async with await anyio.create_tcp_listener(local_host="127.0.0.1") as silent:  # accepts, never answers
+        port = silent.extra(anyio.abc.SocketAttribute.local_port)
+        hanging = f"postgresql://nobody@127.0.0.1:{port}/nothing?connect_timeout=30"
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(silent.serve, _hold_open)
+            async with gateway_client(config, "--database-url", hanging, settle=False) as client:
+                with anyio.fail_after(LIST_WAIT_S - 1):
+                    names = {t.name for t in (await client.list_tools()).tools}
+                searched = await client.call_tool("search_tools", {"query": "current time in a timezone"})
+            tg.cancel_scope.cancel()
+    assert names == {"search_tools", "call_tool", "execute_dag", "workflow", "cap_list", "cap_rename", "cap_merge"}
+    assert searched.is_error or "warnings" in (searched.structured_content or {})  # and search says it is not ready
+
+
+async def _hold_open(stream: anyio.abc.SocketStream) -> None:
+    async with stream:
+        await anyio.sleep_forever()
 
 
 async def test_a_downstream_servers_question_reaches_the_user_and_its_answer_comes_back(
