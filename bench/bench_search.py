@@ -61,6 +61,7 @@ from gateway.db.embedded import DATABASE, EmbeddedPostgres
 from gateway.db.queries import query as named_query
 from gateway.embed import OnnxEmbedder, load_embedder
 from gateway.models import ToolDef
+from gateway.server.meta import search_payload
 from gateway.services import SearchService
 
 SIZES = (500, 4000, 10_000)
@@ -222,7 +223,7 @@ async def loaded(
     """`db` holding `tools`, and a warmed search service over it (its word index built from `tools`, as the
     gateway builds it from the listed tools) with its own (still cold for our queries) LRU."""
     timings = await load(db.tools, tools, vectors, embedder.model_id)
-    service = SearchService(index=db.tools, embedder=embedder, limiter=limiter)
+    service = SearchService(index=db.tools, embedder=embedder, limiter=limiter, memory=db.memory)  # as the gateway
     await service.set_tools(tool_defs(tools))
     for text in warm:
         await service.search(text, limit=LIMIT)
@@ -275,6 +276,58 @@ async def search_round(sized: Sized, batch: list[str], vectors: dict[str, Any], 
         await sized.rounds.run(TASK, tasks, task)
     await sized.rounds.run("index only", batch, index)
     await sized.rounds.run("index only, one server", batch, filtered)
+
+
+STAGES = ("embed", "words", "memory of past intents (round trip)", "meaning pools", "ranking", "rendering")
+
+
+async def stage_round(sized: Sized, batch: list[str]) -> dict[str, list[float]]:
+    """Where one search's time goes: the service's own steps timed by wrapping them (on queries whose embedding is
+    not cached yet), then the answer rendered as the meta-tool renders it. Ms per search, per stage."""
+    service = sized.service
+    spent: dict[str, float] = defaultdict(float)
+
+    def timed(stage: str, fn: Callable[..., Any], *, awaited: bool) -> Callable[..., Any]:
+        if awaited:
+            async def wrapper(*args: Any, **kwargs: Any) -> Any:
+                began = time.perf_counter()
+                try:
+                    return await fn(*args, **kwargs)
+                finally:
+                    spent[stage] += timed_ms(began)
+            return wrapper
+
+        def plain(*args: Any, **kwargs: Any) -> Any:
+            began = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent[stage] += timed_ms(began)
+        return plain
+
+    originals = {name: getattr(service, name) for name in ("_embed_query", "_words", "_recall", "_pool", "_rank")}
+    service._embed_query = timed("embed", originals["_embed_query"], awaited=True)  # type: ignore[method-assign]
+    service._words = timed("words", originals["_words"], awaited=False)  # type: ignore[method-assign]
+    service._recall = timed(STAGES[2], originals["_recall"], awaited=True)  # type: ignore[method-assign]
+    service._pool = timed("meaning pools", originals["_pool"], awaited=True)  # type: ignore[method-assign]
+    service._rank = timed("ranking", originals["_rank"], awaited=False)  # type: ignore[method-assign]
+    per_search: dict[str, list[float]] = {stage: [] for stage in (*STAGES, "total")}
+    try:
+        for text in batch:
+            spent.clear()
+            began = time.perf_counter()
+            result = await service.search(f"{text} (stages)", limit=LIMIT)
+            rendered = time.perf_counter()
+            search_payload(result, {h.tool_id: h.tool_id for h in result.hits})
+            spent["rendering"] += timed_ms(rendered)
+            total = timed_ms(began)
+            for stage in STAGES:
+                per_search[stage].append(spent.get(stage, 0.0))
+            per_search["total"].append(total)
+    finally:
+        for name, fn in originals.items():
+            setattr(service, name, fn)
+    return per_search
 
 
 def hit_rate(hits: list[list[str]], texts: list[str], relevant: dict[str, list[str]], present: set[str]) -> float:
@@ -357,6 +410,8 @@ async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             if gateway is not None:
                 await stdio_round(stdio_rounds, gateway, batch)
             print(f"  round {run + 1}/{len(batches)} done", flush=True)
+        stages = await stage_round(sized[max(args.sizes)], measured[: args.per_run])
+        out["stages_ms"] = {stage: spread(samples) for stage, samples in stages.items()}
         for size, entry in sized.items():
             out.setdefault("sizes", {})[size] = {
                 "load": entry.load, "latency_ms": entry.rounds.summary(),
@@ -413,6 +468,11 @@ def report(out: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
         lengths.append((f"over stdio, search at {out['stdio']['size']} tools", out["stdio"]["by_length_ms"]))
     rows = [[where, group, s["p50"], s["p95"], s["n"]] for where, split in lengths for group, s in split.items()]
     print("by query length (samples pooled over rounds), ms\n" + table(["path", "query", "P50", "P95", "n"], rows))
+    stages = out["stages_ms"]
+    rows = [[stage, s["p50"], s["p95"]] for stage, s in stages.items()]
+    print(f"where a search's time goes at {max(out['sizes'])} tools (ms per search, {stages['total']['n']:.0f} "
+          "searches; the pools and the memory are each a sum over the search)\n"
+          + table(["stage", "P50", "P95"], rows))
     by_length = top["search_by_length_ms"]
     if TASK in by_length and SHORT in by_length:
         ratios["task_p95_over_short_p95"] = by_length[TASK]["p95"] / by_length[SHORT]["p95"]
