@@ -42,7 +42,11 @@ SERVER_KEYS = frozenset(
     {"command", "args", "env", "cwd", "disabled", "type", "callTimeoutMs", "maxResultBytes", "url", "headers"}
 )
 HTTP_TYPES = ("http", "streamable-http", "streamable_http")
-_GATEWAY_KEYS = frozenset({"mcpServers", "expose", "approval", "callTimeoutMs", "maxResultBytes"})
+_GATEWAY_KEYS = frozenset({"mcpServers", "expose", "approval", "callTimeoutMs", "maxResultBytes", "code"})
+_CODE_KEYS = {
+    "timeoutMs": "timeout_ms", "maxMemoryBytes": "max_memory_bytes", "maxOutputBytes": "max_output_bytes",
+    "maxToolCalls": "max_tool_calls", "maxRecursionDepth": "max_recursion_depth",
+}
 DEFAULT_MAX_RESULT_BYTES = 4 * 1024 * 1024
 """The largest message a downstream server may send (a tools/call result, mostly); larger ones are refused."""
 _EXPOSE_VALUES = ("found", "search", "all")
@@ -90,6 +94,19 @@ def _secret_values(*, env: Mapping[str, str], headers: Mapping[str, str], writte
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CodeLimits:
+    """What one `execute_code` run may use (the servers file's ``code`` object; a call's ``timeout_ms`` may lower
+    the time, never raise it)."""
+
+    timeout_ms: int = 30_000
+    max_memory_bytes: int = 64 * 1024 * 1024
+    max_output_bytes: int = 1024 * 1024
+    """What the code prints plus what it returns, each."""
+    max_tool_calls: int = 200
+    max_recursion_depth: int = 200
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class GatewayConfig:
     """The servers file, validated."""
 
@@ -98,6 +115,7 @@ class GatewayConfig:
     """Which downstream tools `tools/list` shows beside the meta-tools: those a session's searches found
     (``found``), none (``search``), or every one (``all``)."""
     approval: frozenset[str] = frozenset()
+    code: CodeLimits = CodeLimits()
     source: Path | None = None
 
     @property
@@ -133,8 +151,25 @@ def load_config(
         servers=servers,
         expose=_expose(path, document.get("expose", "found")),
         approval=_approval(path, document.get("approval", [])),
+        code=_code_limits(path, document.get("code", {})),
         source=path,
     )
+
+
+def _code_limits(path: Path, doc: Any) -> CodeLimits:
+    """The ``code`` object: each key a positive integer (milliseconds, bytes or a count)."""
+    if not isinstance(doc, dict):
+        raise ConfigError(f'{path}: "code" must be an object of limits, got {_kind(doc)}')
+    unknown = sorted(set(doc) - set(_CODE_KEYS))
+    if unknown:
+        raise ConfigError(f'{path}: "code" has unknown keys {", ".join(unknown)}; expected some of '
+                          f'{", ".join(_CODE_KEYS)}')
+    values: dict[str, int] = {}
+    for key, value in doc.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f'{path}: "code.{key}" must be a positive integer, got {json.dumps(value)}')
+        values[_CODE_KEYS[key]] = value
+    return CodeLimits(**values)
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -15,6 +15,8 @@ onnxruntime, OSError) are translated at one boundary each with ``raise ... from 
     │   ├── DataDirLockedError another gateway owns the embedded data directory
     │   └── MigrationError     a migration failed; nothing of it was applied
     ├── EmbeddingError         the ONNX model or tokenizer cannot be loaded or run
+    ├── CodeError              `execute_code`: the client's code failed in the sandbox (`kind`: its exception)
+    │   └── CodeLimitError     the code hit a limit (`limit`: timeout_ms, memory, output, tool_calls, ...)
     └── DownstreamError        a downstream MCP server failed; names the server
         ├── ServerUnavailableError  not running (starting, failed, disabled, restarting)
         ├── ServerCrashedError      the connection died during the call
@@ -130,6 +132,23 @@ class MigrationError(DatabaseError):
 
 class EmbeddingError(GatewayError):
     """The embedding model cannot be loaded or run."""
+
+
+class CodeError(GatewayError):
+    """The client's code failed inside the sandbox: `kind` is the sandbox exception's type (``NameError``,
+    ``SyntaxError``, ...), the message its text and line."""
+
+    def __init__(self, message: str, *, kind: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class CodeLimitError(CodeError):
+    """The code was stopped by one of its limits, named in `limit` as the setting that sets it."""
+
+    def __init__(self, message: str, *, limit: str) -> None:
+        super().__init__(message, kind="LimitExceeded")
+        self.limit = limit
 
 
 class DownstreamError(GatewayError):

@@ -185,3 +185,17 @@ def test_an_entry_running_this_gateway_is_recognised_by_its_windows_executable_t
     path = write(tmp_path, {"mcpServers": {
         "pml": {"command": "C:\\venv\\Scripts\\pml-gateway.exe", "args": ["serve"]}, "time": {"command": "t"}}})
     assert [s.name for s in load_config(path, {}).servers] == ["time"]
+
+
+def test_code_limits_have_defaults_and_each_key_is_checked(tmp_path: Path) -> None:
+    base: dict[str, Any] = {"mcpServers": {}}
+    defaults = load_config(write(tmp_path, base), {}).code
+    assert defaults.timeout_ms == 30_000 and defaults.max_tool_calls == 200
+    set_ = load_config(write(tmp_path, {**base, "code": {"timeoutMs": 5000, "maxMemoryBytes": 1 << 20}}), {}).code
+    assert set_.timeout_ms == 5000 and set_.max_memory_bytes == 1 << 20 and set_.max_output_bytes == 1 << 20
+    with pytest.raises(ConfigError, match=r'"code\.maxToolCalls" must be a positive integer, got 0'):
+        load_config(write(tmp_path, {**base, "code": {"maxToolCalls": 0}}), {})
+    with pytest.raises(ConfigError, match='"code" has unknown keys memory; expected some of timeoutMs'):
+        load_config(write(tmp_path, {**base, "code": {"memory": 1}}), {})
+    with pytest.raises(ConfigError, match='"code" must be an object of limits, got list'):
+        load_config(write(tmp_path, {**base, "code": []}), {})

@@ -49,11 +49,16 @@ class Dag:
     tasks: tuple[Task, ...]
     intent: str | None = None
     options: DagOptions = field(default_factory=DagOptions)
+    observed: order.Layers | None = None
+    """The layers as the calls were seen to run (a code run's trace: calls that overlapped share a layer), when
+    they were not planned; they agree with `depends_on` (a dependency always sits in an earlier layer)."""
 
     @cached_property
     def layers(self) -> order.Layers:
         """Topological layers: layer 0 holds the tasks without dependencies, a task sits one layer above
-        its deepest dependency, and ids within a layer keep submission order."""
+        its deepest dependency, and ids within a layer keep submission order (or the `observed` layers)."""
+        if self.observed is not None:
+            return self.observed
         return order.layers([t.id for t in self.tasks], {t.id: t.depends_on for t in self.tasks})
 
     def task(self, task_id: str) -> Task:

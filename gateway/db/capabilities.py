@@ -64,11 +64,14 @@ class CapabilityStore:
         A first successful run creates the pattern and its capability ``namespace:action``, or, when another
         capability has or had that name, ``namespace:<the first free one of alternatives>`` (`InvalidRequestError`
         when none is free). A successful run keeps its intent (`embedding`, under `intent_key`, by default one per
-        pattern: the same key again counts that intent again)."""
+        pattern: the same key again counts that intent again). A capability learned from code has the `document`
+        ``{"code": <normal form>, "code_hash": <its hash>}``."""
         params = {
-            "pattern_hash": pattern_hash, "dag_structure": Jsonb(_dag_structure(document, tools)),
+            "pattern_hash": pattern_hash,
+            "dag_structure": Jsonb(_dag_structure(document, tools, kind=_kind(document))),
             "embedding": _vector(embedding), "parameters_schema": _json(parameters_schema),
             "cacheable": cacheable, "successes": int(success), "ms": duration_ms,
+            "code": document.get("code"), "code_hash": document.get("code_hash"),
         }
         name = {"org": org, "project": project, "namespace": namespace, "action": action,
                 "hash": pattern_hash[:FQDN_HASH_CHARS]}
@@ -176,7 +179,7 @@ class CapabilityStore:
                 kept = source if prefer_source_code or source.created_at > target.created_at else target
                 await conn.execute(named_query("redefine_pattern"), {
                     "pattern_id": target.pattern_id, "pattern_hash": kept.pattern_hash,
-                    "dag_structure": Jsonb(_dag_structure(kept.document, kept.tools)),
+                    "dag_structure": Jsonb(_dag_structure(kept.document, kept.tools, kind=_kind(kept.document))),
                     "parameters_schema": _json(kept.parameters_schema)})
                 await conn.execute(named_query("touch_record"), {"id": target_id})
                 await conn.execute(named_query("invalidate_cache"), {"id": target_id})
@@ -274,8 +277,12 @@ def _hit(*, similarity: float, **fields: Any) -> tuple[Capability, float]:
     return Capability(**fields), float(similarity)
 
 
-def _dag_structure(document: JsonObject, tools: Sequence[str]) -> JsonObject:
-    return {"type": "dag", "document": document, "tools_used": list(tools)}
+def _kind(document: JsonObject) -> str:
+    return "code_execution" if "code" in document else "dag"
+
+
+def _dag_structure(document: JsonObject, tools: Sequence[str], kind: str = "dag") -> JsonObject:
+    return {"type": kind, "document": document, "tools_used": list(tools)}
 
 
 def _vector(embedding: Vector) -> np.ndarray[Any, np.dtype[np.float32]]:

@@ -99,6 +99,27 @@ class WorkflowStore:
         async with translated(f"recording the run of workflow {workflow_id!r}"), self._pool.connection() as conn:
             await conn.execute(named_query("insert_execution"), params)
 
+    async def record_code_run(
+        self, *, workflow_id: str, intent: str | None, structure: JsonObject, success: bool, execution_time_ms: int,
+        error: str | None, code: str, code_hash: str, owner: str | None,
+    ) -> None:
+        """Record one `execute_code` run: its program, the hash of its normal form, and its trace (`structure`)."""
+        params = {
+            "workflow_id": workflow_id, "intent": intent, "dag": Jsonb(structure), "success": success,
+            "execution_time_ms": execution_time_ms, "error": error, "code": code, "code_hash": code_hash,
+            "owner": owner,
+        }
+        async with translated(f"recording the code run {workflow_id!r}"), self._pool.connection() as conn:
+            await conn.execute(named_query("insert_code_execution"), params)
+
+    async def code_successes(self, code_hash: str, *, owner: str | None) -> int:
+        """How many runs of the program `code_hash` by `owner` succeeded."""
+        async with translated("counting the runs of a program"), self._pool.connection() as conn:
+            cursor = conn.cursor(row_factory=scalar_row)
+            count = await (await cursor.execute(named_query("code_successes"),
+                                                {"code_hash": code_hash, "owner": owner})).fetchone()
+        return int(count or 0)
+
     async def execution_count(self, workflow_id: str | None = None) -> int:
         """How many runs were recorded, of `workflow_id` or of every workflow."""
         async with translated("counting workflow runs"), self._pool.connection() as conn:

@@ -30,6 +30,7 @@ from gateway.runtime.services import Services, Shared
 from gateway.services import SearchResult
 from gateway.services.backlog import Backlog
 from gateway.services.capabilities import CapabilityMatch, CapabilityService, labelled_view
+from gateway.services.code import CodeOutcome
 from gateway.services.suggest import Suggestion
 from gateway.services.telemetry import CALL_LATENCY, RESTARTS, STATE_CHANGES, Telemetry
 from gateway.settings import Settings
@@ -128,6 +129,11 @@ class Runtime:
                           progress: Progress | None = None, cancelled: Cancelled | None = None) -> WorkflowState:
         workflows = (await self.services()).workflows
         return await workflows.execute(document, owner=owner, progress=progress, cancelled=cancelled)
+
+    async def execute_code(self, code: str, *, intent: str | None, timeout_ms: int | None,
+                           owner: str | None) -> CodeOutcome:
+        code_mode = (await self.services()).code
+        return await code_mode.execute(code, intent=intent, timeout_ms=timeout_ms, owner=owner)
 
     async def control_workflow(
         self, workflow_id: str, action: str, *, approved: bool | None, tasks: Any, owner: str | None = None,

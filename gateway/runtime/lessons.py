@@ -8,8 +8,11 @@ does not change with the name the caller used: their graph node for the graph, t
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
+from gateway.capabilities.code import NormalCode
 from gateway.catalog import ToolCatalog
-from gateway.dag.state import WorkflowState
+from gateway.dag.state import RunStatus, WorkflowState
 from gateway.db.capabilities import node_id
 from gateway.services.backlog import Backlog
 from gateway.services.capabilities import CapabilityService
@@ -23,7 +26,9 @@ class Lessons:
     """Learn from one finished workflow (the workflow service's `on_finished`)."""
 
     def __init__(self, *, learning: LearningService, planner: Planner, capabilities: CapabilityService,
-                 calls: CapabilityCalls, catalog: ToolCatalog, backlog: Backlog, telemetry: Telemetry) -> None:
+                 calls: CapabilityCalls, catalog: ToolCatalog, backlog: Backlog, telemetry: Telemetry,
+                 successes: Callable[[str, str | None], Awaitable[int]]) -> None:
+        """`successes(code_hash, owner)`: how many runs of a program's normal form succeeded (this one included)."""
         self._learning = learning
         self._planner = planner
         self._capabilities = capabilities
@@ -31,17 +36,33 @@ class Lessons:
         self._catalog = catalog
         self._backlog = backlog
         self._telemetry = telemetry
+        self._successes = successes
 
     async def __call__(self, state: WorkflowState) -> None:
+        await self._common(state)
+        as_capability = self._calls.with_stable_names(state, lambda row: str(row.id))
+        known, capabilities = self._catalog.known, self._capabilities
+        await self._backlog.attempt(f"registering workflow {state.workflow_id} as a capability",
+                                    lambda: capabilities.register(as_capability, known))
+
+    async def code(self, state: WorkflowState, normal: NormalCode | None) -> None:
+        """What a code run teaches: the same as a workflow's (its trace is one), and, for a program that ran well
+        (`normal`: its normal form) often enough, a capability that runs it."""
+        await self._common(state)
+        if normal is None or state.status is not RunStatus.COMPLETED:
+            return
+        successes = await self._successes(normal.hash, state.owner)
+        as_capability = self._calls.with_stable_names(state, lambda row: str(row.id))
+        known, capabilities = self._catalog.known, self._capabilities
+        await self._backlog.attempt(f"registering the program of {state.workflow_id} as a capability",
+                                    lambda: capabilities.register_code(as_capability, normal, successes, known))
+
+    async def _common(self, state: WorkflowState) -> None:
         self._telemetry.count(WORKFLOWS, status=state.status.value)
         self._telemetry.observe(WORKFLOW_WALL, state.wall_ms, status=state.status.value)
-        learning, capabilities, backlog = self._learning, self._capabilities, self._backlog
+        learning, backlog = self._learning, self._backlog
         named = self._calls.with_stable_names(state, lambda row: node_id(row.id))
         await backlog.attempt(f"learning the graph from workflow {state.workflow_id}", lambda: learning.record(named))
         await backlog.attempt(f"remembering the intent of workflow {state.workflow_id}",
                               lambda: learning.remember(named))
         await self._planner.observe(state)  # keeps its thresholds in memory when the database is away
-        as_capability = self._calls.with_stable_names(state, lambda row: str(row.id))
-        known = self._catalog.known
-        await backlog.attempt(f"registering workflow {state.workflow_id} as a capability",
-                              lambda: capabilities.register(as_capability, known))

@@ -11,12 +11,14 @@ import functools
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import anyio
 import anyio.abc
 
 from gateway.catalog import ToolCatalog
 from gateway.config import GatewayConfig
+from gateway.dag import Task
 from gateway.dag.executor import Executor
 from gateway.dag.state import TaskResult, WorkflowState
 from gateway.db import Database
@@ -29,10 +31,13 @@ from gateway.ports import Embedder
 from gateway.runtime.calls import DagCalls
 from gateway.runtime.jobs import Pruner
 from gateway.runtime.lessons import Lessons
+from gateway.sandbox import MontySandbox
 from gateway.services import Indexer, SearchService
 from gateway.services.auth import Authenticator, RateLimiter
 from gateway.services.backlog import Backlog
 from gateway.services.capabilities import CapabilityService
+from gateway.services.capability_calls import acting_user
+from gateway.services.code import CodeService, Tooling
 from gateway.services.learning import LearningService
 from gateway.services.planner import Planner
 from gateway.services.sessions import SessionOwners
@@ -71,6 +76,7 @@ class Services:
     capabilities: CapabilityService
     calls: DagCalls
     workflows: WorkflowService
+    code: CodeService
     sessions: SessionOwners
     auth: Authenticator
     limits: RateLimiter
@@ -114,15 +120,17 @@ async def open_services(db: Database, embedder: Embedder, shared: Shared, tg: an
     calls = DagCalls(supervisor=shared.supervisor, catalog=catalog, telemetry=shared.telemetry,
                      approval=shared.config.approval, capabilities=db.capabilities)
     lessons = Lessons(learning=learning, planner=planner, capabilities=capabilities, calls=calls.capabilities,
-                      catalog=catalog, backlog=shared.backlog, telemetry=shared.telemetry)
+                      catalog=catalog, backlog=shared.backlog, telemetry=shared.telemetry,
+                      successes=lambda code_hash, owner: db.workflows.code_successes(code_hash, owner=owner))
     workflows = WorkflowService(store=db.workflows, executor=_executor(db, calls, shared.backlog),
                                 schemas=calls.schemas, task_group=tg, on_finished=lessons,
                                 resolve=calls.capabilities.schemas_for, backlog=shared.backlog)
+    code = await _code_mode(db, calls, search, lessons, workflows, shared, tg)
     settings = shared.settings
     return Services(
         db=db, embedder=embedder, indexer=Indexer(index=db.tools, embedder=embedder, limiter=limiter),
         search=search, learning=learning, planner=planner, capabilities=capabilities, calls=calls,
-        workflows=workflows, sessions=SessionOwners(db.users), auth=Authenticator(db.users),
+        workflows=workflows, code=code, sessions=SessionOwners(db.users), auth=Authenticator(db.users),
         limits=RateLimiter(db.users, limit=settings.rate_limit, window_s=settings.rate_window_s), tg=tg,
     )
 
@@ -135,6 +143,25 @@ async def start_background(services: Services, shared: Shared) -> None:
     await tg.start(Pruner(services.db.retention).run)
     for server, tools in shared.catalog.listings().items():
         tg.start_soon(services.sync, server, tools, shared)
+
+
+async def _code_mode(db: Database, calls: DagCalls, search: SearchService, lessons: Lessons,
+                     workflows: WorkflowService, shared: Shared, tg: anyio.abc.TaskGroup) -> CodeService:
+    """`execute_code` over a sandbox started in `tg`; programs learned as capabilities run through it too."""
+    sandbox = MontySandbox()
+    await tg.start(sandbox.run)
+
+    async def find(query: str, limit: int) -> list[dict[str, Any]]:
+        found = await search.search(query, limit=limit, user=acting_user.get())
+        return [{"tool_id": h.tool_id, "description": h.description, "input_schema": h.input_schema,
+                 "score": round(h.score, 4)} for h in found.hits]
+
+    tooling = Tooling(call=calls.call, schema_of=calls.schema_of, search=find,
+                      needs_approval=lambda tool: calls.needs_approval(Task(id="call", tool=tool)))
+    code = CodeService(sandbox=sandbox, tooling=tooling, store=db.workflows, backlog=shared.backlog,
+                       limits=shared.config.code, teach=workflows.teach, learn=lessons.code)
+    calls.capabilities.run_program = code.run_program
+    return code
 
 
 def _executor(db: Database, calls: DagCalls, backlog: Backlog) -> Executor:

@@ -12,6 +12,7 @@ from gateway.dag.state import WorkflowState
 from gateway.models import ToolDef
 from gateway.ports import Ask, Cancelled, Progress
 from gateway.services.capabilities import CapabilityMatch, CapabilityService
+from gateway.services.code import CodeOutcome
 from gateway.services.search import SearchResult
 from gateway.services.suggest import Suggestion
 
@@ -49,6 +50,11 @@ class GatewayBackend(Protocol):
                           progress: Progress | None = None, cancelled: Cancelled | None = None) -> WorkflowState:
         """Run a workflow, telling `progress` (when the client asked for it) of each task's end; one the client
         cancels (`cancelled()` true once the call is cancelled) ends aborted."""
+        ...
+
+    async def execute_code(self, code: str, *, intent: str | None, timeout_ms: int | None,
+                           owner: str | None) -> CodeOutcome:
+        """Run a program in the sandbox against the tools, for `owner` (the HTTP user; None on stdio)."""
         ...
 
     async def control_workflow(

@@ -27,6 +27,7 @@ from gateway.errors import DatabaseInputError, GatewayError, ServerUnavailableEr
 from gateway.models import ServerState, ToolDef
 from gateway.server import calls, meta
 from gateway.server import capability_tools as caps
+from gateway.server import code_tools as code
 from gateway.server import workflow_tools as wf
 from gateway.server.backend import GatewayBackend
 from gateway.server.exposure import FoundTools, ListWatchers, client_of, worth_listing
@@ -52,6 +53,8 @@ def build_server(backend: GatewayBackend, relay: Relay, watchers: ListWatchers) 
         types.Tool(name=meta.CALL_TOOL, description=meta.CALL_TOOL_DESCRIPTION, input_schema=meta.CALL_TOOL_SCHEMA),
         types.Tool(name=wf.EXECUTE_DAG, description=wf.EXECUTE_DAG_DESCRIPTION, input_schema=wf.EXECUTE_DAG_SCHEMA),
         types.Tool(name=wf.WORKFLOW, description=wf.WORKFLOW_DESCRIPTION, input_schema=wf.WORKFLOW_SCHEMA),
+        types.Tool(name=code.EXECUTE_CODE, description=code.EXECUTE_CODE_DESCRIPTION,
+                   input_schema=code.EXECUTE_CODE_SCHEMA),
         *caps.TOOLS,
     ]
     found = FoundTools()
@@ -88,6 +91,8 @@ def build_server(backend: GatewayBackend, relay: Relay, watchers: ListWatchers) 
         if params.name == wf.WORKFLOW:
             went = await _guarded(backend, wf.control(backend, params.arguments, progress, calls.client_cancelled(ctx)))
             return _withheld(backend, went)
+        if params.name == code.EXECUTE_CODE:
+            return _withheld(backend, await _guarded(backend, code.execute(backend, params.arguments)))
         if params.name in (caps.CAP_LIST, caps.CAP_RENAME, caps.CAP_MERGE):
             return await _guarded(backend, _capabilities(backend, params.name, params.arguments))
         route = backend.names.resolve(params.name) or await backend.resolve(params.name)

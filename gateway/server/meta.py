@@ -32,6 +32,8 @@ INSTRUCTIONS = (
     "execute_dag {tasks: [{id, tool: tool_id, arguments, depends_on}]}: an argument \"$OUTPUT[id]\" (or "
     "\"$OUTPUT[id].field\") receives task id's output, independent tasks run in parallel, and steps that "
     "change things may pause for approval (continue with the workflow tool). "
+    "4. Compute: when tool results are large or need filtering, execute_code {code} runs Python next to the tools "
+    "(`await call(tool_id, {args})` inside) and returns only what the code returns. "
     "Learned capabilities (kind \"capability\" in search results) are called the same way."
 )
 INSTRUCTIONS_FOUND = INSTRUCTIONS + (

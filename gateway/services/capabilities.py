@@ -31,6 +31,7 @@ from gateway.capabilities import (
     document_hash,
     glob_to_like,
 )
+from gateway.capabilities.code import NormalCode
 from gateway.capabilities.naming import generated_action, generated_actions, generated_namespace
 from gateway.dag.state import RunStatus, WorkflowState
 from gateway.errors import InvalidRequestError
@@ -48,6 +49,8 @@ MATCH_POOL = 20
 MIN_TOOL_CALLS = 3
 """Calls of a tool before its own success rate counts in a capability's reliability."""
 _NESTING = 3
+CODE_PROMOTE_AFTER = 2
+"""Successful runs of one program's normal form (other literals allowed) before it becomes a capability."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +131,34 @@ class CapabilityService:
         )
         if row is not None and row.usage_count == 1:
             contains = [(row.node_id, tool, "contains") for tool in canonical.tools]
+            await self._edges.record_run(edges=contains, tools=(), promote_after=PROMOTE_AFTER,
+                                         weights=dict(EDGE_TYPE_WEIGHT), factors=dict(SOURCE_FACTOR))
+        return row
+
+    async def register_code(self, state: WorkflowState, normal: NormalCode, successes: int,
+                            tools: Mapping[str, ToolDef]) -> Capability | None:
+        """Count a successful run of a program (`state` its trace) whose normal form has `successes` successful
+        runs so far; from the second on, the program is a capability that runs its normal form."""
+        if successes < CODE_PROMOTE_AFTER or state.status is not RunStatus.COMPLETED or not state.dag.tasks:
+            return None
+        used = sorted({t.tool for t in state.dag.tasks})
+        text = " ".join((state.dag.intent or "").split()) or " | ".join(
+            tools[t].embed_text for t in used if t in tools)
+        vector = (await anyio.to_thread.run_sync(self._embedder.embed, [text or "program"], limiter=self._limiter))[0]
+        pattern_hash = _owned_hash(document_hash({"code_hash": normal.hash}), state.owner)
+        named = [await self._tool_name(t.tool) for t in state.dag.tasks]
+        action = generated_action(state.dag.intent, named, literals=normal.defaults.values())
+        actions = generated_actions(action, pattern_hash)
+        namespace = generated_namespace(named)
+        actions = [a for a in actions[:-1] if display_name(namespace, a) not in tools] + actions[-1:]
+        row = await self._store.record(
+            pattern_hash=pattern_hash, document={"code": normal.code, "code_hash": normal.hash}, tools=used,
+            parameters_schema=normal.parameters_schema, embedding=vector, success=True, duration_ms=state.wall_ms,
+            namespace=namespace, action=actions[0], alternatives=actions[1:], cacheable=False,
+            intent_key=hashlib.sha256(text.encode()).hexdigest()[:32], created_by=state.owner or LOCAL_USER,
+        )
+        if row is not None and row.usage_count == 1:
+            contains = [(row.node_id, tool, "contains") for tool in used]
             await self._edges.record_run(edges=contains, tools=(), promote_after=PROMOTE_AFTER,
                                          weights=dict(EDGE_TYPE_WEIGHT), factors=dict(SOURCE_FACTOR))
         return row

@@ -59,6 +59,7 @@ class CallStore(Protocol):
 
 
 RunDag = Callable[[Dag], Awaitable[WorkflowState]]
+RunProgram = Callable[[str, Mapping[str, Any], float], Awaitable[ToolOutput]]
 
 
 class CapabilityCalls:
@@ -70,6 +71,8 @@ class CapabilityCalls:
     """
 
     def __init__(self, *, store: CallStore, schemas: Callable[[], Mapping[str, Any]], run_dag: RunDag) -> None:
+        self.run_program: RunProgram | None = None
+        """Runs a program learned as a capability (set once code mode is wired; None: such capabilities fail)."""
         self._store = store
         self._schemas = schemas
         self._run_dag = run_dag
@@ -120,6 +123,8 @@ class CapabilityCalls:
         return output
 
     async def _run(self, row: Capability, arguments: Mapping[str, Any], timeout_s: float) -> ToolOutput:
+        if "code" in row.document:
+            return await self._program(row, arguments, timeout_s)
         try:
             dag = await self._sub_dag(row, arguments, timeout_s)
         except (ValueError, DagValidationError) as exc:
@@ -130,6 +135,23 @@ class CapabilityCalls:
         finally:
             _depth.reset(token)
         return _answer(row, state)
+
+    async def _program(self, row: Capability, arguments: Mapping[str, Any], timeout_s: float) -> ToolOutput:
+        """A capability learned from code: its normal form run in the sandbox with the parameters as inputs (the
+        observed values fill those not given)."""
+        if self.run_program is None:
+            return _error(f"capability {row.display_name} runs code, and code mode is not available here")
+        properties = (row.parameters_schema or {}).get("properties") or {}
+        unknown = sorted(set(arguments) - set(properties))
+        if unknown:
+            return _error(f"capability {row.display_name} has no parameter(s) {', '.join(unknown)}; expected some "
+                          f"of {', '.join(properties) or 'none'}")
+        inputs = {name: arguments.get(name, spec.get("default")) for name, spec in properties.items()}
+        token = _depth.set(_depth.get() + 1)
+        try:
+            return await self.run_program(str(row.document["code"]), inputs, timeout_s)
+        finally:
+            _depth.reset(token)
 
     async def _sub_dag(self, row: Capability, arguments: Mapping[str, Any], timeout_s: float) -> Dag:
         document = instantiate(row.document, arguments, parameters_schema=row.parameters_schema)

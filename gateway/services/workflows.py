@@ -201,6 +201,11 @@ class WorkflowService:
         else:
             await self._backlog.attempt(what, write)
 
+    def teach(self, name: str, lesson: Callable[[], Awaitable[None]]) -> None:
+        """Learn `lesson` (of a run that is not a workflow here: a code run) in the background, counted by
+        `learned` like a workflow's."""
+        self._lessons.start(self._tg, name, lesson)
+
     async def learned(self, timeout_s: float) -> list[str]:
         """Wait at most `timeout_s` until what the finished workflows teach is learned; the ids of the workflows
         whose lessons are still being learned."""

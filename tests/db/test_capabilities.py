@@ -224,6 +224,8 @@ async def test_migrating_an_older_database_marks_the_capabilities_a_user_renamed
         if int(path.name[:4]) < 12:
             shutil.copy(path, older)
     await migrate(database_url, older)
+    # today's store also writes the program columns of 0015 (which adds them only if they are missing)
+    rows(database_url, "ALTER TABLE workflow_pattern ADD COLUMN code_snippet TEXT, ADD COLUMN code_hash TEXT")
     pool = await open_pool(database_url, max_size=1)
     try:
         store = CapabilityStore(pool)

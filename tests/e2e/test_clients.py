@@ -15,7 +15,9 @@ from tests.e2e.test_http import base_url, http_gateway, mcp_client, new_key
 
 pytestmark = pytest.mark.anyio
 
-META_TOOLS = ["search_tools", "call_tool", "execute_dag", "workflow", "cap_list", "cap_rename", "cap_merge"]
+META_TOOLS = [
+    "search_tools", "call_tool", "execute_dag", "workflow", "execute_code", "cap_list", "cap_rename", "cap_merge",
+]
 
 
 async def find(client: StrictClient, query: str, tool_id: str) -> str:

@@ -58,7 +58,9 @@ async def test_tools_list_shows_only_the_meta_tools(indexed: Path, database_url:
     async with gateway_client(indexed, "--database-url", database_url, settle=False) as client:
         tools = await client.list_tools()
     names = [t.name for t in tools.tools]
-    assert names == ["search_tools", "call_tool", "execute_dag", "workflow", "cap_list", "cap_rename", "cap_merge"]
+    assert names == [
+        "search_tools", "call_tool", "execute_dag", "workflow", "execute_code", "cap_list", "cap_rename", "cap_merge",
+    ]
     assert tools.tools[0].input_schema["required"] == ["query"]
 
 
@@ -355,7 +357,9 @@ async def test_tools_list_is_answered_while_the_database_does_not_answer_yet(tmp
                     names = {t.name for t in (await client.list_tools()).tools}
                 searched = await client.call_tool("search_tools", {"query": "current time in a timezone"})
             tg.cancel_scope.cancel()
-    assert names == {"search_tools", "call_tool", "execute_dag", "workflow", "cap_list", "cap_rename", "cap_merge"}
+    assert names == {
+        "search_tools", "call_tool", "execute_dag", "workflow", "execute_code", "cap_list", "cap_rename", "cap_merge",
+    }
     assert searched.is_error or "warnings" in (searched.structured_content or {})  # and search says it is not ready
 
 

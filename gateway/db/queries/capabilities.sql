@@ -2,10 +2,11 @@
 -- A successful run: the first one inserts the pattern (inserted is true for exactly one of concurrent first
 -- runs: the others wait on its row, then update it), later ones count it. avg_duration_ms is a running mean.
 INSERT INTO workflow_pattern (pattern_hash, dag_structure, intent_embedding, usage_count, success_count,
-                              last_used, parameters_schema, cache_config, success_rate, avg_duration_ms)
+                              last_used, parameters_schema, cache_config, success_rate, avg_duration_ms,
+                              code_snippet, code_hash)
 VALUES (%(pattern_hash)s, %(dag_structure)s, %(embedding)s, 1, %(successes)s::int, now(), %(parameters_schema)s,
         jsonb_build_object('ttl_ms', 3600000, 'cacheable', %(cacheable)s::boolean), %(successes)s::int,
-        round(%(ms)s::float8))
+        round(%(ms)s::float8), %(code)s, %(code_hash)s)
 ON CONFLICT (pattern_hash) DO UPDATE SET
     usage_count = workflow_pattern.usage_count + 1,
     success_count = workflow_pattern.success_count + %(successes)s::int,
@@ -138,9 +139,11 @@ UPDATE workflow_pattern SET
 WHERE pattern_id = %(pattern_id)s;
 
 -- name: redefine_pattern
--- After the source pattern is deleted: its hash is free to follow its definition.
+-- After the source pattern is deleted: its hash is free to follow its definition (a program's too).
 UPDATE workflow_pattern SET
-    pattern_hash = %(pattern_hash)s, dag_structure = %(dag_structure)s, parameters_schema = %(parameters_schema)s
+    pattern_hash = %(pattern_hash)s, dag_structure = %(dag_structure)s, parameters_schema = %(parameters_schema)s,
+    code_snippet = %(dag_structure)s::jsonb -> 'document' ->> 'code',
+    code_hash = %(dag_structure)s::jsonb -> 'document' ->> 'code_hash'
 WHERE pattern_id = %(pattern_id)s;
 
 -- name: touch_record

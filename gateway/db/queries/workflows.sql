@@ -65,6 +65,19 @@ INSERT INTO workflow_execution
 VALUES
     (%(workflow_id)s, %(intent)s, %(dag)s, %(success)s, %(execution_time_ms)s, %(error)s);
 
+-- name: insert_code_execution
+INSERT INTO workflow_execution
+    (workflow_id, intent_text, dag_structure, success, execution_time_ms, error_message, code_snippet, code_hash,
+     owner)
+VALUES
+    (%(workflow_id)s, %(intent)s, %(dag)s, %(success)s, %(execution_time_ms)s, %(error)s, %(code)s, %(code_hash)s,
+     %(owner)s);
+
+-- name: code_successes
+-- Successful runs of one program's normal form by one owner (null: the stdio user).
+SELECT count(*)::int FROM workflow_execution
+WHERE code_hash = %(code_hash)s AND success AND owner IS NOT DISTINCT FROM %(owner)s::text;
+
 -- name: execution_count
 SELECT count(*)::int FROM workflow_execution
 WHERE %(workflow_id)s::text IS NULL OR workflow_id = %(workflow_id)s::text;

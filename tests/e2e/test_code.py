@@ -1,0 +1,138 @@
+"""Code mode end to end: `execute_code` through the real gateway over stdio, against real servers and Postgres.
+
+The program calls tools, runs calls concurrently, is recorded with its trace, teaches the tool graph, becomes a
+capability after two successful runs with other literals, and that capability runs from code, `call_tool` and a
+DAG. Limits and refusals are named in the answer and the gateway keeps serving.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcp import Client
+
+from tests.e2e.support import gateway_client, servers_file, text_of
+from tests.e2e.test_workflows import run_dag
+from tests.eventually import eventually
+from tests.faults.test_outage import rows
+
+pytestmark = pytest.mark.anyio
+
+FED = """
+import asyncio
+first = await call("faulty:echo", {"text": "12345"})
+slept = await asyncio.gather(call("faulty:sleep", {"ms": 200}), call("faulty:sleep", {"ms": 200}))
+total = await call("faulty:add", {"a": int(first), "b": 1})
+{"total": total, "slept": len(slept)}
+"""
+
+PROGRAM = """
+word = "{word}"
+said = await call("faulty:echo", {{"text": word}})
+again = await call("faulty:echo", {{"text": said + "!"}})
+again.upper()
+"""
+
+
+async def run_code(client: Client, code: str, **extra: Any) -> tuple[bool, dict[str, Any], str]:
+    result = await client.call_tool("execute_code", {"code": code, **extra})
+    return bool(result.is_error), dict(result.structured_content or {}), text_of(result)
+
+
+async def test_code_calls_tools_concurrently_returns_what_it_computes_and_is_recorded_with_its_trace(
+    tmp_path: Path, database_url: str
+) -> None:
+    async with gateway_client(servers_file(tmp_path), "--database-url", database_url) as client:
+        failed, payload, text = await run_code(client, FED, intent="add one to a number")
+    assert not failed, text
+    assert payload["result"] == {"total": 12346.0, "slept": 2} and payload["calls"] == 4
+    ((code, code_hash, structure, success, intent),) = rows(
+        database_url, "SELECT code_snippet, code_hash, dag_structure, success, intent_text FROM workflow_execution")
+    assert code == FED and len(code_hash) == 64 and success and intent == "add one to a number"
+    assert structure["type"] == "code_execution"
+    assert structure["tools_used"] == ["faulty:add", "faulty:echo", "faulty:sleep"]
+    calls = {c["seq"]: c for c in structure["tool_invocations"]}
+    assert [calls[n]["layer"] for n in (1, 2, 3, 4)] == [0, 1, 1, 2]  # the two sleeps overlapped
+    assert calls[4]["fed_by"] == ["call1"]  # add's 12345 came out of echo
+    edges = await eventually(lambda: rows(database_url, "SELECT from_tool_id, to_tool_id, edge_type FROM "
+                                          "tool_dependency WHERE edge_type = 'dependency'") or None,
+                             timeout_s=30, interval_s=0.2, what="the edges learned from the run")
+    assert ("faulty:echo", "faulty:add", "dependency") in edges
+
+
+async def test_a_program_run_twice_with_other_literals_becomes_a_capability_run_from_code_call_tool_and_dags(
+    tmp_path: Path, database_url: str
+) -> None:
+    async with gateway_client(servers_file(tmp_path), "--database-url", database_url) as client:
+        for word in ("alpha", "beta"):
+            failed, payload, text = await run_code(client, PROGRAM.format(word=word))
+            assert not failed, text
+        assert payload["result"] == "BETA!"
+
+        async def listed() -> dict[str, Any] | None:
+            found = (await client.call_tool("cap_list", {})).structured_content or {}
+            return found if found.get("total") else None
+
+        found = await eventually(listed, timeout_s=60, interval_s=0.2, what="the program's capability")
+        (capability,) = found["capabilities"]
+        name = capability["name"]
+        assert capability["tools"] == ["faulty:echo"]
+        assert capability["parameters_schema"]["properties"]["word"] == {"type": "string", "default": "beta"}
+        from_code = await run_code(client, f'await call("{name}", {{"word": "gamma"}})')
+        from_call = await client.call_tool("call_tool", {"tool": name, "arguments": {"word": "delta"}})
+        from_dag = await run_dag(client, [{"id": "a", "tool": name, "arguments": {"word": "eps"}}])
+        unknown = await client.call_tool("call_tool", {"tool": name, "arguments": {"wrd": "x"}})
+    assert from_code[1]["result"] == "GAMMA!", from_code[2]
+    assert "DELTA!" in text_of(from_call) and not from_call.is_error
+    assert from_dag["status"] == "completed" and "EPS!" in str(from_dag), from_dag
+    assert unknown.is_error and "wrd" in text_of(unknown) and "word" in text_of(unknown)
+    ((pattern_code, pattern_hash),) = rows(database_url, "SELECT code_snippet, code_hash FROM workflow_pattern")
+    assert "word = word" in pattern_code and '"alpha"' not in pattern_code and len(pattern_hash) == 64
+
+
+async def test_one_run_of_a_program_is_not_yet_a_capability(tmp_path: Path, database_url: str) -> None:
+    async with gateway_client(servers_file(tmp_path), "--database-url", database_url) as client:
+        failed, _, text = await run_code(client, PROGRAM.format(word="alone"))
+        assert not failed, text
+        await eventually(lambda: rows(database_url, "SELECT 1 FROM tool_usage") or None, timeout_s=30,
+                         interval_s=0.2, what="the run learned")
+        listed = (await client.call_tool("cap_list", {})).structured_content
+    assert listed is not None and listed["total"] == 0
+
+
+async def test_limits_and_refusals_are_named_and_the_gateway_keeps_serving(tmp_path: Path, database_url: str) -> None:
+    config = servers_file(tmp_path, code={"maxToolCalls": 5, "timeoutMs": 3000})
+    async with gateway_client(config, "--database-url", database_url) as client:
+        loop = await run_code(client, "while True:\n    pass", timeout_ms=500)
+        flood = await run_code(client, 'for i in range(50):\n    await call("faulty:echo", {"text": "x"})')
+        caught_flood = await run_code(
+            client, 'for i in range(50):\n    try:\n        await call("faulty:echo", {"text": "x"})\n'
+                    '    except Exception:\n        pass\n"escaped"')
+        approval = await run_code(client, 'await call("faulty:crash", {})')
+        bad = await run_code(client, 'await call("faulty:echo", {"txt": "x"})')
+        tool_error = await run_code(
+            client, 'try:\n    await call("faulty:nope", {})\nexcept RuntimeError as e:\n    r = str(e)\nr')
+        hang = await run_code(client, 'await call("faulty:hang", {})', timeout_ms=800)
+        escape = await run_code(client, "import os\nos.environ['PATH']")
+        after = await run_code(client, 'await call("faulty:echo", {"text": "still here"})')
+    assert loop[0] and loop[1]["error"]["limit"] == "timeout_ms" and "500 ms" in loop[2]
+    assert flood[0] and flood[1]["error"]["limit"] == "max_tool_calls" and flood[1]["calls"] == 5
+    assert caught_flood[0] and caught_flood[1]["error"]["limit"] == "max_tool_calls"  # catching does not escape
+    assert approval[0] and "needs approval" in approval[2] and "execute_dag" in approval[2]
+    assert bad[0] and bad[1]["error"]["kind"] == "ValueError" and "'text'" in bad[2]
+    assert not tool_error[0] and "faulty:nope" in tool_error[1]["result"]
+    assert hang[0] and hang[1]["error"]["limit"] == "timeout_ms"
+    assert escape[0] and "not supported" in escape[2] and "/usr" not in escape[2]
+    assert not after[0] and after[1]["result"] == "still here"
+
+
+async def test_a_bad_execute_code_request_is_an_error_naming_the_field(tmp_path: Path, database_url: str) -> None:
+    async with gateway_client(servers_file(tmp_path), "--database-url", database_url, settle=False) as client:
+        empty = await client.call_tool("execute_code", {"code": ""})
+        typed = await client.call_tool("execute_code", {"code": "1", "timeout_ms": "soon"})
+        extra = await client.call_tool("execute_code", {"code": "1", "language": "js"})
+    assert empty.is_error and "code" in text_of(empty)
+    assert typed.is_error and "timeout_ms" in text_of(typed)
+    assert extra.is_error and "language" in text_of(extra)
