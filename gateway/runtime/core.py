@@ -135,6 +135,11 @@ class Runtime:
         code_mode = (await self.services()).code
         return await code_mode.execute(code, intent=intent, timeout_ms=timeout_ms, owner=owner)
 
+    async def control_code(self, run_id: str, action: str, *, approved: bool | None,
+                           owner: str | None) -> CodeOutcome:
+        code_mode = (await self.services()).code
+        return await code_mode.control(run_id, action, approved=approved, owner=owner)
+
     async def control_workflow(
         self, workflow_id: str, action: str, *, approved: bool | None, tasks: Any, owner: str | None = None,
         progress: Progress | None = None, cancelled: Cancelled | None = None,

@@ -159,7 +159,7 @@ async def _code_mode(db: Database, calls: DagCalls, search: SearchService, lesso
     tooling = Tooling(call=calls.call, schema_of=calls.schema_of, search=find,
                       needs_approval=lambda tool: calls.needs_approval(Task(id="call", tool=tool)))
     code = CodeService(sandbox=sandbox, tooling=tooling, store=db.workflows, backlog=shared.backlog,
-                       limits=shared.config.code, teach=workflows.teach, learn=lessons.code)
+                       limits=shared.config.code, task_group=tg, teach=workflows.teach, learn=lessons.code)
     calls.capabilities.run_program = code.run_program
     return code
 

@@ -67,13 +67,14 @@ class MontySandbox:
             self._pool = None
 
     async def execute(self, code: str, *, functions: Mapping[str, HostFunction], limits: CodeLimits,
-                      inputs: Mapping[str, Any] | None = None) -> CodeRun:
+                      inputs: Mapping[str, Any] | None = None, own_clock: bool = True) -> CodeRun:
         """Run `code` with `functions` callable and `inputs` bound as globals; a failure of the code is a
-        `CodeError`, a limit hit a `CodeLimitError`."""
+        `CodeError`, a limit hit a `CodeLimitError`. Without `own_clock` the caller bounds the wall time (a run
+        paused for a person's approval does not spend it); the worker's own execution clock still applies."""
         pool = await self._started()
         printed = CollectStreams(max_bytes=limits.max_output_bytes)
         try:
-            with anyio.fail_after(limits.timeout_ms / 1000):
+            with anyio.fail_after(limits.timeout_ms / 1000 if own_clock else None):
                 async with pool.checkout(limits=_worker_limits(limits)) as session:
                     value = await session.feed_run(code, inputs=dict(inputs or {}), external_lookup=dict(functions),
                                                    print_callback=printed)

@@ -57,6 +57,11 @@ class GatewayBackend(Protocol):
         """Run a program in the sandbox against the tools, for `owner` (the HTTP user; None on stdio)."""
         ...
 
+    async def control_code(self, run_id: str, action: str, *, approved: bool | None,
+                           owner: str | None) -> CodeOutcome:
+        """Continue (with a decision), abort or report a code run of `owner`'s that waits for approval."""
+        ...
+
     async def control_workflow(
         self, workflow_id: str, action: str, *, approved: bool | None, tasks: Any, owner: str | None = None,
         progress: Progress | None = None, cancelled: Cancelled | None = None,

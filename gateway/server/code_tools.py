@@ -38,7 +38,8 @@ EXECUTE_CODE_DESCRIPTION = (
     "([{tool_id, description, input_schema}]); `asyncio.gather(...)` runs calls concurrently. The last expression "
     "is the answer; print() output is returned too. A sandboxed subset of Python: no files, network, environment "
     "or imports beyond asyncio, json, re, math, datetime and a few others; time, memory, output and call count "
-    "are limited. Example: log = await call('git:git_log', {'repo_path': '.', 'max_count': 200}) then "
+    "are limited; a tool that needs approval pauses the run (continue it with the workflow tool). "
+    "Example: log = await call('git:git_log', {'repo_path': '.', 'max_count': 200}) then "
     "[l for l in log.splitlines() if 'fix' in l][:10]"
 )
 
@@ -52,11 +53,20 @@ async def execute(backend: GatewayBackend, arguments: dict[str, Any] | None) -> 
     return code_result(outcome)
 
 
+async def control(backend: GatewayBackend, args: dict[str, Any]) -> types.CallToolResult:
+    """`workflow` on a code run (its id starts with ``code_``): continue with a decision, abort, or status."""
+    outcome = await backend.control_code(args["workflow_id"], args["action"], approved=args.get("approved"),
+                                         owner=gateway_user())
+    return code_result(outcome)
+
+
 def code_result(outcome: CodeOutcome) -> types.CallToolResult:
     """The value (and what was printed) as text and as structured content; a failure names its kind, or the limit
-    it hit, with the calls made before it."""
+    it hit, with the calls made before it; a run waiting for approval says how to decide."""
     calls = [{"tool": inv.tool, "ok": inv.ok, "ms": round(inv.duration_ms, 1)} for inv in outcome.invocations]
-    payload: dict[str, Any] = {"run_id": outcome.run_id, "calls": len(outcome.invocations)}
+    payload: dict[str, Any] = {"run_id": outcome.run_id, "status": outcome.status, "calls": len(outcome.invocations)}
+    if outcome.pending is not None or outcome.running:
+        return _waiting(outcome, payload)
     if outcome.error is not None:
         payload["error"] = {"kind": outcome.error.kind, "message": str(outcome.error)}
         if isinstance(outcome.error, CodeLimitError):
@@ -74,4 +84,16 @@ def code_result(outcome: CodeOutcome) -> types.CallToolResult:
     text = outcome.value if isinstance(outcome.value, str) else json.dumps(outcome.value, ensure_ascii=False)
     if outcome.printed:
         text = f"{outcome.printed.rstrip()}\n{text}" if outcome.value is not None else outcome.printed
+    return types.CallToolResult(content=[types.TextContent(text=text)], structured_content=payload)
+
+
+def _waiting(outcome: CodeOutcome, payload: dict[str, Any]) -> types.CallToolResult:
+    if outcome.pending is None:
+        text = f"code run {outcome.run_id} is running"
+        return types.CallToolResult(content=[types.TextContent(text=text)], structured_content=payload)
+    tool, arguments = outcome.pending
+    payload["pending"] = {"tool": tool, "arguments": arguments}
+    text = (f"approval required for {tool} {json.dumps(arguments, ensure_ascii=False)}: the code waits. Call "
+            f'workflow with {{"workflow_id": "{outcome.run_id}", "action": "continue", "approved": true}} (or '
+            "false to refuse the call: the code then gets a PermissionError)")
     return types.CallToolResult(content=[types.TextContent(text=text)], structured_content=payload)

@@ -11,9 +11,10 @@ from gateway.dag import as_text
 from gateway.dag.state import RunStatus, TaskStatus, WorkflowState
 from gateway.ports import Cancelled, Progress
 from gateway.server import capability_tools as caps
-from gateway.server import meta
+from gateway.server import code_tools, meta
 from gateway.server.backend import GatewayBackend
 from gateway.server.principal import gateway_user
+from gateway.services.code import RUN_PREFIX
 from gateway.services.suggest import Suggestion
 from gateway.services.workflows import ACTIONS, summary
 
@@ -71,7 +72,8 @@ WORKFLOW_SCHEMA: dict[str, Any] = {
 
 WORKFLOW_DESCRIPTION = (
     "Control a paused or running workflow by its workflow_id: continue (with approved: true/false when it "
-    "waits for approval), abort, replan (add or replace tasks not yet run), or status."
+    "waits for approval), abort, replan (add or replace tasks not yet run), or status. A paused execute_code "
+    "run (workflow_id code_...) takes continue, abort and status."
 )
 
 
@@ -153,6 +155,8 @@ async def control(backend: GatewayBackend, arguments: dict[str, Any] | None, pro
                   cancelled: Cancelled) -> types.CallToolResult:
     """`workflow`: continue, abort, replan or report a workflow of this user."""
     args = meta.check_arguments(WORKFLOW, arguments)
+    if args["workflow_id"].startswith(RUN_PREFIX):
+        return await code_tools.control(backend, args)
     state = await backend.control_workflow(
         args["workflow_id"], args["action"], approved=args.get("approved"), tasks=args.get("tasks"),
         owner=gateway_user(), progress=progress, cancelled=cancelled,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from mcp import Client
 
@@ -110,7 +111,6 @@ async def test_limits_and_refusals_are_named_and_the_gateway_keeps_serving(tmp_p
         caught_flood = await run_code(
             client, 'for i in range(50):\n    try:\n        await call("faulty:echo", {"text": "x"})\n'
                     '    except Exception:\n        pass\n"escaped"')
-        approval = await run_code(client, 'await call("faulty:crash", {})')
         bad = await run_code(client, 'await call("faulty:echo", {"txt": "x"})')
         tool_error = await run_code(
             client, 'try:\n    await call("faulty:nope", {})\nexcept RuntimeError as e:\n    r = str(e)\nr')
@@ -120,7 +120,6 @@ async def test_limits_and_refusals_are_named_and_the_gateway_keeps_serving(tmp_p
     assert loop[0] and loop[1]["error"]["limit"] == "timeout_ms" and "500 ms" in loop[2]
     assert flood[0] and flood[1]["error"]["limit"] == "max_tool_calls" and flood[1]["calls"] == 5
     assert caught_flood[0] and caught_flood[1]["error"]["limit"] == "max_tool_calls"  # catching does not escape
-    assert approval[0] and "needs approval" in approval[2] and "execute_dag" in approval[2]
     assert bad[0] and bad[1]["error"]["kind"] == "ValueError" and "'text'" in bad[2]
     assert not tool_error[0] and "faulty:nope" in tool_error[1]["result"]
     assert hang[0] and hang[1]["error"]["limit"] == "timeout_ms"
@@ -136,3 +135,36 @@ async def test_a_bad_execute_code_request_is_an_error_naming_the_field(tmp_path:
     assert empty.is_error and "code" in text_of(empty)
     assert typed.is_error and "timeout_ms" in text_of(typed)
     assert extra.is_error and "language" in text_of(extra)
+
+
+APPROVE = """
+x = await call("faulty:echo", {"text": "5"})
+y = await call("faulty:add", {"a": 1, "b": 2})
+[x, y]
+"""
+
+
+async def test_a_call_that_needs_approval_pauses_the_run_until_the_client_decides(
+    tmp_path: Path, database_url: str
+) -> None:
+    config = servers_file(tmp_path, approval=["faulty:add"])
+    async with gateway_client(config, "--database-url", database_url) as client:
+        paused = await run_code(client, APPROVE, timeout_ms=1500)
+        run_id = paused[1]["run_id"]
+        status = await client.call_tool("workflow", {"workflow_id": run_id, "action": "status"})
+        await anyio.sleep(2.0)  # longer than the run's timeout_ms: waiting for a person is not the code's time
+        approved = await client.call_tool("workflow", {"workflow_id": run_id, "action": "continue", "approved": True})
+        refused_run = (await run_code(client, APPROVE))[1]["run_id"]
+        refused = await client.call_tool("workflow", {"workflow_id": refused_run, "action": "continue",
+                                                      "approved": False})
+        aborted_run = (await run_code(client, APPROVE))[1]["run_id"]
+        aborted = await client.call_tool("workflow", {"workflow_id": aborted_run, "action": "abort"})
+        gone = await client.call_tool("workflow", {"workflow_id": run_id, "action": "continue", "approved": True})
+    assert not paused[0] and paused[1]["status"] == "approval_required", paused[2]
+    assert paused[1]["pending"] == {"tool": "faulty:add", "arguments": {"a": 1, "b": 2}} and paused[1]["calls"] == 1
+    assert f'"workflow_id": "{run_id}"' in paused[2]
+    assert (status.structured_content or {})["status"] == "approval_required"
+    assert not approved.is_error and (approved.structured_content or {})["result"] == ["5", 3.0], text_of(approved)
+    assert refused.is_error and (refused.structured_content or {})["error"]["kind"] == "PermissionError"
+    assert aborted.is_error and (aborted.structured_content or {})["error"]["kind"] == "Aborted"
+    assert gone.is_error and "workflow_id" in text_of(gone)
