@@ -73,16 +73,19 @@ class MontySandbox:
         paused for a person's approval does not spend it); the worker's own execution clock still applies."""
         pool = await self._started()
         printed = CollectStreams(max_bytes=limits.max_output_bytes)
+        held = _HostCalls()
         try:
             with anyio.fail_after(limits.timeout_ms / 1000 if own_clock else None):
                 async with pool.checkout(limits=_worker_limits(limits)) as session:
-                    value = await session.feed_run(code, inputs=dict(inputs or {}), external_lookup=dict(functions),
-                                                   print_callback=printed)
+                    value = await session.feed_run(code, inputs=dict(inputs or {}),
+                                                   external_lookup=held.wrap(functions), print_callback=printed)
         except TimeoutError:
             raise CodeLimitError(f"the code ran longer than timeout_ms ({limits.timeout_ms} ms)",
                                  limit="timeout_ms") from None
         except MontyError as exc:
             raise _translated(exc, limits) from None
+        finally:
+            held.cancel()
         text = "".join(chunk for _, chunk in printed.output)
         return CodeRun(value=_json_value(value, limits), printed=text)
 
@@ -92,6 +95,33 @@ class MontySandbox:
         if self._pool is None:
             raise CodeError("the sandbox is stopping", kind="Unavailable")
         return self._pool
+
+
+class _HostCalls:
+    """One run's host functions, each call in a cancel scope that the run's end cancels: monty awaits a host
+    coroutine as a task of its own, which would outlive a run ended by a limit or a cancel while it waited."""
+
+    def __init__(self) -> None:
+        self._scopes: set[anyio.CancelScope] = set()
+
+    def wrap(self, functions: Mapping[str, HostFunction]) -> dict[str, HostFunction]:
+        return {name: self._held(function) for name, function in functions.items()}
+
+    def cancel(self) -> None:
+        for scope in list(self._scopes):
+            scope.cancel()
+
+    def _held(self, function: HostFunction) -> HostFunction:
+        async def held(*args: Any, **kwargs: Any) -> Any:
+            with anyio.CancelScope() as scope:
+                self._scopes.add(scope)
+                try:
+                    return await function(*args, **kwargs)
+                finally:
+                    self._scopes.discard(scope)
+            raise RuntimeError("the run ended before this call did")
+
+        return held
 
 
 def _worker_limits(limits: CodeLimits) -> ResourceLimits:
@@ -114,9 +144,9 @@ def _translated(exc: MontyError, limits: CodeLimits) -> CodeError:
                          "exhausted a resource", kind="Crashed")
     kind = _kind(exc)
     message = _message(exc)
-    if kind == "TimeoutError" and "time limit exceeded" in message:
+    if kind == "TimeoutError" and ("time limit exceeded" in message or "sleep limit exceeded" in message):
         return CodeLimitError(f"the code ran longer than timeout_ms ({limits.timeout_ms} ms)", limit="timeout_ms")
-    if kind == "MemoryError" and "memory limit exceeded" in message:
+    if kind == "MemoryError" and ("memory limit exceeded" in message or "exceeded its memory limit" in message):
         return _memory_error(message, limits)
     if kind == "RecursionError":
         return CodeLimitError(f"recursion deeper than max_recursion_depth ({limits.max_recursion_depth})",

@@ -1,9 +1,9 @@
 """One code run's host side: the functions the program calls, the trace of its calls, its clock, its pauses.
 
 A program's tool call is checked (arguments against the tool's schema), may wait for a person's approval, then
-takes the gateway's call path. The run's wall clock is a cancel scope whose deadline is lifted while a call waits
-for approval and set again to what was left: a person's thinking is not the program's time. Past `max_tool_calls` the run is cancelled,
-so a program cannot catch the limit and go on.
+takes the gateway's call path. The run's wall clock is a cancel scope whose deadline is lifted while a call
+waits for approval and set again to what was left: a person's thinking is not the program's time. Past
+`max_tool_calls` the run is cancelled, so a program cannot catch the limit and go on.
 
 A run that may pause (`pausable`) tells whoever waits on it what happens next through `next_event`: the end of
 the run, or a call waiting for approval (several may wait, in the order they asked).

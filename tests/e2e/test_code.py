@@ -7,6 +7,7 @@ DAG. Limits and refusals are named in the answer and the gateway keeps serving.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import anyio
 import pytest
 from mcp import Client
 
-from tests.e2e.support import gateway_client, servers_file, text_of
+from tests.e2e.support import ROOT, gateway_client, servers_file, text_of
 from tests.e2e.test_workflows import run_dag
 from tests.eventually import eventually
 from tests.faults.test_outage import rows
@@ -168,3 +169,23 @@ async def test_a_call_that_needs_approval_pauses_the_run_until_the_client_decide
     assert refused.is_error and (refused.structured_content or {})["error"]["kind"] == "PermissionError"
     assert aborted.is_error and (aborted.structured_content or {})["error"]["kind"] == "Aborted"
     assert gone.is_error and "workflow_id" in text_of(gone)
+
+
+async def test_a_run_the_client_cancels_ends_its_tool_call_and_is_recorded_aborted(
+    tmp_path: Path, database_url: str
+) -> None:
+    patient = {"command": sys.executable, "args": [str(ROOT / "examples/faulty_server.py")], "callTimeoutMs": 60_000}
+    config = servers_file(tmp_path, extra={"faulty": patient})
+    async with gateway_client(config, "--database-url", database_url) as client:
+        with anyio.move_on_after(1.0):  # the client gives up: the SDK sends notifications/cancelled
+            await client.call_tool("execute_code", {"code": 'await call("faulty:hang", {})'})
+
+        async def count_cancelled() -> int:  # 0, falsy, until the cancellation has reached faulty
+            return int(text_of(await client.call_tool("faulty__count_cancelled", {})))
+
+        cancelled = await eventually(count_cancelled, timeout_s=20, interval_s=0.05, what="faulty's hang cancelled")
+        recorded = await eventually(lambda: rows(database_url, "SELECT success, error_message FROM "
+                                                 "workflow_execution WHERE code_snippet IS NOT NULL") or None,
+                                    timeout_s=20, interval_s=0.1, what="the cancelled run recorded")
+    assert cancelled == 1
+    assert recorded == [(False, "the run was aborted")]
