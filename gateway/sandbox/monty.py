@@ -31,11 +31,11 @@ from gateway.errors import CodeError, CodeLimitError
 logger = logging.getLogger(__name__)
 
 HostFunction = Callable[..., Awaitable[Any]]
-WORKERS = 2
-"""Worker processes at most; one is started with the pool, the second on demand."""
+WORKERS = 8
+"""Worker processes at most (~7 MB each); one is started with the pool, the others on demand. A run holds one
+while it waits for approval, and a program calling a capability learned from code holds one per level."""
 CHECKOUT_WAIT_S = 10.0
 """How long a run waits for a free worker before it is refused."""
-_CLOSE_S = 5.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -74,12 +74,17 @@ class MontySandbox:
         pool = await self._started()
         printed = CollectStreams(max_bytes=limits.max_output_bytes)
         held = _HostCalls()
+        checked_out = False
         try:
             with anyio.fail_after(limits.timeout_ms / 1000 if own_clock else None):
                 async with pool.checkout(limits=_worker_limits(limits)) as session:
+                    checked_out = True
                     value = await session.feed_run(code, inputs=dict(inputs or {}),
                                                    external_lookup=held.wrap(functions), print_callback=printed)
         except TimeoutError:
+            if not checked_out:
+                raise CodeError(f"no sandbox worker was free within {CHECKOUT_WAIT_S:.0f} s (all {self._workers} "
+                                "run code); try again", kind="Busy") from None
             raise CodeLimitError(f"the code ran longer than timeout_ms ({limits.timeout_ms} ms)",
                                  limit="timeout_ms") from None
         except MontyError as exc:

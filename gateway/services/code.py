@@ -41,6 +41,9 @@ logger = logging.getLogger(__name__)
 MAX_CODE_CHARS = 100_000
 RUN_PREFIX = "code_"
 CODE_ACTIONS = ("continue", "abort", "status")
+MAX_PAUSED = 4
+"""Runs waiting for approval at once; half the sandbox's workers, so that code keeps running beside them."""
+MAX_PAUSED_PER_USER = 2
 Learn = Callable[[WorkflowState, NormalCode | None], Awaitable[None]]
 
 __all__ = ["CODE_ACTIONS", "RUN_PREFIX", "CodeOutcome", "CodeService", "Tooling"]
@@ -123,7 +126,7 @@ class CodeService:
         """Run `code` for `owner` (None over stdio) until it finishes or waits for approval."""
         text = _checked_code(code)
         host = RunHost(run_id=f"{RUN_PREFIX}{uuid.uuid4().hex[:16]}", limits=self._limits_for(timeout_ms),
-                       tooling=self._tooling, pausable=True)
+                       tooling=self._tooling, pausable=True, may_pause=functools.partial(self._may_pause, owner))
         live = _Live(host=host, owner=owner, lock=anyio.Lock())
         self._live[host.run_id] = live
         self._tg.start_soon(self._drive, host, text, intent, owner)
@@ -165,6 +168,11 @@ class CodeService:
         if outcome.error is not None:
             return ToolOutput(is_error=True, text=str(outcome.error))
         return ToolOutput(is_error=False, text=_as_text(outcome.value), structured=outcome.value)
+
+    def _may_pause(self, owner: str | None) -> bool:
+        """Few runs wait for approval at once (each holds a sandbox worker), fewer still of one user's."""
+        waiting = [live.owner for live in self._live.values() if live.host.pending]
+        return len(waiting) < MAX_PAUSED and waiting.count(owner) < MAX_PAUSED_PER_USER
 
     def _limits_for(self, timeout_ms: int | None) -> CodeLimits:
         if timeout_ms is None:

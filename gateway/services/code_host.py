@@ -69,6 +69,8 @@ class RunHost:
     limits: CodeLimits
     tooling: Tooling
     pausable: bool = False
+    may_pause: Callable[[], bool] = lambda: True
+    """Whether another call may wait for approval now (each waiting run holds a sandbox worker)."""
     invocations: list[Invocation] = field(default_factory=list)
     calls: int = 0
     limit: CodeLimitError | None = None
@@ -176,6 +178,9 @@ class RunHost:
         if not self.pausable:
             raise PermissionError(f"{tool} needs approval before it runs, and this run cannot pause for it "
                                   "(a capability's program): run it from execute_code or execute_dag")
+        if not self.pending and not self.may_pause():
+            raise PermissionError(f"{tool} needs approval, and too many runs already wait for one: decide those "
+                                  "(workflow continue or abort) and run this again")
         approval = Approval(tool, arguments)
         self.pending.append(approval)
         remaining = self.clock.deadline - anyio.current_time()

@@ -321,3 +321,40 @@ async def test_a_handshake_client_over_http_is_asked_during_its_call(
         async with mcp_client(base, alice, mode="legacy", elicitation_callback=user) as client:
             result = await client.call_tool("faulty__ask", {"question": "Which colour?"})
     assert text_of(result) == "answer: blue"  # its session's stream carries the question back
+
+
+async def test_code_runs_as_its_user_over_http_and_reaches_neither_another_users_capabilities_nor_runs(
+    indexed: Path, database_url: str, tmp_path: Path  # noqa: F811
+) -> None:
+    alice, carol = new_key(database_url, "alice"), new_key(database_url, "carol")
+    program = 'w = "{word}"\nr = await call("faulty:echo", {{"text": w}})\nawait call("faulty:echo", {{"text": r}})'
+    pause = 'await call("notes:delete_note", {"title": "t"})'
+    with http_gateway(indexed, database_url, tmp_path / "gateway.log"):
+        base = await base_url(tmp_path / "gateway.log")
+        async with mcp_client(base, alice) as client:
+            for word in ("one", "two"):
+                assert not (await client.call_tool("execute_code", {"code": program.format(word=word)})).is_error
+
+            async def learned() -> dict[str, Any] | None:
+                listed: dict[str, Any] = (await client.call_tool("cap_list", {})).structured_content
+                return listed if listed["total"] else None
+
+            name = (await eventually(learned, timeout_s=30, interval_s=0.1, what="alice's program learned")
+                    )["capabilities"][0]["name"]
+            paused = (await client.call_tool("execute_code", {"code": pause})).structured_content or {}
+            own = await client.call_tool("execute_code", {"code": f'await call("{name}", {{"w": "mine"}})'})
+        async with mcp_client(base, carol) as other:
+            stolen = await other.call_tool("execute_code", {"code": f'await call("{name}", {{"w": "x"}})'})
+            steer = await other.call_tool("workflow", {"workflow_id": paused["run_id"], "action": "continue",
+                                                       "approved": True})
+            listed = (await other.call_tool("cap_list", {})).structured_content
+        async with mcp_client(base, alice) as client:
+            aborted = await client.call_tool("workflow", {"workflow_id": paused["run_id"], "action": "abort"})
+    owners = sql(database_url, "SELECT u.username, count(*) FROM workflow_execution e JOIN users u "
+                               "ON u.id::text = e.owner WHERE e.code_snippet IS NOT NULL GROUP BY 1 ORDER BY 1")
+    assert not own.is_error and (own.structured_content or {})["result"] == "mine", text_of(own)
+    assert stolen.is_error and "neither a known tool nor a capability" in text_of(stolen)
+    assert paused["status"] == "approval_required"
+    assert steer.is_error and "no code run" in text_of(steer) and listed["total"] == 0
+    assert aborted.is_error and (aborted.structured_content or {})["error"]["kind"] == "Aborted"
+    assert owners == [("alice", 4), ("carol", 1)]  # each run recorded as its user's
