@@ -141,6 +141,8 @@ class CodeError(GatewayError):
     def __init__(self, message: str, *, kind: str) -> None:
         super().__init__(message)
         self.kind = kind
+        self.typing = ""
+        """What the type checker found in the code before it ran (imported tool stubs), if anything."""
 
 
 class CodeLimitError(CodeError):

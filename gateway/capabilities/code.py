@@ -71,6 +71,24 @@ def tools_named(code: str) -> list[str]:
     return list(named)
 
 
+def module_members(code: str, module: str) -> list[str]:
+    """The members of `module` the code reaches: ``from module import a, b`` and ``alias.c`` for each
+    ``import module [as alias]``, in order, once each (none when the code does not parse)."""
+    try:
+        tree = parse(code)
+    except CodeParseError:
+        return []
+    aliases = {a.asname or a.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+               for a in node.names if a.name == module}
+    members: dict[str, None] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module == module and not node.level:
+            members.update((a.name, None) for a in node.names if a.name != "*")
+        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases:
+            members.setdefault(node.attr, None)
+    return list(members)
+
+
 @dataclass
 class _Lifter(ast.NodeTransformer):
     defaults: dict[str, Any] = field(default_factory=dict)

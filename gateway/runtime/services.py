@@ -156,7 +156,7 @@ async def _code_mode(db: Database, calls: DagCalls, search: SearchService, lesso
         return [{"tool_id": h.tool_id, "description": h.description, "input_schema": h.input_schema,
                  "score": round(h.score, 4)} for h in found.hits]
 
-    tooling = Tooling(call=calls.call, schema_of=calls.schema_of, search=find,
+    tooling = Tooling(call=calls.call, schema_of=calls.schema_of, search=find, tools=lambda: shared.catalog.known,
                       needs_approval=lambda tool: calls.needs_approval(Task(id="call", tool=tool)))
     code = CodeService(sandbox=sandbox, tooling=tooling, store=db.workflows, backlog=shared.backlog,
                        limits=shared.config.code, task_group=tg, teach=workflows.teach, learn=lessons.code)

@@ -14,6 +14,7 @@ two runs at once. The pool is owned by one task (`run`) for its whole life.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -23,7 +24,16 @@ from typing import Any
 
 import anyio
 import anyio.abc
-from pydantic_monty import AsyncMonty, CollectStreams, MontyCrashedError, MontyError, MontyRuntimeError, ResourceLimits
+from pydantic_monty import (
+    AsyncMonty,
+    CollectStreams,
+    ExternalModule,
+    MontyCrashedError,
+    MontyError,
+    MontyRuntimeError,
+    MontyTypingError,
+    ResourceLimits,
+)
 
 from gateway.config import CodeLimits
 from gateway.errors import CodeError, CodeLimitError
@@ -40,10 +50,16 @@ CHECKOUT_WAIT_S = 10.0
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CodeRun:
-    """What a finished run gave: its last expression's value (as JSON data) and what it printed."""
+    """What a finished run gave: its last expression's value (as JSON data), what it printed, and what the type
+    checker found against the stubs of the modules it imported (the code runs anyway: a finding may be wrong)."""
 
     value: Any
     printed: str
+    typing: str = ""
+
+
+Module = tuple[Mapping[str, "HostFunction"], str]
+"""A host module: its functions by name and their ``.pyi`` stubs."""
 
 
 class MontySandbox:
@@ -67,20 +83,31 @@ class MontySandbox:
             self._pool = None
 
     async def execute(self, code: str, *, functions: Mapping[str, HostFunction], limits: CodeLimits,
-                      inputs: Mapping[str, Any] | None = None, own_clock: bool = True) -> CodeRun:
-        """Run `code` with `functions` callable and `inputs` bound as globals; a failure of the code is a
-        `CodeError`, a limit hit a `CodeLimitError`. Without `own_clock` the caller bounds the wall time (a run
-        paused for a person's approval does not spend it); the worker's own execution clock still applies."""
+                      inputs: Mapping[str, Any] | None = None, own_clock: bool = True,
+                      modules: Mapping[str, Module] | None = None) -> CodeRun:
+        """Run `code` with `functions` callable, `modules` importable and `inputs` bound as globals; a failure of
+        the code is a `CodeError`, a limit hit a `CodeLimitError`. Code that imports one of `modules` is
+        type-checked against its stubs first. Without `own_clock` the caller bounds the wall time (a run paused
+        for a person's approval does not spend it); the worker's own execution clock still applies."""
         pool = await self._started()
         printed = CollectStreams(max_bytes=limits.max_output_bytes)
         held = _HostCalls()
+        external = {name: ExternalModule(held.wrap(members), stubs=stub) for name, (members, stub) in
+                    (modules or {}).items()}
         checked_out = False
+        typing = ""
         try:
             with anyio.fail_after(limits.timeout_ms / 1000 if own_clock else None):
-                async with pool.checkout(limits=_worker_limits(limits)) as session:
+                async with pool.checkout(limits=_worker_limits(limits), external_modules=external,
+                                         type_check=bool(external), type_check_format="concise") as session:
                     checked_out = True
-                    value = await session.feed_run(code, inputs=dict(inputs or {}),
-                                                   external_lookup=held.wrap(functions), print_callback=printed)
+                    feed = functools.partial(session.feed_run, code, inputs=dict(inputs or {}),
+                                             external_lookup=held.wrap(functions), print_callback=printed)
+                    try:
+                        value = await feed()
+                    except MontyTypingError as exc:
+                        typing = exc.display().strip()
+                        value = await feed(skip_type_check=True)
         except TimeoutError:
             if not checked_out:
                 raise CodeError(f"no sandbox worker was free within {CHECKOUT_WAIT_S:.0f} s (all {self._workers} "
@@ -88,11 +115,13 @@ class MontySandbox:
             raise CodeLimitError(f"the code ran longer than timeout_ms ({limits.timeout_ms} ms)",
                                  limit="timeout_ms") from None
         except MontyError as exc:
-            raise _translated(exc, limits) from None
+            error = _translated(exc, limits)
+            error.typing = typing
+            raise error from None
         finally:
             held.cancel()
         text = "".join(chunk for _, chunk in printed.output)
-        return CodeRun(value=_json_value(value, limits), printed=text)
+        return CodeRun(value=_json_value(value, limits), printed=text, typing=typing)
 
     async def _started(self) -> AsyncMonty:
         with anyio.fail_after(CHECKOUT_WAIT_S):

@@ -40,7 +40,8 @@ EXECUTE_CODE_DESCRIPTION = (
     "or imports beyond asyncio, json, re, math, datetime and a few others; time, memory, output and call count "
     "are limited; a tool that needs approval pauses the run (continue it with the workflow tool). "
     "Example: log = await call('git:git_log', {'repo_path': '.', 'max_count': 200}) then "
-    "[l for l in log.splitlines() if 'fix' in l][:10]"
+    "[l for l in log.splitlines() if 'fix' in l][:10]. Typed: `import tools` then "
+    "`await tools.git__git_log(repo_path='.')` (server__tool, keyword arguments; checked against the tool's schema)."
 )
 
 meta.register(EXECUTE_CODE, EXECUTE_CODE_SCHEMA)
@@ -75,12 +76,17 @@ def code_result(outcome: CodeOutcome) -> types.CallToolResult:
         if outcome.printed:
             payload["printed"] = outcome.printed
         text = f"the code failed ({outcome.error.kind}): {outcome.error}"
+        if outcome.typing:
+            payload["type_check"] = outcome.typing
+            text += f"\nthe type checker had found, against the tools' stubs:\n{outcome.typing}"
         if outcome.printed:
             text += f"\nprinted before it failed:\n{outcome.printed}"
         return types.CallToolResult(content=[types.TextContent(text=text)], structured_content=payload, is_error=True)
     payload["result"] = outcome.value
     if outcome.printed:
         payload["printed"] = outcome.printed
+    if outcome.typing:
+        payload["type_check"] = outcome.typing
     text = outcome.value if isinstance(outcome.value, str) else json.dumps(outcome.value, ensure_ascii=False)
     if outcome.printed:
         text = f"{outcome.printed.rstrip()}\n{text}" if outcome.value is not None else outcome.printed

@@ -34,7 +34,7 @@ from gateway.errors import CodeError, CodeLimitError, GatewayError, InvalidReque
 from gateway.models import EpisodicEvent, JsonObject, ToolOutput
 from gateway.services.backlog import Backlog
 from gateway.services.capability_calls import acting_as
-from gateway.services.code_host import Approval, RunHost, Tooling
+from gateway.services.code_host import Approval, Module, RunHost, Tooling
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +51,8 @@ __all__ = ["CODE_ACTIONS", "RUN_PREFIX", "CodeOutcome", "CodeService", "Tooling"
 
 class Sandbox(Protocol):
     async def execute(self, code: str, *, functions: Mapping[str, Callable[..., Awaitable[Any]]],
-                      limits: CodeLimits, inputs: Mapping[str, Any] | None = None, own_clock: bool = True) -> Any: ...
+                      limits: CodeLimits, inputs: Mapping[str, Any] | None = None, own_clock: bool = True,
+                      modules: Mapping[str, Module] | None = None) -> Any: ...
 
 
 class CodeRunStore(Protocol):
@@ -76,6 +77,8 @@ class CodeOutcome:
     wall_ms: float = 0.0
     pending: tuple[str, dict[str, Any]] | None = None
     running: bool = False
+    typing: str = ""
+    """What the type checker found against the ``tools`` stubs (the code ran anyway)."""
 
     @property
     def ok(self) -> bool:
@@ -207,14 +210,14 @@ class CodeService:
     async def _run(self, host: RunHost, code: str, *, inputs: Mapping[str, Any] | None) -> CodeOutcome:
         error: CodeError | None = None
         value: Any = None
-        printed = ""
+        printed = typing = ""
         with host.clock:
             try:
                 done = await self._sandbox.execute(code, functions=host.functions(), limits=host.limits,
-                                                   inputs=inputs, own_clock=False)
-                value, printed = done.value, done.printed
+                                                   inputs=inputs, own_clock=False, modules=host.modules(code))
+                value, printed, typing = done.value, done.printed, done.typing
             except CodeError as exc:
-                error = exc
+                error, typing = exc, exc.typing
         if host.limit is not None:
             error = host.limit
         elif host.aborted:
@@ -222,7 +225,7 @@ class CodeService:
         elif host.clock.cancelled_caught:
             error = CodeLimitError(f"the code ran longer than timeout_ms ({host.limits.timeout_ms} ms)",
                                    limit="timeout_ms")
-        return _so_far(host, value=value, printed=printed, error=error)
+        return _so_far(host, value=value, printed=printed, error=error, typing=typing)
 
     async def _record(self, outcome: CodeOutcome, code: str, *, intent: str | None, owner: str | None) -> None:
         """The run, its events and (in the background) its lesson; an outage keeps the writes in the backlog."""

@@ -15,18 +15,20 @@ import json
 import math
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from gateway.capabilities.code import module_members
+from gateway.catalog.stubs import MODULE, function_names, stubs
 from gateway.config import CodeLimits
 from gateway.dag import Task, check_resolved
 from gateway.dag.trace import Invocation
 from gateway.errors import CodeLimitError, DagValidationError, GatewayError
-from gateway.models import ToolOutput
+from gateway.models import ToolDef, ToolOutput
 
 CALL = "call"
 SEARCH = "search_tools"
@@ -39,16 +41,19 @@ _TASK_PREFIX = re.compile(r"^task '[^']*': ")
 
 CallTool = Callable[[str, dict[str, Any], float], Awaitable[ToolOutput]]
 Search = Callable[[str, int], Awaitable[list[dict[str, Any]]]]
+Module = tuple[Mapping[str, Callable[..., Awaitable[Any]]], str]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Tooling:
-    """What a program's host functions reach: the call path, its checks, and search."""
+    """What a program's host functions reach: the call path, its checks, search, and the known tools (for the
+    typed ``tools`` module)."""
 
     call: CallTool
     schema_of: Callable[[str], dict[str, Any] | None]
     needs_approval: Callable[[str], bool]
     search: Search
+    tools: Callable[[], Mapping[str, ToolDef]] = dict
 
 
 @dataclass(slots=True)
@@ -88,6 +93,24 @@ class RunHost:
 
     def functions(self) -> dict[str, Callable[..., Awaitable[Any]]]:
         return {CALL: self.call, SEARCH: self.search_tools}
+
+    def modules(self, code: str) -> dict[str, Module]:
+        """The ``tools`` module, when the code imports it: a typed function per known tool the code names (its
+        other names are left out, so the type checker and the run name them as unknown)."""
+        wanted = module_members(code, MODULE)
+        if not wanted:
+            return {}
+        known = self.tooling.tools()
+        names = function_names(known)
+        chosen = {name: known[names[name]] for name in wanted if name in names}
+        functions = {name: self._tool_function(tool.tool_id) for name, tool in chosen.items()}
+        return {MODULE: (functions, stubs(chosen))}
+
+    def _tool_function(self, tool_id: str) -> Callable[..., Awaitable[Any]]:
+        async def function(**arguments: Any) -> Any:
+            return await self.call(tool_id, {k: v for k, v in arguments.items() if v is not None})
+
+        return function
 
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000

@@ -189,3 +189,19 @@ async def test_a_run_the_client_cancels_ends_its_tool_call_and_is_recorded_abort
                                     timeout_s=20, interval_s=0.1, what="the cancelled run recorded")
     assert cancelled == 1
     assert recorded == [(False, "the run was aborted")]
+
+
+async def test_the_typed_tools_module_calls_tools_by_name_and_its_checker_names_a_wrong_argument(
+    tmp_path: Path, database_url: str
+) -> None:
+    async with gateway_client(servers_file(tmp_path), "--database-url", database_url) as client:
+        typed = await run_code(client, 'import tools\nawait tools.faulty__add(a=2, b=3)')
+        aliased = await run_code(client, 'from tools import faulty__echo as echo\n(await echo(text="x")) * 2')
+        wrong = await run_code(client, 'import tools\nawait tools.faulty__echo(txt="x")')
+        unknown = await run_code(client, 'import tools\nawait tools.faulty__nope()')
+        dynamic = await run_code(client, 'import tools\nargs = {"text": "y"}\nawait tools.faulty__echo(**args)')
+    assert not typed[0] and typed[1]["result"] == 5.0 and "type_check" not in typed[1], typed[2]
+    assert not aliased[0] and aliased[1]["result"] == "xx"
+    assert wrong[0] and "missing-argument" in wrong[1]["type_check"] and "`text`" in wrong[1]["type_check"]
+    assert unknown[0] and "has no member `faulty__nope`" in unknown[1]["type_check"]
+    assert not dynamic[0] and dynamic[1]["result"] == "y"  # the checker's doubts never stop code that works
