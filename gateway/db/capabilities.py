@@ -57,7 +57,7 @@ class CapabilityStore:
         self, *, pattern_hash: str, document: JsonObject, tools: Sequence[str], parameters_schema: JsonObject | None,
         embedding: Vector, success: bool, duration_ms: float, namespace: str, action: str, cacheable: bool,
         org: str = "local", project: str = "default", intent_key: str | None = None, created_by: str = LOCAL_USER,
-        alternatives: Sequence[str] = (),
+        alternatives: Sequence[str] = (), runs: int = 1,
     ) -> Capability | None:
         """Count one run of the workflow `pattern_hash`; its capability, or None for a failed unknown one.
 
@@ -65,13 +65,13 @@ class CapabilityStore:
         capability has or had that name, ``namespace:<the first free one of alternatives>`` (`InvalidRequestError`
         when none is free). A successful run keeps its intent (`embedding`, under `intent_key`, by default one per
         pattern: the same key again counts that intent again). A capability learned from code has the `document`
-        ``{"code": <normal form>, "code_hash": <its hash>}``."""
+        ``{"code": <normal form>, "code_hash": <its hash>}``; a new pattern starts with `runs` successful runs."""
         params = {
             "pattern_hash": pattern_hash,
             "dag_structure": Jsonb(_dag_structure(document, tools, kind=_kind(document))),
             "embedding": _vector(embedding), "parameters_schema": _json(parameters_schema),
             "cacheable": cacheable, "successes": int(success), "ms": duration_ms,
-            "code": document.get("code"), "code_hash": document.get("code_hash"),
+            "code": document.get("code"), "code_hash": document.get("code_hash"), "runs": max(1, runs),
         }
         name = {"org": org, "project": project, "namespace": namespace, "action": action,
                 "hash": pattern_hash[:FQDN_HASH_CHARS]}

@@ -112,12 +112,12 @@ class WorkflowStore:
         async with translated(f"recording the code run {workflow_id!r}"), self._pool.connection() as conn:
             await conn.execute(named_query("insert_code_execution"), params)
 
-    async def code_successes(self, code_hash: str, *, owner: str | None) -> int:
-        """How many runs of the program `code_hash` by `owner` succeeded."""
+    async def code_successes(self, code_hash: str, *, owner: str | None, until: str) -> int:
+        """How many runs of the program `code_hash` by `owner` succeeded, up to the run `until`."""
+        params = {"code_hash": code_hash, "owner": owner, "workflow_id": until}
         async with translated("counting the runs of a program"), self._pool.connection() as conn:
             cursor = conn.cursor(row_factory=scalar_row)
-            count = await (await cursor.execute(named_query("code_successes"),
-                                                {"code_hash": code_hash, "owner": owner})).fetchone()
+            count = await (await cursor.execute(named_query("code_successes"), params)).fetchone()
         return int(count or 0)
 
     async def execution_count(self, workflow_id: str | None = None) -> int:

@@ -27,8 +27,9 @@ class Lessons:
 
     def __init__(self, *, learning: LearningService, planner: Planner, capabilities: CapabilityService,
                  calls: CapabilityCalls, catalog: ToolCatalog, backlog: Backlog, telemetry: Telemetry,
-                 successes: Callable[[str, str | None], Awaitable[int]]) -> None:
-        """`successes(code_hash, owner)`: how many runs of a program's normal form succeeded (this one included)."""
+                 successes: Callable[[str, str | None, str], Awaitable[int]]) -> None:
+        """`successes(code_hash, owner, run_id)`: how many runs of a program's normal form succeeded, up to the run
+        `run_id` (included)."""
         self._learning = learning
         self._planner = planner
         self._capabilities = capabilities
@@ -51,7 +52,7 @@ class Lessons:
         await self._common(state)
         if normal is None or state.status is not RunStatus.COMPLETED:
             return
-        successes = await self._successes(normal.hash, state.owner)
+        successes = await self._successes(normal.hash, state.owner, state.workflow_id)
         as_capability = self._calls.with_stable_names(state, lambda row: str(row.id))
         known, capabilities = self._catalog.known, self._capabilities
         await self._backlog.attempt(f"registering the program of {state.workflow_id} as a capability",

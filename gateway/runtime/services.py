@@ -121,7 +121,8 @@ async def open_services(db: Database, embedder: Embedder, shared: Shared, tg: an
                      approval=shared.config.approval, capabilities=db.capabilities)
     lessons = Lessons(learning=learning, planner=planner, capabilities=capabilities, calls=calls.capabilities,
                       catalog=catalog, backlog=shared.backlog, telemetry=shared.telemetry,
-                      successes=lambda code_hash, owner: db.workflows.code_successes(code_hash, owner=owner))
+                      successes=lambda code_hash, owner, run: db.workflows.code_successes(code_hash, owner=owner,
+                                                                                          until=run))
     workflows = WorkflowService(store=db.workflows, executor=_executor(db, calls, shared.backlog),
                                 schemas=calls.schemas, task_group=tg, on_finished=lessons,
                                 resolve=calls.capabilities.schemas_for, backlog=shared.backlog)

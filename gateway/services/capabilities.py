@@ -76,7 +76,7 @@ class CapabilityPort(Protocol):
         self, *, pattern_hash: str, document: JsonObject, tools: Sequence[str], parameters_schema: JsonObject | None,
         embedding: Vector, success: bool, duration_ms: float, namespace: str, action: str, cacheable: bool,
         org: str = ..., project: str = ..., intent_key: str | None = ..., created_by: str = ...,
-        alternatives: Sequence[str] = ...,
+        alternatives: Sequence[str] = ..., runs: int = ...,
     ) -> Capability | None: ...
 
     async def get(self, ref: str, *, user: str | None = ...) -> Capability | None: ...
@@ -156,8 +156,9 @@ class CapabilityService:
             parameters_schema=normal.parameters_schema, embedding=vector, success=True, duration_ms=state.wall_ms,
             namespace=namespace, action=actions[0], alternatives=actions[1:], cacheable=False,
             intent_key=hashlib.sha256(text.encode()).hexdigest()[:32], created_by=state.owner or LOCAL_USER,
+            runs=successes,
         )
-        if row is not None and row.usage_count == 1:
+        if row is not None and successes == CODE_PROMOTE_AFTER:  # the run that made it a capability
             contains = [(row.node_id, tool, "contains") for tool in used]
             await self._edges.record_run(edges=contains, tools=(), promote_after=PROMOTE_AFTER,
                                          weights=dict(EDGE_TYPE_WEIGHT), factors=dict(SOURCE_FACTOR))

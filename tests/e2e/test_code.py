@@ -94,6 +94,40 @@ async def test_a_program_run_twice_with_other_literals_becomes_a_capability_run_
     assert "word = word" in pattern_code and '"alpha"' not in pattern_code and len(pattern_hash) == 64
 
 
+SHOUT = """
+import tools
+said = await tools.faulty__echo(text="{word}")
+said.upper() + "?"
+"""
+
+
+async def test_a_learned_program_is_found_by_its_intent_and_merges_with_another_of_the_same_tools(
+    tmp_path: Path, database_url: str
+) -> None:
+    intent = "shout back the word I give you"
+    async with gateway_client(servers_file(tmp_path), "--database-url", database_url) as client:
+        for word in ("one", "two"):
+            for program in (PROGRAM, SHOUT):
+                failed, _, text = await run_code(client, program.format(word=word), intent=intent)
+                assert not failed, text
+
+        async def both() -> dict[str, Any] | None:
+            found = (await client.call_tool("cap_list", {})).structured_content or {}
+            return found if found.get("total") == 2 else None
+
+        names = [c["name"] for c in (await eventually(both, timeout_s=60, interval_s=0.2,
+                                                      what="both programs learned"))["capabilities"]]
+        searched = (await client.call_tool("search_tools", {"query": intent})).structured_content or {}
+        merged = await client.call_tool("cap_merge", {"source": names[0], "target": names[1]})
+        after = (await client.call_tool("cap_list", {})).structured_content or {}
+        still = await client.call_tool("call_tool", {"tool": names[1], "arguments": {}})
+    offered = [r["tool_id"] for r in searched["results"] if r["kind"] == "capability"]
+    assert set(offered) & set(names), searched["results"]
+    assert not merged.is_error, text_of(merged)
+    assert after["total"] == 1 and after["capabilities"][0]["usage_count"] == 4  # every successful run counted
+    assert not still.is_error and text_of(still) in ("TWO!", "TWO?"), text_of(still)  # runs with its defaults
+
+
 async def test_one_run_of_a_program_is_not_yet_a_capability(tmp_path: Path, database_url: str) -> None:
     async with gateway_client(servers_file(tmp_path), "--database-url", database_url) as client:
         failed, _, text = await run_code(client, PROGRAM.format(word="alone"))

@@ -1,12 +1,13 @@
 -- name: upsert_pattern_run
 -- A successful run: the first one inserts the pattern (inserted is true for exactly one of concurrent first
 -- runs: the others wait on its row, then update it), later ones count it. avg_duration_ms is a running mean.
+-- runs: the successful runs the pattern starts with (a program becomes a capability at its second).
 INSERT INTO workflow_pattern (pattern_hash, dag_structure, intent_embedding, usage_count, success_count,
                               last_used, parameters_schema, cache_config, success_rate, avg_duration_ms,
                               code_snippet, code_hash)
-VALUES (%(pattern_hash)s, %(dag_structure)s, %(embedding)s, 1, %(successes)s::int, now(), %(parameters_schema)s,
-        jsonb_build_object('ttl_ms', 3600000, 'cacheable', %(cacheable)s::boolean), %(successes)s::int,
-        round(%(ms)s::float8), %(code)s, %(code_hash)s)
+VALUES (%(pattern_hash)s, %(dag_structure)s, %(embedding)s, %(runs)s::int, %(runs)s::int * %(successes)s::int, now(),
+        %(parameters_schema)s, jsonb_build_object('ttl_ms', 3600000, 'cacheable', %(cacheable)s::boolean),
+        %(successes)s::int, round(%(ms)s::float8), %(code)s, %(code_hash)s)
 ON CONFLICT (pattern_hash) DO UPDATE SET
     usage_count = workflow_pattern.usage_count + 1,
     success_count = workflow_pattern.success_count + %(successes)s::int,

@@ -74,9 +74,12 @@ VALUES
      %(owner)s);
 
 -- name: code_successes
--- Successful runs of one program's normal form by one owner (null: the stdio user).
+-- Successful runs of one program's normal form by one owner (null: the stdio user), up to the run `workflow_id`
+-- (lessons are learned in the background, perhaps after a later run was recorded).
 SELECT count(*)::int FROM workflow_execution
-WHERE code_hash = %(code_hash)s AND success AND owner IS NOT DISTINCT FROM %(owner)s::text;
+WHERE code_hash = %(code_hash)s AND success AND owner IS NOT DISTINCT FROM %(owner)s::text
+  AND executed_at <= coalesce((SELECT max(executed_at) FROM workflow_execution WHERE workflow_id = %(workflow_id)s),
+                              now());
 
 -- name: execution_count
 SELECT count(*)::int FROM workflow_execution
