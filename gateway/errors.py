@@ -15,6 +15,7 @@ onnxruntime, OSError) are translated at one boundary each with ``raise ... from 
     │   ├── DataDirLockedError another gateway owns the embedded data directory
     │   └── MigrationError     a migration failed; nothing of it was applied
     ├── EmbeddingError         the ONNX model or tokenizer cannot be loaded or run
+    ├── SecretError            a stored secret cannot be opened (key missing from the keyring, altered data)
     ├── CodeError              `execute_code`: the client's code failed in the sandbox (`kind`: its exception)
     │   └── CodeLimitError     the code hit a limit (`limit`: timeout_ms, memory, output, tool_calls, ...)
     └── DownstreamError        a downstream MCP server failed; names the server
@@ -132,6 +133,11 @@ class MigrationError(DatabaseError):
 
 class EmbeddingError(GatewayError):
     """The embedding model cannot be loaded or run."""
+
+
+class SecretError(GatewayError):
+    """A stored secret cannot be opened: its master key is not in the keyring, or its data was altered or moved
+    (the message never holds the secret)."""
 
 
 class CodeError(GatewayError):

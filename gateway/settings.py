@@ -37,6 +37,14 @@ class Settings:
     """Requests per API key per rate-limit window over HTTP (0: unlimited)."""
     rate_window_s: float = DEFAULT_RATE_WINDOW_S
     """The rate-limit window (the seed's API-key windows last an hour)."""
+    master_key: str | None = field(default=None, repr=False)
+    """The master keyring itself (``PML_MASTER_KEY``: ``id:base64key`` entries, comma-separated, the last current)."""
+    master_key_file: Path | None = None
+    """Where the master keyring lives when ``PML_MASTER_KEY`` is not set (default: ``<data dir>/master.key``)."""
+
+    @property
+    def keyring_path(self) -> Path:
+        return self.master_key_file or self.data_dir / "master.key"
 
     @property
     def pgdata(self) -> Path:
@@ -69,6 +77,7 @@ def settings_from(flags: Mapping[str, Any], environ: Mapping[str, str]) -> Setti
     http = pick("http", "PML_HTTP")
     rate = pick("rate_limit", "PML_RATE_LIMIT")
     window = pick("rate_window", "PML_RATE_WINDOW")
+    key_file = pick("master_key_file", "PML_MASTER_KEY_FILE")
     return Settings(
         config_path=Path(config).expanduser() if config else None,
         database_url=pick("database_url", "PML_DATABASE_URL"),
@@ -82,6 +91,8 @@ def settings_from(flags: Mapping[str, Any], environ: Mapping[str, str]) -> Setti
         rate_limit=DEFAULT_RATE_LIMIT if rate is None else _whole(rate, "PML_RATE_LIMIT / --rate-limit", least=0,
                                                                   of="requests per window (0: unlimited)"),
         rate_window_s=_positive_float(window, "PML_RATE_WINDOW / --rate-window") or DEFAULT_RATE_WINDOW_S,
+        master_key=environ.get("PML_MASTER_KEY") or None,
+        master_key_file=Path(key_file).expanduser() if key_file else None,
     )
 
 

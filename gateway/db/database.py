@@ -24,6 +24,7 @@ from gateway.db.migrate import migrate
 from gateway.db.pool import CLOSE_TIMEOUT_S, Pool, mask_password, open_pool, translated
 from gateway.db.queries import query
 from gateway.db.retention import RetentionStore
+from gateway.db.secrets import SecretStore
 from gateway.db.tools import ToolStore
 from gateway.db.users import UserStore
 from gateway.db.workflows import WorkflowStore
@@ -52,6 +53,7 @@ class Database:
     capabilities: CapabilityStore
     retention: RetentionStore
     users: UserStore
+    secrets: SecretStore
     _server: EmbeddedPostgres | None = field(default=None, repr=False)
 
     async def size_bytes(self) -> int:
@@ -142,7 +144,7 @@ async def _pooled(url: str, *, location: str, server: EmbeddedPostgres | None) -
             memory=IntentMemory(pool),
             capabilities=CapabilityStore(pool),
             retention=RetentionStore(pool),
-            users=UserStore(pool),
+            users=UserStore(pool), secrets=SecretStore(pool),
             _server=server,
         )
     finally:
