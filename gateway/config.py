@@ -19,6 +19,7 @@ often ``/``), because paths in it are relative to the file:
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import logging
@@ -307,6 +308,69 @@ def _parse_http_server(
         secrets=_secret_values(env={}, headers=expanded_headers, written=[url, *headers.values()], environ=environ),
         **limits.of(entry, where),
     )
+
+
+SECRET_REF = re.compile(r"\$\{secret:([A-Za-z_][A-Za-z0-9_]{0,63})\}")
+"""``${secret:NAME}`` in a user's server entry: that user's secret NAME."""
+USER_SERVER_KEYS = SERVER_KEYS - {"cwd"}
+
+
+def secret_names(entry: Any) -> list[str]:
+    """The secrets an entry refers to, in order, once each."""
+    found: dict[str, None] = {}
+    for text in _strings(entry):
+        found.update((m.group(1), None) for m in SECRET_REF.finditer(text))
+    return list(found)
+
+
+def user_server_spec(name: str, entry: Any, secrets: Mapping[str, str], *, allow_stdio: bool,
+                     bin_dir: Path | None = None) -> ServerSpec:
+    """A user's server (an ``mcpServers`` entry kept in `user_mcp_configs`) as a spec, its ``${secret:NAME}``
+    filled from `secrets` (and those values redacted from whatever is shown of it). Nothing of the gateway's
+    environment is expanded: ``${VAR}`` is an error. Without `allow_stdio` only a server reached over HTTP is
+    accepted: a stdio entry runs a command on the gateway's host."""
+    where = f'user server "{name}"'
+    if not SERVER_NAME_RE.match(name):
+        raise ConfigError(f"{where}: the name must be 1 to 48 letters, digits, _ or -")
+    if not isinstance(entry, dict):
+        raise ConfigError(f'{where} must be an object like an "mcpServers" entry, got {_kind(entry)}')
+    unknown = sorted(set(entry) - USER_SERVER_KEYS)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r} (allowed: {', '.join(sorted(USER_SERVER_KEYS))})")
+    if not allow_stdio and entry.get("type", "http" if "url" in entry else "stdio") not in HTTP_TYPES:
+        raise ConfigError(f'{where}: only a server reached over HTTP ("url") may be added by a user; a stdio '
+                          "server runs a command on the gateway's host, so an admin adds it "
+                          "(`pml-gateway user-servers add`)")
+    missing = [n for n in secret_names(entry) if n not in secrets]
+    if missing:
+        raise ConfigError(f"{where}: no secret {missing[0]!r} is set for this user (`pml-gateway secrets set`)")
+    environ = {f"PML_USER_SECRET_{n}": v for n, v in secrets.items()}
+    rewritten = _rewrite_secrets(entry)
+    limits = _Limits(call_timeout_s=DEFAULT_CALL_TIMEOUT_S, max_result_bytes=DEFAULT_MAX_RESULT_BYTES)
+    spec = _parse_server(where, name, rewritten, environ, limits, _Places(Path.home(), bin_dir))
+    used = {secrets[n] for n in secret_names(entry)}
+    return dataclasses.replace(spec, secrets=spec.secrets | worth_hiding(used))
+
+
+def _rewrite_secrets(value: Any) -> Any:
+    if isinstance(value, str):
+        return SECRET_REF.sub(lambda m: f"${{PML_USER_SECRET_{m.group(1)}}}", value)
+    if isinstance(value, list):
+        return [_rewrite_secrets(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _rewrite_secrets(v) for k, v in value.items()}
+    return value
+
+
+def _strings(value: Any) -> Iterable[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _strings(v)
 
 
 def normalise_server_name(raw: str, where: str) -> str:

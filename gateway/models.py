@@ -205,3 +205,14 @@ class Capability:
     def node_id(self) -> str:
         """The capability's node in the learned graph."""
         return node_id(self.id)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Sealed:
+    """A secret at rest (`gateway.vault`): the master key id, the wrapped data key, the nonce and the ciphertext
+    (with its tag)."""
+
+    key_id: str
+    wrapped_key: bytes
+    nonce: bytes
+    ciphertext: bytes

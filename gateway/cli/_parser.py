@@ -6,7 +6,7 @@ import argparse
 from typing import TypeAlias
 
 from gateway import __version__
-from gateway.cli import caps, evaluate, graph, index, init, secrets, serve, stats, users
+from gateway.cli import caps, evaluate, graph, index, init, secrets, serve, stats, user_servers, users
 
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 """What ``add_subparsers`` returns: a group's `register` adds its subcommands to it."""
@@ -18,7 +18,7 @@ def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="pml-gateway", description="One MCP server in front of many.")
     root.add_argument("--version", action="version", version=f"pml-gateway {__version__}")
     sub = root.add_subparsers(dest="command", required=True)
-    for group in (serve, index, stats, evaluate, graph, caps, users, secrets):
+    for group in (serve, index, stats, evaluate, graph, caps, users, secrets, user_servers):
         group.register(sub, common)
     init.register(sub)  # its own --config and --log-level: it writes the servers file, reads no database
     return root

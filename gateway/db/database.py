@@ -26,6 +26,7 @@ from gateway.db.queries import query
 from gateway.db.retention import RetentionStore
 from gateway.db.secrets import SecretStore
 from gateway.db.tools import ToolStore
+from gateway.db.user_servers import UserServerStore
 from gateway.db.users import UserStore
 from gateway.db.workflows import WorkflowStore
 from gateway.errors import DatabaseError, DataDirLockedError
@@ -54,6 +55,7 @@ class Database:
     retention: RetentionStore
     users: UserStore
     secrets: SecretStore
+    user_servers: UserServerStore
     _server: EmbeddedPostgres | None = field(default=None, repr=False)
 
     async def size_bytes(self) -> int:
@@ -144,7 +146,7 @@ async def _pooled(url: str, *, location: str, server: EmbeddedPostgres | None) -
             memory=IntentMemory(pool),
             capabilities=CapabilityStore(pool),
             retention=RetentionStore(pool),
-            users=UserStore(pool), secrets=SecretStore(pool),
+            users=UserStore(pool), secrets=SecretStore(pool), user_servers=UserServerStore(pool),
             _server=server,
         )
     finally:

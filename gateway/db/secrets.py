@@ -12,7 +12,7 @@ from psycopg.rows import class_row
 
 from gateway.db.pool import Pool, translated
 from gateway.db.queries import query as named_query
-from gateway.vault import Sealed
+from gateway.models import Sealed
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,7 @@ from gateway.services.capabilities import CapabilityMatch, CapabilityService, la
 from gateway.services.code import CodeOutcome
 from gateway.services.suggest import Suggestion
 from gateway.services.telemetry import CALL_LATENCY, RESTARTS, STATE_CHANGES, Telemetry
+from gateway.services.user_servers import UserServerService
 from gateway.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -105,6 +106,9 @@ class Runtime:
             result = await self.supervisor.call_tool(server, tool, arguments, progress=progress, ask=ask)
             labels["outcome"] = "error" if result.is_error else "ok"
         return result
+
+    async def user_server_service(self) -> UserServerService:
+        return (await self.services()).user_servers
 
     async def resolve(self, name: str) -> tuple[str, str] | None:
         """Wait for the stored routes, then for the servers to settle, before calling a name unknown."""

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import functools
 import logging
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -25,7 +27,8 @@ from gateway.db import Database
 from gateway.db.notify import LearnedListener
 from gateway.db.thresholds import StoredThresholds
 from gateway.downstream import Supervisor
-from gateway.errors import GatewayError
+from gateway.downstream.user_servers import UserServers
+from gateway.errors import ConfigError, GatewayError
 from gateway.models import EpisodicEvent, ToolDef
 from gateway.ports import Embedder
 from gateway.runtime.calls import DagCalls
@@ -40,10 +43,13 @@ from gateway.services.capability_calls import acting_user
 from gateway.services.code import CodeService, Tooling
 from gateway.services.learning import LearningService
 from gateway.services.planner import Planner
+from gateway.services.secrets import SecretService
 from gateway.services.sessions import SessionOwners
 from gateway.services.telemetry import Telemetry
+from gateway.services.user_servers import UserServerService
 from gateway.services.workflows import WorkflowService, persisted
 from gateway.settings import Settings
+from gateway.vault import load_keyring
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +83,7 @@ class Services:
     calls: DagCalls
     workflows: WorkflowService
     code: CodeService
+    user_servers: UserServerService
     sessions: SessionOwners
     auth: Authenticator
     limits: RateLimiter
@@ -117,21 +124,27 @@ async def open_services(db: Database, embedder: Embedder, shared: Shared, tg: an
     await search.set_tools(catalog.known.values())
     capabilities = CapabilityService(store=db.capabilities, edges=db.learning, embedder=embedder, limiter=limiter,
                                      tool_usage=learning.usage)
+    own = UserServerService(store=db.user_servers, secrets=_secrets(db, shared.settings),
+                            bin_dir=Path(sys.executable).parent)
+    instances = UserServers(resolve=own.resolve)
+    await tg.start(instances.run)
+    own.attach(instances)
     calls = DagCalls(supervisor=shared.supervisor, catalog=catalog, telemetry=shared.telemetry,
-                     approval=shared.config.approval, capabilities=db.capabilities)
+                     approval=shared.config.approval, capabilities=db.capabilities, user_servers=instances)
     lessons = Lessons(learning=learning, planner=planner, capabilities=capabilities, calls=calls.capabilities,
                       catalog=catalog, backlog=shared.backlog, telemetry=shared.telemetry,
                       successes=lambda code_hash, owner, run: db.workflows.code_successes(code_hash, owner=owner,
                                                                                           until=run))
     workflows = WorkflowService(store=db.workflows, executor=_executor(db, calls, shared.backlog),
                                 schemas=calls.schemas, task_group=tg, on_finished=lessons,
-                                resolve=calls.capabilities.schemas_for, backlog=shared.backlog)
+                                resolve=calls.schemas_for, backlog=shared.backlog)
     code = await _code_mode(db, calls, search, lessons, workflows, shared, tg)
     settings = shared.settings
     return Services(
         db=db, embedder=embedder, indexer=Indexer(index=db.tools, embedder=embedder, limiter=limiter),
         search=search, learning=learning, planner=planner, capabilities=capabilities, calls=calls,
-        workflows=workflows, code=code, sessions=SessionOwners(db.users), auth=Authenticator(db.users),
+        workflows=workflows, code=code, user_servers=own, sessions=SessionOwners(db.users),
+        auth=Authenticator(db.users),
         limits=RateLimiter(db.users, limit=settings.rate_limit, window_s=settings.rate_window_s), tg=tg,
     )
 
@@ -144,6 +157,16 @@ async def start_background(services: Services, shared: Shared) -> None:
     await tg.start(Pruner(services.db.retention).run)
     for server, tools in shared.catalog.listings().items():
         tg.start_soon(services.sync, server, tools, shared)
+
+
+def _secrets(db: Database, settings: Settings) -> SecretService | None:
+    """Users' secrets, when a master keyring exists (none yet: no secret was ever stored, none can be read)."""
+    try:
+        keys = load_keyring(environ_value=settings.master_key, path=settings.keyring_path, create=False)
+    except ConfigError as exc:
+        logger.info("users' secrets are not available: %s", exc)
+        return None
+    return SecretService(store=db.secrets, keys=keys)
 
 
 async def _code_mode(db: Database, calls: DagCalls, search: SearchService, lessons: Lessons,

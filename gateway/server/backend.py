@@ -15,6 +15,7 @@ from gateway.services.capabilities import CapabilityMatch, CapabilityService
 from gateway.services.code import CodeOutcome
 from gateway.services.search import SearchResult
 from gateway.services.suggest import Suggestion
+from gateway.services.user_servers import UserServerService
 
 
 class GatewayBackend(Protocol):
@@ -75,6 +76,10 @@ class GatewayBackend(Protocol):
 
     async def capability_service(self) -> CapabilityService:
         """The learned capabilities, once what the workflows just finished teach is learned."""
+        ...
+
+    async def user_server_service(self) -> UserServerService:
+        """HTTP users' own servers."""
         ...
 
     async def resolve(self, name: str) -> tuple[str, str] | None:

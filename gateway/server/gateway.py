@@ -28,6 +28,7 @@ from gateway.models import ServerState, ToolDef
 from gateway.server import calls, meta
 from gateway.server import capability_tools as caps
 from gateway.server import code_tools as code
+from gateway.server import user_server_tools as mine
 from gateway.server import workflow_tools as wf
 from gateway.server.backend import GatewayBackend
 from gateway.server.exposure import FoundTools, ListWatchers, client_of, worth_listing
@@ -57,13 +58,16 @@ def build_server(backend: GatewayBackend, relay: Relay, watchers: ListWatchers) 
                    input_schema=code.EXECUTE_CODE_SCHEMA),
         *caps.TOOLS,
     ]
+    own_servers = types.Tool(name=mine.MY_SERVERS, description=mine.MY_SERVERS_DESCRIPTION,
+                             input_schema=mine.MY_SERVERS_SCHEMA)
     found = FoundTools()
 
     async def list_tools(
         ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
+        shown_meta = [*meta_tools, own_servers] if gateway_user() is not None else meta_tools  # HTTP users only
         if backend.expose == "search":
-            return types.ListToolsResult(tools=meta_tools)
+            return types.ListToolsResult(tools=shown_meta)
         watchers.watch(ctx)
         if backend.expose == "all":
             known = await backend.listed_tools()
@@ -73,7 +77,7 @@ def build_server(backend: GatewayBackend, relay: Relay, watchers: ListWatchers) 
             shown = [known[tool_id] for tool_id in wanted if tool_id in known]
         else:  # a client that found nothing yet (every client at its handshake): nothing to wait for at start
             shown = []
-        return types.ListToolsResult(tools=[*meta_tools, *_exposed(backend, shown)])
+        return types.ListToolsResult(tools=[*shown_meta, *_exposed(backend, shown)])
 
     async def call_tool(
         ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
@@ -93,6 +97,8 @@ def build_server(backend: GatewayBackend, relay: Relay, watchers: ListWatchers) 
             return _withheld(backend, went)
         if params.name == code.EXECUTE_CODE:
             return _withheld(backend, await _guarded(backend, code.execute(backend, params.arguments)))
+        if params.name == mine.MY_SERVERS:
+            return await _guarded(backend, mine.act(backend, params.arguments))
         if params.name in (caps.CAP_LIST, caps.CAP_RENAME, caps.CAP_MERGE):
             return await _guarded(backend, _capabilities(backend, params.name, params.arguments))
         route = backend.names.resolve(params.name) or await backend.resolve(params.name)

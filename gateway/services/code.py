@@ -195,12 +195,13 @@ class CodeService:
         return _paused(host, event) if isinstance(event, Approval) else event
 
     async def _drive(self, host: RunHost, code: str, intent: str | None, owner: str | None) -> None:
-        """Run to the end, record, then tell the waiter; whatever happens, the waiter hears of the end."""
+        """Run to the end, hand the record and the lesson to the background, then tell the waiter (who does not
+        wait for the database); whatever happens, the waiter hears of the end."""
         outcome = _so_far(host, error=CodeError("internal error in the gateway; see its log", kind="Internal"))
         try:
             with acting_as(owner):
                 outcome = await self._run(host, code, inputs=None)
-            await self._record(outcome, code, intent=intent, owner=owner)
+            self._teach(host.run_id, functools.partial(self._record, outcome, code, intent=intent, owner=owner))
         except Exception:
             logger.exception("code run %s failed unexpectedly", host.run_id)
         finally:
@@ -228,7 +229,8 @@ class CodeService:
         return _so_far(host, value=value, printed=printed, error=error, typing=typing)
 
     async def _record(self, outcome: CodeOutcome, code: str, *, intent: str | None, owner: str | None) -> None:
-        """The run, its events and (in the background) its lesson; an outage keeps the writes in the backlog."""
+        """The run, its events, then its lesson (in the background, counted by `learned`); an outage keeps the
+        writes in the backlog."""
         normal = _normal(code)
         state = _as_state(outcome, intent, owner)
         code_hash = normal.hash if normal is not None else hashlib.sha256(code.encode()).hexdigest()
@@ -244,7 +246,7 @@ class CodeService:
                                         functools.partial(self._store.record_events, _events(outcome)))
         except GatewayError:
             logger.exception("recording the code run %s failed", outcome.run_id)
-        self._teach(outcome.run_id, functools.partial(self._lesson, state, normal if outcome.ok else None))
+        await self._lesson(state, normal if outcome.ok else None)
 
     async def _lesson(self, state: WorkflowState, normal: NormalCode | None) -> None:
         try:

@@ -227,9 +227,13 @@ class RunHost:
 
 def tool_value(output: ToolOutput) -> Any:
     """What the code receives: the structured content (unwrapped when it is the ``{"result": value}`` the SDKs
-    make of a tool returning a plain value), else the text, parsed when it is JSON."""
-    if isinstance(output.structured, dict) and set(output.structured) == {"result"}:
-        return output.structured["result"]
+    make of a tool returning a plain value, or a one-key object that only repeats the text, as the filesystem
+    server's ``{"content": text}``), else the text, parsed when it is JSON."""
+    structured = output.structured
+    if isinstance(structured, dict) and len(structured) == 1:
+        (key, value), = structured.items()
+        if key == "result" or value == output.text:
+            return value
     if output.structured is not None:
         return output.structured
     try:

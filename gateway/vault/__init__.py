@@ -1,6 +1,7 @@
 """Secrets at rest: AES-256-GCM envelope encryption under master keys a file, the environment or a KMS holds."""
 
-from gateway.vault.envelope import Sealed, associated_data, open_sealed, rewrap, seal
+from gateway.models import Sealed
+from gateway.vault.envelope import associated_data, open_sealed, rewrap, seal
 from gateway.vault.keys import KeyRing, KeyWrapper, generate_key_line, load_keyring, parse_keyring, write_keyring
 
 __all__ = [

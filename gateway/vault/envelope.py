@@ -8,23 +8,13 @@ the data key only (`rewrap`): the ciphertext stays as it is.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from gateway.errors import SecretError
+from gateway.models import Sealed
 from gateway.vault.keys import KEY_BYTES, NONCE_BYTES, KeyWrapper
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Sealed:
-    """A secret at rest: the master key id, the wrapped data key, the nonce and the ciphertext (with its tag)."""
-
-    key_id: str
-    wrapped_key: bytes
-    nonce: bytes
-    ciphertext: bytes
 
 
 def associated_data(owner: str, name: str) -> bytes:
