@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -19,6 +20,8 @@ class UserServerRow:
     name: str
     entry: dict[str, Any]
     updated_at: datetime
+    tools: list[dict[str, Any]]
+    """What the server listed when it last ran (``name``, ``description``, ``input_schema``, ...)."""
 
 
 class UserServerStore:
@@ -43,6 +46,11 @@ class UserServerStore:
         async with translated("listing a user's servers"), self._pool.connection() as conn:
             cursor = conn.cursor(row_factory=class_row(UserServerRow))
             return await (await cursor.execute(named_query("list_user_servers"), {"user_id": user_id})).fetchall()
+
+    async def set_tools(self, user_id: str, name: str, tools: builtins.list[dict[str, Any]]) -> None:
+        async with translated(f"keeping the tools of the server {name!r}"), self._pool.connection() as conn:
+            await conn.execute(named_query("set_user_server_tools"),
+                               {"user_id": user_id, "name": name, "tools": Jsonb(tools)})
 
     async def delete(self, user_id: str, name: str) -> bool:
         async with translated(f"deleting the server {name!r}"), self._pool.connection() as conn:

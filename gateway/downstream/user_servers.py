@@ -34,6 +34,7 @@ START_WAIT_S = 30.0
 REAP_EVERY_S = 30.0
 
 Resolve = Callable[[str, str], Awaitable[ServerSpec | None]]
+Listed = Callable[[str, str, Sequence[ToolDef]], Awaitable[None]]
 
 
 @dataclass(slots=True)
@@ -48,8 +49,10 @@ class _Instance:
 class UserServers:
     """The running instances of users' servers, keyed by (user id, server name)."""
 
-    def __init__(self, *, resolve: Resolve, idle_s: float = IDLE_S) -> None:
+    def __init__(self, *, resolve: Resolve, on_tools: Listed | None = None, idle_s: float = IDLE_S) -> None:
+        """`on_tools(user_id, server, tools)` hears each listing of an instance."""
         self._resolve = resolve
+        self._on_tools = on_tools
         self._idle_s = idle_s
         self._instances: dict[tuple[str, str], _Instance] = {}
         self._starting: dict[tuple[str, str], anyio.Lock] = {}
@@ -123,6 +126,8 @@ class UserServers:
     def _start(self, key: tuple[str, str], spec: ServerSpec, tg: anyio.abc.TaskGroup) -> _Instance:
         async def listed(server: str, tools: Sequence[ToolDef]) -> None:
             instance.listed.set()
+            if self._on_tools is not None:
+                await self._on_tools(key[0], key[1], tools)
 
         connection = Connection(spec, on_tools=listed, on_status=None, backoff=self._backoff)
         instance = _Instance(connection=connection, scope=anyio.CancelScope())

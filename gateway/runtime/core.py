@@ -110,6 +110,10 @@ class Runtime:
     async def user_server_service(self) -> UserServerService:
         return (await self.services()).user_servers
 
+    async def own_tools(self, query: str, *, user: str, limit: int) -> list[tuple[ToolDef, float]]:
+        services = await self.services()
+        return await services.user_servers.find(user, await services.search.embed_query(query), limit=limit)
+
     async def resolve(self, name: str) -> tuple[str, str] | None:
         """Wait for the stored routes, then for the servers to settle, before calling a name unknown."""
         with anyio.move_on_after(ROUTE_WAIT_S):

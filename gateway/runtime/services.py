@@ -124,9 +124,17 @@ async def open_services(db: Database, embedder: Embedder, shared: Shared, tg: an
     await search.set_tools(catalog.known.values())
     capabilities = CapabilityService(store=db.capabilities, edges=db.learning, embedder=embedder, limiter=limiter,
                                      tool_usage=learning.usage)
+    async def embed(texts: list[str]) -> Any:
+        return await anyio.to_thread.run_sync(embedder.embed, texts, limiter=limiter)
+
     own = UserServerService(store=db.user_servers, secrets=_secrets(db, shared.settings),
-                            bin_dir=Path(sys.executable).parent)
-    instances = UserServers(resolve=own.resolve)
+                            bin_dir=Path(sys.executable).parent, embed=embed)
+
+    async def listed(user_id: str, server: str, tools: Sequence[ToolDef]) -> None:
+        await shared.backlog.attempt(f"keeping the tools of a user's server {server}",
+                                     functools.partial(own.remember, user_id, server, tools))
+
+    instances = UserServers(resolve=own.resolve, on_tools=listed)
     await tg.start(instances.run)
     own.attach(instances)
     calls = DagCalls(supervisor=shared.supervisor, catalog=catalog, telemetry=shared.telemetry,

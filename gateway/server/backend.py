@@ -82,6 +82,10 @@ class GatewayBackend(Protocol):
         """HTTP users' own servers."""
         ...
 
+    async def own_tools(self, query: str, *, user: str, limit: int) -> list[tuple[ToolDef, float]]:
+        """`user`'s own tools closest in meaning to `query` (from what their servers last listed)."""
+        ...
+
     async def resolve(self, name: str) -> tuple[str, str] | None:
         """``(server, tool)`` for an exposed name, waiting (bounded) while servers are still starting."""
         ...

@@ -157,6 +157,11 @@ async def _search(backend: GatewayBackend, ctx: ServerRequestContext[Any], argum
     elif backend.expose == "all":
         listed = [h.tool_id for h in result.hits]
     text = meta.search_text(payload, listed=[call_as[tool_id] for tool_id in listed])
+    if (user := gateway_user()) is not None and (own := await backend.own_tools(args["query"], user=user, limit=3)):
+        payload["your_tools"] = [{"tool_id": t.tool_id, "description": t.description, "input_schema": t.input_schema,
+                                  "semantic": round(score, 4)} for t, score in own]
+        text += "\nYour own servers' tools (call them by tool_id): " + "; ".join(
+            f"{t.tool_id}: {t.description[:120]}" for t, _ in own)
     return types.CallToolResult(content=[types.TextContent(text=text)], structured_content=payload)
 
 

@@ -8,14 +8,23 @@ gateway's host, so only an admin adds one (the command line, or an admin's own m
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import builtins
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
+
 from gateway.config import ServerSpec, secret_names, user_server_spec
 from gateway.errors import ConfigError, InvalidRequestError
+from gateway.lru import LRU
 from gateway.models import ToolDef
+
+MIN_SIMILARITY = 0.25
+"""A user's tool less alike than this to a query is not offered."""
+VECTORS_KEPT = 2_000
+Embed = Callable[[list[str]], Awaitable[np.ndarray]]
 
 PREFIX = "@"
 """The first character of a user's tool id (``@github:create_issue``): no shared server's name can start so."""
@@ -24,6 +33,8 @@ _PLACEHOLDER = "placeholder-secret-value"
 
 class EntryStore(Protocol):
     async def put(self, user_id: str, name: str, entry: dict[str, Any]) -> None: ...
+
+    async def set_tools(self, user_id: str, name: str, tools: list[dict[str, Any]]) -> None: ...
 
     async def get(self, user_id: str, name: str) -> dict[str, Any] | None: ...
 
@@ -44,7 +55,8 @@ class Instances(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class UserServer:
-    """One of a user's servers as listed: its entry as written, and its tools when it runs."""
+    """One of a user's servers as listed: its entry as written, whether it runs, and its tools (as it listed them
+    when it last ran)."""
 
     name: str
     entry: dict[str, Any]
@@ -63,10 +75,14 @@ def split_tool_id(tool_id: str) -> tuple[str, str] | None:
 class UserServerService:
     """Users' server entries, validated on the way in and resolved (secrets filled) at each start."""
 
-    def __init__(self, *, store: EntryStore, secrets: Secrets | None, bin_dir: Path | None = None) -> None:
+    def __init__(self, *, store: EntryStore, secrets: Secrets | None, bin_dir: Path | None = None,
+                 embed: Embed | None = None) -> None:
+        """`embed` turns tool texts into unit vectors, for `find`."""
         self._store = store
         self._secrets = secrets
         self._bin_dir = bin_dir
+        self._embed = embed
+        self._vectors: LRU[str, np.ndarray] = LRU(VECTORS_KEPT)
         self._instances: Instances | None = None
 
     def attach(self, instances: Instances) -> None:
@@ -91,8 +107,25 @@ class UserServerService:
 
     async def list(self, user_id: str) -> list[UserServer]:
         running = self._instances.running(user_id) if self._instances is not None else {}
-        return [UserServer(row.name, dict(row.entry), row.name in running, tuple(running.get(row.name, ())))
+        return [UserServer(row.name, dict(row.entry), row.name in running,
+                           tuple(running.get(row.name) or [_tool_def(row.name, doc) for doc in row.tools]))
                 for row in await self._store.list(user_id)]
+
+    async def remember(self, user_id: str, name: str, tools: Sequence[ToolDef]) -> None:
+        """Keep what the user's server listed: found by that user's searches without starting it."""
+        await self._store.set_tools(user_id, name, [_tool_doc(t) for t in tools])
+
+    async def find(self, user_id: str, query: np.ndarray, *, limit: int) -> builtins.list[tuple[ToolDef, float]]:
+        """The user's tools closest in meaning to the embedded `query`, at least `MIN_SIMILARITY` alike."""
+        tools = [_tool_def(row.name, doc) for row in await self._store.list(user_id) for doc in row.tools]
+        if not tools or self._embed is None:
+            return []
+        missing = [t.embed_text for t in tools if t.embed_text not in self._vectors]
+        if missing:
+            for text, vector in zip(missing, await self._embed(missing), strict=True):
+                self._vectors[text] = vector
+        scored = [(t, float(np.dot(self._vectors[t.embed_text], query))) for t in tools]
+        return sorted([s for s in scored if s[1] >= MIN_SIMILARITY], key=lambda s: -s[1])[:limit]
 
     async def resolve(self, user_id: str, name: str) -> ServerSpec | None:
         """The spec to start `name` of `user_id` with, its secrets opened now; None when there is no such server.
@@ -106,6 +139,18 @@ class UserServerService:
             if value is not None:
                 values[secret] = value
         return user_server_spec(name, entry, values, allow_stdio=True, bin_dir=self._bin_dir)
+
+
+def _tool_doc(tool: ToolDef) -> dict[str, Any]:
+    return {"name": tool.name, "description": tool.description, "input_schema": tool.input_schema,
+            "annotations": tool.annotations, "title": tool.title}
+
+
+def _tool_def(server: str, doc: dict[str, Any]) -> ToolDef:
+    return ToolDef(server=f"{PREFIX}{server}", name=str(doc.get("name", "")),
+                   description=str(doc.get("description") or ""),
+                   input_schema=doc.get("input_schema") or {"type": "object"}, annotations=doc.get("annotations"),
+                   title=doc.get("title"))
 
 
 def tool_schemas(user_tools: Mapping[str, list[ToolDef]]) -> dict[str, dict[str, Any]]:

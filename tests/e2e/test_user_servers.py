@@ -83,7 +83,11 @@ async def test_a_users_own_server_starts_on_first_use_with_their_secret_and_is_n
             environ = process.environ()
             refused = await client.call_tool("my_servers", {"action": "add", "name": "shell", "server": {
                 "command": "bash", "args": ["-c", "id"]}})
+            found = (await client.call_tool("search_tools", {"query": "read my note called plan"})
+                     ).structured_content or {}
         async with mcp_client(base, bob) as other:
+            not_found = (await other.call_tool("search_tools", {"query": "read my note called plan"})
+                         ).structured_content or {}
             stolen = await other.call_tool("call_tool", {"tool": "@notes:read_note", "arguments": {"title": "plan"}})
             bobs = (await other.call_tool("my_servers", {"action": "list"})).structured_content or {}
             own = await other.call_tool("my_servers", {"action": "add", "name": "remote", "server": {
@@ -102,6 +106,8 @@ async def test_a_users_own_server_starts_on_first_use_with_their_secret_and_is_n
     assert refused.is_error and "only a server reached over HTTP" in text_of(refused)
     assert stolen.is_error and "notes" in text_of(stolen) and "ship it" not in text_of(stolen)
     assert bobs["servers"] == []
+    assert "@notes:read_note" in [t["tool_id"] for t in found["your_tools"]], found.get("your_tools")
+    assert "your_tools" not in not_found and "@notes" not in json.dumps(not_found)
     assert not own.is_error, text_of(own)
     assert [s["name"] for s in bobs_after["servers"]] == ["remote"]
     assert TOKEN not in gateway_log
