@@ -21,10 +21,13 @@ from gateway.errors import ConfigError
 from gateway.runtime import HttpGate, Runtime
 from gateway.server import build_server
 from gateway.server.exposure import ListWatchers
-from gateway.server.http import GatewayHttpApp, HttpPages, session_manager
+from gateway.server.http import MCP_PATH, GatewayHttpApp, HttpPages, session_manager
+from gateway.server.oauth import CALLBACK_PATH, OAuthFace
+from gateway.server.oauth_provider import GatewayOAuthProvider, OAuthPlaces
 from gateway.server.questions import Relay
 from gateway.server.stdio import stdio_transport
-from gateway.settings import Settings
+from gateway.services.upstream import UpstreamSettings, upstream
+from gateway.settings import OAuthSignIn, Settings
 from gateway.shutdown import NOISE, Shutdown
 
 logger = logging.getLogger(__name__)
@@ -71,9 +74,11 @@ async def serve_http(settings: Settings, config: GatewayConfig, bind: tuple[str,
     runtime = Runtime(settings=settings, config=config, on_tools_changed=watchers.tell_all)
     server = build_server(runtime, relay, watchers)
     NOISE.install()
-    app = GatewayHttpApp(sessions=session_manager(server, host=bind[0]), gate=HttpGate(runtime.services),
-                         pages=HttpPages(metrics=runtime.metrics_text, graph=runtime.graph_page))
+    gate = HttpGate(runtime.services)
     listener = _listen(*bind)
+    oauth = None if settings.oauth is None else _oauth_face(settings, settings.oauth, gate, listener)
+    app = GatewayHttpApp(sessions=session_manager(server, host=bind[0]), gate=gate, oauth=oauth,
+                         pages=HttpPages(metrics=runtime.metrics_text, graph=runtime.graph_page))
     web = _Uvicorn(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off",
                                   timeout_graceful_shutdown=HTTP_GRACE_S))
     async with anyio.create_task_group() as tg:
@@ -86,6 +91,23 @@ async def serve_http(settings: Settings, config: GatewayConfig, bind: tuple[str,
                 await web.serve(sockets=[listener])
         await runtime.finish(SIGNAL_GRACE_S)
         tg.cancel_scope.cancel()
+
+
+def _oauth_face(settings: Settings, sign_in: OAuthSignIn, gate: HttpGate, listener: socket.socket) -> OAuthFace:
+    """OAuth sign-in at the gateway's public URL (by default the address it listens on), through the upstream."""
+    host, port = listener.getsockname()[:2]
+    public = settings.public_url or f"http://{f'[{host}]' if ':' in host else host}:{port}"
+    places = OAuthPlaces(issuer=public, resource=public + MCP_PATH, callback=public + CALLBACK_PATH)
+    identity = upstream(UpstreamSettings(issuer=sign_in.issuer, client_id=sign_in.client_id,
+                                         client_secret=sign_in.client_secret))
+    provider = GatewayOAuthProvider(store=gate.oauth_store, upstream=identity, places=places,
+                                    open_signup=sign_in.open_signup)
+    try:
+        face = OAuthFace(provider)
+    except ValueError as exc:  # the SDK's check of the issuer URL
+        raise ConfigError(f"OAuth issuer {public}: {exc} (set --public-url to the gateway's https URL)") from exc
+    logger.info("OAuth sign-in through %s; issuer %s", sign_in.issuer, public)
+    return face
 
 
 class _Uvicorn(uvicorn.Server):

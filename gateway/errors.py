@@ -16,6 +16,7 @@ onnxruntime, OSError) are translated at one boundary each with ``raise ... from 
     │   └── MigrationError     a migration failed; nothing of it was applied
     ├── EmbeddingError         the ONNX model or tokenizer cannot be loaded or run
     ├── SecretError            a stored secret cannot be opened (key missing from the keyring, altered data)
+    ├── SignInError            OAuth sign-in through the upstream identity provider failed or was refused
     ├── CodeError              `execute_code`: the client's code failed in the sandbox (`kind`: its exception)
     │   └── CodeLimitError     the code hit a limit (`limit`: timeout_ms, memory, output, tool_calls, ...)
     └── DownstreamError        a downstream MCP server failed; names the server
@@ -138,6 +139,15 @@ class EmbeddingError(GatewayError):
 class SecretError(GatewayError):
     """A stored secret cannot be opened: its master key is not in the keyring, or its data was altered or moved
     (the message never holds the secret)."""
+
+
+class SignInError(GatewayError):
+    """Signing in through the upstream identity provider (GitHub, an OpenID Connect issuer) failed or was refused;
+    `error` is the OAuth error code to hand the client (``access_denied``, ``server_error``, ...)."""
+
+    def __init__(self, message: str, *, error: str = "access_denied") -> None:
+        super().__init__(message)
+        self.error = error
 
 
 class CodeError(GatewayError):

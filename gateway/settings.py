@@ -41,6 +41,10 @@ class Settings:
     """The master keyring itself (``PML_MASTER_KEY``: ``id:base64key`` entries, comma-separated, the last current)."""
     master_key_file: Path | None = None
     """Where the master keyring lives when ``PML_MASTER_KEY`` is not set (default: ``<data dir>/master.key``)."""
+    public_url: str | None = None
+    """The gateway's own external URL (``--public-url``), its OAuth issuer; default ``http://HOST:PORT``."""
+    oauth: OAuthSignIn | None = None
+    """OAuth sign-in over HTTP, when ``--oauth-client-id`` is given."""
 
     @property
     def keyring_path(self) -> Path:
@@ -49,6 +53,17 @@ class Settings:
     @property
     def pgdata(self) -> Path:
         return self.data_dir / "pgdata"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OAuthSignIn:
+    """Sign-in delegated to an upstream identity provider: ``github`` or an OpenID Connect issuer URL, the
+    gateway's client there, and whether a first sign-in makes a user (else an admin links identities first)."""
+
+    issuer: str = "github"
+    client_id: str
+    client_secret: str = field(repr=False)
+    open_signup: bool = False
 
 
 def default_data_dir() -> Path:
@@ -93,7 +108,35 @@ def settings_from(flags: Mapping[str, Any], environ: Mapping[str, str]) -> Setti
         rate_window_s=_positive_float(window, "PML_RATE_WINDOW / --rate-window") or DEFAULT_RATE_WINDOW_S,
         master_key=environ.get("PML_MASTER_KEY") or None,
         master_key_file=Path(key_file).expanduser() if key_file else None,
+        public_url=_public_url(pick("public_url", "PML_PUBLIC_URL")),
+        oauth=_oauth(pick, environ),
     )
+
+
+def _public_url(raw: Any) -> str | None:
+    if raw is None:
+        return None
+    url = str(raw).rstrip("/")
+    if not url.startswith(("https://", "http://")) or "?" in url or "#" in url:
+        raise ConfigError(f"--public-url / PML_PUBLIC_URL: expected an http(s) URL without query, got {raw!r}")
+    return url
+
+
+def _oauth(pick: Any, environ: Mapping[str, str]) -> OAuthSignIn | None:
+    """OAuth sign-in when a client id is given; its secret comes from ``PML_OAUTH_CLIENT_SECRET`` only."""
+    client_id = pick("oauth_client_id", "PML_OAUTH_CLIENT_ID")
+    if client_id is None:
+        return None
+    secret = environ.get("PML_OAUTH_CLIENT_SECRET")
+    if not secret:
+        raise ConfigError("--oauth-client-id needs the client's secret in PML_OAUTH_CLIENT_SECRET")
+    issuer = str(pick("oauth_issuer", "PML_OAUTH_ISSUER") or "github")
+    if issuer != "github" and not issuer.startswith(("https://", "http://")):
+        raise ConfigError(f"--oauth-issuer / PML_OAUTH_ISSUER: 'github' or an OpenID Connect issuer URL, "
+                          f"got {issuer!r}")
+    signup = pick("oauth_open_signup", "PML_OAUTH_OPEN_SIGNUP")
+    return OAuthSignIn(issuer=issuer, client_id=str(client_id), client_secret=secret,
+                       open_signup=str(signup).lower() in ("1", "true", "yes", "on"))
 
 
 def parse_bind(text: str) -> tuple[str, int]:

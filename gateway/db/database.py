@@ -21,6 +21,7 @@ from gateway.db.embedded import KILL_TIMEOUT_S, STOP_TIMEOUT_S, EmbeddedPostgres
 from gateway.db.learning import LearningStore
 from gateway.db.memory import IntentMemory
 from gateway.db.migrate import migrate
+from gateway.db.oauth import OAuthStore
 from gateway.db.pool import CLOSE_TIMEOUT_S, Pool, mask_password, open_pool, translated
 from gateway.db.queries import query
 from gateway.db.retention import RetentionStore
@@ -48,6 +49,7 @@ class Database:
     location: str
     embedded: bool
     tools: ToolStore
+    oauth: OAuthStore
     workflows: WorkflowStore
     learning: LearningStore
     memory: IntentMemory
@@ -141,6 +143,7 @@ async def _pooled(url: str, *, location: str, server: EmbeddedPostgres | None) -
             location=location,
             embedded=server is not None,
             tools=ToolStore(pool),
+            oauth=OAuthStore(pool),
             workflows=WorkflowStore(pool),
             learning=LearningStore(pool),
             memory=IntentMemory(pool),

@@ -36,6 +36,16 @@ class UserRow:
     key_created_at: datetime | None
     revoked_at: datetime | None
     created_at: datetime
+    github: bool = False
+    """Signs in through GitHub (OAuth; `list` only tells)."""
+    oidc: bool = False
+    """Signs in through an OpenID Connect issuer (OAuth; `list` only tells)."""
+
+    @property
+    def sign_in(self) -> list[str]:
+        """How the user signs in: ``key``, ``github``, ``oidc``."""
+        ways = [("key", self.key_prefix is not None), ("github", self.github), ("oidc", self.oidc)]
+        return [name for name, used in ways if used]
 
 
 @dataclass(frozen=True, slots=True)

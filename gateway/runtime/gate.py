@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from gateway.db.oauth import OAuthStore
 from gateway.runtime.services import Services
 from gateway.services.auth import Principal
 
@@ -27,3 +28,7 @@ class HttpGate:
 
     async def session_owner(self, session_id: str) -> str | None:
         return await (await self._services()).sessions.owner(session_id)
+
+    async def oauth_store(self) -> OAuthStore:
+        """The OAuth server's clients, codes and tokens (once the database is open)."""
+        return (await self._services()).db.oauth

@@ -6,6 +6,10 @@ answered 401 with one message for all four (nothing that helps guessing), a key 
 session to the key that opened it, and the meta-tools read the user from `principal.gateway_user()` to keep one user's
 workflows from another.
 
+With OAuth sign-in on (`OAuthFace`), the authorization server's routes are served beside `/mcp`, a bearer that is
+not an API key is checked as one of its access tokens, and a 401 names the protected resource metadata in its
+``WWW-Authenticate`` header, as the MCP authorization spec asks.
+
 Bound to a loopback host, a request whose Host (or Origin) header names another is refused on every path before its
 key is looked up, as the SDK refuses it on `/mcp` (421, or 403 for the Origin): a page that rebinds its own name to
 127.0.0.1 reads no metrics and no graph.
@@ -32,7 +36,8 @@ from starlette.requests import Request
 from starlette.types import Message, Receive, Scope, Send
 
 from gateway.errors import AuthenticationError, GatewayError
-from gateway.services.auth import Principal
+from gateway.server.oauth import OAuthFace
+from gateway.services.auth import KEY_SCHEME, Principal
 
 logger = logging.getLogger(__name__)
 
@@ -82,11 +87,13 @@ def session_manager(server: Server[Any], *, host: str) -> StreamableHTTPSessionM
 class GatewayHttpApp:
     """The ASGI application: routes, the API-key check and the rate limit in front of the SDK's `/mcp`."""
 
-    def __init__(self, *, sessions: StreamableHTTPSessionManager, gate: Gatekeeper, pages: HttpPages) -> None:
+    def __init__(self, *, sessions: StreamableHTTPSessionManager, gate: Gatekeeper, pages: HttpPages,
+                 oauth: OAuthFace | None = None) -> None:
         self._sessions = sessions
         self._security = TransportSecurityMiddleware(sessions.security_settings)
         self._gate = gate
         self._pages = pages
+        self._oauth = oauth
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
@@ -101,6 +108,10 @@ class GatewayHttpApp:
         if scope["type"] != "http":
             return
         path = scope["path"].rstrip("/") or "/"
+        if self._oauth is not None and path in self._oauth.paths:
+            if await self._host_allowed(scope, receive, send):
+                await self._oauth(scope, receive, send)
+            return
         if path not in (MCP_PATH, "/metrics", "/graph"):
             await _plain(send, 404, "not found: the MCP endpoint is /mcp")
             return
@@ -127,13 +138,14 @@ class GatewayHttpApp:
 
     async def _admit(self, scope: Scope, send: Send) -> Principal | None:
         """The caller's principal; else the 401 or 429 answer is sent and None returned."""
+        authorization = _header(scope, b"authorization")
         try:
-            principal = await self._gate.authenticate(_header(scope, b"authorization"))
+            principal = await self._principal(scope, authorization)
             retry_after = await self._gate.check(principal)
         except AuthenticationError as exc:
             logger.info("refused an HTTP request: %s", getattr(exc, "reason", "unauthorized"))
             await _json(send, 401, {"error": "unauthorized", "message": UNAUTHORIZED},
-                        [(b"www-authenticate", b'Bearer realm="pml-gateway"')])
+                        [(b"www-authenticate", self._challenge(authorization).encode())])
             return None
         except GatewayError as exc:  # the database behind the keys or windows is down: say so, let nobody in
             await _json(send, 503, {"error": "unavailable", "message": str(exc)}, [(b"retry-after", b"5")])
@@ -144,6 +156,26 @@ class GatewayHttpApp:
                         [(b"retry-after", seconds.encode())])
             return None
         return principal
+
+    async def _principal(self, scope: Scope, authorization: str | None) -> Principal:
+        """An API key's principal, or with OAuth on, an access token's; else `AuthenticationError`."""
+        scheme, _, token = (authorization or "").strip().partition(" ")
+        token = token.strip()
+        if self._oauth is None or scheme.lower() != "bearer" or not token or token.startswith(KEY_SCHEME):
+            return await self._gate.authenticate(authorization)
+        principal = await self._oauth.principal(scope)
+        if principal is None:
+            raise AuthenticationError("unknown, expired or revoked access token, or one for another resource")
+        return principal
+
+    def _challenge(self, authorization: str | None) -> str:
+        """The ``WWW-Authenticate`` of a 401 (RFC 6750 section 3; with OAuth on, RFC 9728's resource_metadata)."""
+        parts = ['realm="pml-gateway"']
+        if self._oauth is not None:
+            parts.append(f'resource_metadata="{self._oauth.resource_metadata_url}"')
+        if authorization:
+            parts.append('error="invalid_token"')
+        return "Bearer " + ", ".join(parts)
 
     async def _mcp(self, principal: Principal, scope: Scope, receive: Receive, send: Send) -> None:
         session_id = _header(scope, MCP_SESSION_ID_HEADER.encode())

@@ -68,7 +68,7 @@ def test_list_shows_the_users_and_no_key_or_hash(database_url: str, capsys: pyte
 
 
 def listed(url: str, capsys: pytest.CaptureFixture[str]) -> dict[str, list[str]]:
-    """`users list` as {username: [role, key prefix, created, revoked]}."""
+    """`users list` as {username: [role, key prefix, created, revoked, signs in with]}."""
     capsys.readouterr()
     assert users(url, "list") == 0
     cells = [line.strip()[1:-1].split("│") for line in capsys.readouterr().out.splitlines() if line.startswith("│")]
@@ -82,7 +82,7 @@ def test_revoke_ends_the_key_and_list_shows_when(database_url: str, capsys: pyte
     assert users(database_url, "revoke", "ada") == 0
     assert "revoked the key of ada" in capsys.readouterr().out
     assert authenticated_as(database_url, key) is None
-    role, prefix, created, revoked = listed(database_url, capsys)["ada"]
+    role, prefix, created, revoked, _ = listed(database_url, capsys)["ada"]
     assert (role, prefix) == ("user", key[:11]) and revoked >= created > "2000"
 
 
@@ -109,3 +109,13 @@ def test_an_unknown_or_taken_username_exits_1_with_a_clear_message(
         assert users(database_url, verb, "nobody") == 1
         captured = capsys.readouterr()
         assert "no user 'nobody'" in captured.err and captured.out == ""
+
+
+def test_an_identity_linked_at_add_is_listed_as_a_way_to_sign_in(
+    database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert users(database_url, "add", "ada", "--oidc-issuer", "https://id.example", "--oidc-subject", "a1") == 0
+    assert users(database_url, "add", "bob", "--github-id", "42") == 0
+    assert users(database_url, "add", "cy") == 0
+    found = listed(database_url, capsys)
+    assert [found[name][4] for name in ("ada", "bob", "cy")] == ["key, oidc", "key, github", "key"]

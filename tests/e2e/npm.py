@@ -1,4 +1,5 @@
-"""Published MCP servers and the MCP Inspector from npm, pinned, in one prefix directory that tests and benches share.
+"""Published MCP servers, the MCP Inspector and a certified OpenID provider (``oidc-provider``, the upstream of the
+OAuth tests) from npm, pinned, in one prefix directory that tests and benches share.
 
 ``python3 tests/e2e/npm.py`` installs them (what .ci/run does): with npm into ``$PML_TEST_NPM_PREFIX``, by default
 ``~/.cache/pml-gateway-npm``; it does nothing when the pinned versions are already there, so a second run costs
@@ -23,6 +24,7 @@ PACKAGES = {
     "@modelcontextprotocol/server-memory": "2026.8.31",
     "@modelcontextprotocol/server-filesystem": "2026.8.31",
     "@modelcontextprotocol/inspector": "1.0.3",
+    "oidc-provider": "9.13.3",
 }
 """Exact versions (their own dependencies resolve within the ranges these declare)."""
 INSTALL_TIMEOUT_S = 600.0

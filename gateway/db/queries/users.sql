@@ -16,7 +16,7 @@ FROM users WHERE username = %(username)s;
 
 -- name: list_users
 SELECT id::text AS id, username, role, api_key_prefix AS key_prefix, api_key_created_at AS key_created_at,
-       revoked_at, created_at
+       revoked_at, created_at, github_id IS NOT NULL AS github, oidc_subject IS NOT NULL AS oidc
 FROM users ORDER BY username;
 
 -- name: find_key

@@ -1,0 +1,253 @@
+"""OAuth 2.1 sign-in on the HTTP gateway, against a real OpenID provider (oidc-provider, run by node) as its
+upstream, driven by the SDK's OAuth client as a remote client would; then every broken step, each refused with the
+error the specs name."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import secrets
+import select
+import signal
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
+
+import httpx2
+import pytest
+from mcp import Client
+from mcp.client.auth import AuthorizationCodeResult, OAuthClientProvider, TokenStorage
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
+from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
+from pydantic import AnyUrl
+
+from tests.e2e import npm
+from tests.e2e.support import ROOT, gateway_command, gateway_env
+from tests.e2e.test_gateway import indexed, run_cli  # noqa: F401 - the fixture
+from tests.e2e.test_http import base_url, new_key, post
+
+pytestmark = pytest.mark.anyio
+
+PROVIDER_READY_S = 30.0
+STOP_S = 10.0
+CLIENT_SECRET = "upstream-secret-for-tests-only"
+REDIRECT = "http://127.0.0.1:9/callback"
+"""The MCP client's redirect URI: never listened on, the browser stops at it and reads the code."""
+ELSEWHERE = "http://elsewhere.example/mcp"
+_ACTION = re.compile(r'<form[^>]*action="([^"]+)"')
+
+
+@dataclass
+class Upstream:
+    issuer: str
+
+
+@pytest.fixture
+def upstream() -> Iterator[Upstream]:
+    """oidc-provider on a free loopback port, the gateway registered there as client ``gateway``."""
+    module = npm.prefix() / "node_modules" / "oidc-provider"
+    if npm.missing() or not module.exists():
+        npm.binary("oidc-provider-missing")  # skips (fails under CI) with the reason
+    process = subprocess.Popen(["node", str(ROOT / "tests" / "e2e" / "oidc_provider.mjs"), str(module), "gateway",
+                                CLIENT_SECRET], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL)
+    assert process.stdout is not None and process.stdin is not None
+    try:
+        ready, _, _ = select.select([process.stdout], [], [], PROVIDER_READY_S)
+        line = process.stdout.readline().decode() if ready else ""
+        assert line.startswith("issuer "), f"oidc-provider did not start: {line!r}"
+        yield Upstream(issuer=line.split()[1])
+    finally:
+        process.stdin.close()
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=STOP_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        process.stdout.close()
+
+
+@contextmanager
+def oauth_gateway(config: Path, database_url: str, log: Path, issuer: str,
+                  *flags: str) -> Iterator[subprocess.Popen[bytes]]:
+    """`serve --http 127.0.0.1:0` with OAuth sign-in through `issuer`, stopped with SIGTERM."""
+    command = gateway_command("serve", "--config", str(config), "--database-url", database_url, "--http",
+                              "127.0.0.1:0", "--oauth-issuer", issuer, "--oauth-client-id", "gateway", *flags)
+    with log.open("wb") as sink:
+        process = subprocess.Popen(command, env=gateway_env(PML_OAUTH_CLIENT_SECRET=CLIENT_SECRET), cwd=ROOT,
+                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=sink)
+    try:
+        yield process
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@dataclass
+class Browser:
+    """The user's browser: follows redirects, signs in as `login` on the provider's pages and consents, and
+    stops at the MCP client's redirect URI. `tamper` may change a URL on the way (the callback's state, say)."""
+
+    login: str
+    stops: list[str] = field(default_factory=list)
+    tamper: Any = None
+
+    async def visit(self, url: str) -> None:
+        async with httpx2.AsyncClient(timeout=30, follow_redirects=False) as http:
+            for _ in range(20):
+                if url.startswith(REDIRECT):
+                    self.stops.append(url)
+                    return
+                if self.tamper is not None:
+                    url = self.tamper(url)
+                answer = await http.get(url)
+                if answer.is_redirect:
+                    url = urljoin(url, answer.headers["location"])
+                    continue
+                action = _ACTION.search(answer.text)
+                if answer.status_code != 200 or action is None:
+                    self.stops.append(f"{answer.status_code} {url} {answer.text[:300]}")
+                    return
+                form = ({"prompt": "login", "login": self.login, "password": "x"} if 'name="login"' in answer.text
+                        else {"prompt": "consent"})
+                done = await http.post(urljoin(url, action.group(1)), data=form)
+                assert done.is_redirect, done.text[:500]
+                url = urljoin(url, done.headers["location"])
+        raise AssertionError(f"no end to the redirects at {url}")
+
+    def answer(self) -> dict[str, str]:
+        """The query of the last stop at the client's redirect URI (code and state, or error)."""
+        stop = self.stops[-1]
+        assert stop.startswith(REDIRECT), stop
+        return {k: v[0] for k, v in parse_qs(urlsplit(stop).query).items()}
+
+    async def callback(self) -> AuthorizationCodeResult:
+        found = self.answer()
+        return AuthorizationCodeResult(code=found["code"], state=found.get("state"), iss=found.get("iss"))
+
+
+class Memory(TokenStorage):
+    def __init__(self) -> None:
+        self.tokens: OAuthToken | None = None
+        self.client: OAuthClientInformationFull | None = None
+
+    async def get_tokens(self) -> OAuthToken | None:
+        return self.tokens
+
+    async def set_tokens(self, tokens: OAuthToken) -> None:
+        self.tokens = tokens
+
+    async def get_client_info(self) -> OAuthClientInformationFull | None:
+        return self.client
+
+    async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
+        self.client = client_info
+
+
+@asynccontextmanager
+async def oauth_client(base: str, browser: Browser, storage: Memory) -> AsyncIterator[Client]:
+    """The SDK's client with the SDK's OAuth: discovery, registration, PKCE, the browser, the token."""
+    metadata = OAuthClientMetadata(redirect_uris=[AnyUrl(REDIRECT)], client_name="oauth tests",
+                                   grant_types=["authorization_code", "refresh_token"], response_types=["code"],
+                                   token_endpoint_auth_method="client_secret_post")
+    auth = OAuthClientProvider(f"{base}/mcp", metadata, storage, redirect_handler=browser.visit,
+                               callback_handler=browser.callback)
+    http = create_mcp_http_client(auth=auth)
+    async with http, Client(streamable_http_client(f"{base}/mcp", http_client=http), read_timeout_seconds=60) as c:
+        yield c
+
+
+async def form(base: str, path: str, data: dict[str, str]) -> httpx2.Response:
+    async with httpx2.AsyncClient(timeout=30) as http:
+        return await http.post(f"{base}{path}", data=data)
+
+
+def pkce() -> tuple[str, str]:
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
+    return verifier, challenge
+
+
+async def register(base: str) -> dict[str, Any]:
+    body = {"redirect_uris": [REDIRECT], "client_name": "by hand", "grant_types": ["authorization_code",
+            "refresh_token"], "response_types": ["code"], "token_endpoint_auth_method": "client_secret_post"}
+    async with httpx2.AsyncClient(timeout=30) as http:
+        answer = await http.post(f"{base}/register", json=body)
+    assert answer.status_code == 201, answer.text
+    client: dict[str, Any] = answer.json()
+    return client
+
+
+async def signed_in(base: str, client: dict[str, Any], browser: Browser, challenge: str,
+                    **extra: str) -> dict[str, str]:
+    """Through /authorize, the upstream's pages and its callback: what the client's redirect URI gets."""
+    query = {"response_type": "code", "client_id": client["client_id"], "redirect_uri": REDIRECT,
+             "code_challenge": challenge, "code_challenge_method": "S256", "state": "client-state",
+             "resource": f"{base}/mcp", **extra}
+    await browser.visit(f"{base}/authorize?{urlencode(query)}")
+    return browser.answer()
+
+
+async def exchange(base: str, client: dict[str, Any], code: str, verifier: str) -> httpx2.Response:
+    return await form(base, "/token", {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
+                                       "code_verifier": verifier, "client_id": client["client_id"],
+                                       "client_secret": client["client_secret"]})
+
+
+async def refresh(base: str, client: dict[str, Any], token: str) -> httpx2.Response:
+    return await form(base, "/token", {"grant_type": "refresh_token", "refresh_token": token,
+                                       "client_id": client["client_id"], "client_secret": client["client_secret"]})
+
+
+async def test_a_remote_client_signs_in_through_the_upstream_calls_tools_refreshes_and_revokes(
+    indexed: Path, database_url: str, tmp_path: Path, upstream: Upstream  # noqa: F811
+) -> None:
+    key = new_key(database_url, "scripted")
+    log = tmp_path / "gateway.log"
+    browser, storage = Browser(login="alice"), Memory()
+    with oauth_gateway(indexed, database_url, log, upstream.issuer, "--oauth-open-signup"):
+        base = await base_url(log)
+        anonymous = await post(base, "/mcp", None)
+        async with oauth_client(base, browser, storage) as client:
+            found = (await client.call_tool("search_tools", {"query": "echo a text back"})).structured_content
+        assert storage.tokens is not None and storage.client is not None
+        first = storage.tokens
+        registered = storage.client.model_dump(mode="json")
+        rotated = await refresh(base, registered, first.refresh_token or "")
+        reused = await refresh(base, registered, first.refresh_token or "")
+        after_reuse = await post(base, "/metrics", f"Bearer {rotated.json()['access_token']}")
+        second = Memory()
+        async with oauth_client(base, Browser(login="alice"), second) as client:  # a new sign-in, the same user
+            await client.call_tool("search_tools", {"query": "echo a text back"})
+        assert second.tokens is not None and second.client is not None
+        token, other = second.tokens.access_token, second.client.model_dump(mode="json")
+        not_its_own = await form(base, "/revoke", {"token": token, "client_id": registered["client_id"],
+                                                   "client_secret": registered["client_secret"]})
+        still = await post(base, "/metrics", f"Bearer {token}")
+        revoked = await form(base, "/revoke", {"token": token, "client_id": other["client_id"],
+                                               "client_secret": other["client_secret"]})
+        with_revoked = await post(base, "/metrics", f"Bearer {token}")
+        with_key = await post(base, "/metrics", f"Bearer {key}")
+    users = run_cli("users", "list", "--database-url", database_url)
+    assert anonymous.status_code == 401
+    assert 'resource_metadata="' in anonymous.headers["www-authenticate"]
+    assert found is not None and found["results"][0]["tool_id"] == "faulty:echo"
+    assert rotated.status_code == 200 and rotated.json()["refresh_token"] != first.refresh_token
+    assert reused.status_code == 400 and reused.json()["error"] == "invalid_grant"
+    assert after_reuse.status_code == 401  # a replayed refresh token ends its whole grant
+    assert 'error="invalid_token"' in after_reuse.headers["www-authenticate"]
+    assert not_its_own.status_code == 200 and still.status_code == 200  # another client's token is not revoked
+    assert revoked.status_code == 200 and with_revoked.status_code == 401
+    assert with_key.status_code == 200  # API keys keep working beside OAuth
+    assert re.search(r"alice\s.*oidc", users.stdout) and re.search(r"scripted\s.*key", users.stdout), users.stdout
