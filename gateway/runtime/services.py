@@ -28,7 +28,7 @@ from gateway.db.notify import LearnedListener
 from gateway.db.thresholds import StoredThresholds
 from gateway.downstream import Supervisor
 from gateway.downstream.user_servers import UserServers
-from gateway.errors import ConfigError, GatewayError
+from gateway.errors import GatewayError
 from gateway.models import EpisodicEvent, ToolDef
 from gateway.ports import Embedder
 from gateway.runtime.calls import DagCalls
@@ -49,7 +49,7 @@ from gateway.services.telemetry import Telemetry
 from gateway.services.user_servers import UserServerService
 from gateway.services.workflows import WorkflowService, persisted
 from gateway.settings import Settings
-from gateway.vault import load_keyring
+from gateway.vault import KeyRing, ReloadingKeyRing, load_keyring
 
 logger = logging.getLogger(__name__)
 
@@ -167,14 +167,13 @@ async def start_background(services: Services, shared: Shared) -> None:
         tg.start_soon(services.sync, server, tools, shared)
 
 
-def _secrets(db: Database, settings: Settings) -> SecretService | None:
-    """Users' secrets, when a master keyring exists (none yet: no secret was ever stored, none can be read)."""
-    try:
-        keys = load_keyring(environ_value=settings.master_key, path=settings.keyring_path, create=False)
-    except ConfigError as exc:
-        logger.info("users' secrets are not available: %s", exc)
-        return None
-    return SecretService(store=db.secrets, keys=keys)
+def _secrets(db: Database, settings: Settings) -> SecretService:
+    """Users' secrets, under the master keyring read when first needed and again after a rotation."""
+
+    def load() -> KeyRing:
+        return load_keyring(environ_value=settings.master_key, path=settings.keyring_path, create=False)
+
+    return SecretService(store=db.secrets, keys=ReloadingKeyRing(load))
 
 
 async def _code_mode(db: Database, calls: DagCalls, search: SearchService, lessons: Lessons,

@@ -14,7 +14,7 @@ import binascii
 import os
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -77,6 +77,34 @@ class KeyRing:
         except InvalidTag:
             raise SecretError("a secret's data key does not unwrap: it was altered, or moved from another "
                               "secret") from None
+
+
+class ReloadingKeyRing:
+    """A `KeyWrapper` over a keyring read when first needed, and read again when a secret names a key it does not
+    hold: a gateway started before the first secret was stored, or running through a `rotate-master`, keeps
+    opening secrets without a restart."""
+
+    def __init__(self, load: Callable[[], KeyRing]) -> None:
+        self._load = load
+        self._ring: KeyRing | None = None
+
+    def _keys(self, *, fresh: bool = False) -> KeyRing:
+        if self._ring is None or fresh:
+            self._ring = self._load()
+        return self._ring
+
+    @property
+    def current_id(self) -> str:
+        return self._keys().current_id
+
+    def wrap(self, data_key: bytes, aad: bytes) -> tuple[str, bytes]:
+        return self._keys().wrap(data_key, aad)
+
+    def unwrap(self, key_id: str, wrapped: bytes, aad: bytes) -> bytes:
+        ring = self._keys()
+        if key_id not in ring.ids:
+            ring = self._keys(fresh=True)
+        return ring.unwrap(key_id, wrapped, aad)
 
 
 def generate_key_line() -> str:

@@ -30,7 +30,7 @@ from pydantic import AnyUrl
 from tests.e2e import npm
 from tests.e2e.support import ROOT, gateway_command, gateway_env
 from tests.e2e.test_gateway import indexed, run_cli  # noqa: F401 - the fixture
-from tests.e2e.test_http import base_url, new_key, post
+from tests.e2e.test_http import base_url, new_key, post, sql
 
 pytestmark = pytest.mark.anyio
 
@@ -251,3 +251,103 @@ async def test_a_remote_client_signs_in_through_the_upstream_calls_tools_refresh
     assert revoked.status_code == 200 and with_revoked.status_code == 401
     assert with_key.status_code == 200  # API keys keep working beside OAuth
     assert re.search(r"alice\s.*oidc", users.stdout) and re.search(r"scripted\s.*key", users.stdout), users.stdout
+
+
+async def authorize(base: str, query: dict[str, str]) -> httpx2.Response:
+    async with httpx2.AsyncClient(timeout=30, follow_redirects=False) as http:
+        return await http.get(f"{base}/authorize?{urlencode(query)}")
+
+
+def redirected(answer: httpx2.Response) -> dict[str, str]:
+    """The query of a redirect to the client's redirect URI."""
+    assert answer.status_code == 302 and answer.headers["location"].startswith(REDIRECT), answer.text
+    return {k: v[0] for k, v in parse_qs(urlsplit(answer.headers["location"]).query).items()}
+
+
+def stored(database_url: str, table: str, column: str) -> set[str]:
+    return {str(row[0]) for row in sql(database_url, f"SELECT {column} FROM {table}")}
+
+
+async def test_each_broken_step_is_refused_with_the_error_the_specs_name(
+    indexed: Path, database_url: str, tmp_path: Path, upstream: Upstream  # noqa: F811
+) -> None:
+    log = tmp_path / "gateway.log"
+    with oauth_gateway(indexed, database_url, log, upstream.issuer, "--oauth-open-signup"):
+        base = await base_url(log)
+        client = await register(base)
+        verifier, challenge = pkce()
+        got = await signed_in(base, client, Browser(login="bob"), challenge)
+        wrong_verifier = await exchange(base, client, got["code"], pkce()[0])
+        wrong_secret = await exchange(base, {**client, "client_secret": "not-its-secret"}, got["code"], verifier)
+        tokens = await exchange(base, client, got["code"], verifier)
+        access = tokens.json()["access_token"]
+        before_reuse = await post(base, "/metrics", f"Bearer {access}")
+        reused = await exchange(base, client, got["code"], verifier)
+        after_reuse = await post(base, "/metrics", f"Bearer {access}")
+
+        late_verifier, late_challenge = pkce()
+        late = await signed_in(base, client, Browser(login="bob"), late_challenge)
+        sql(database_url, "UPDATE oauth_code SET expires_at = now() - interval '1 second' WHERE used_at IS NULL")
+        expired = await exchange(base, client, late["code"], late_verifier)
+
+        base_query = {"response_type": "code", "client_id": client["client_id"], "redirect_uri": REDIRECT,
+                      "code_challenge": challenge, "code_challenge_method": "S256", "state": "s"}
+        unregistered = await authorize(base, {**base_query, "redirect_uri": "http://127.0.0.1:9/elsewhere"})
+        plain = await authorize(base, {**base_query, "code_challenge_method": "plain", "code_challenge": verifier})
+        elsewhere = await authorize(base, {**base_query, "resource": ELSEWHERE})
+
+        moved_verifier, moved_challenge = pkce()
+        moved = await signed_in(base, client, Browser(login="bob"), moved_challenge)
+        bound = (await exchange(base, client, moved["code"], moved_verifier)).json()["access_token"]
+        own_resource = await post(base, "/metrics", f"Bearer {bound}")
+        digest = hashlib.sha256(bound.encode()).hexdigest()
+        sql(database_url, f"UPDATE oauth_token SET resource = '{ELSEWHERE}' WHERE token_hash = '{digest}'")
+        other_resource = await post(base, "/metrics", f"Bearer {bound}")
+
+        def tamper(url: str) -> str:
+            return url.replace("state=", "state=x", 1) if "/oauth/callback" in url else url
+
+        tampered = Browser(login="bob", tamper=tamper)
+        query = {**base_query, "resource": f"{base}/mcp"}
+        await tampered.visit(f"{base}/authorize?{urlencode(query)}")
+    assert got["state"] == "client-state" and "code" in got
+    assert (wrong_verifier.status_code, wrong_verifier.json()["error"]) == (400, "invalid_grant")
+    assert (wrong_secret.status_code, wrong_secret.json()["error"]) == (401, "invalid_client")
+    assert tokens.status_code == 200 and before_reuse.status_code == 200
+    assert (reused.status_code, reused.json()["error"]) == (400, "invalid_grant")
+    assert after_reuse.status_code == 401  # a code presented again revokes what it gave
+    assert (expired.status_code, expired.json()["error"]) == (400, "invalid_grant")
+    assert "expired" in expired.json()["error_description"]
+    assert (unregistered.status_code, unregistered.json()["error"]) == (400, "invalid_request")
+    assert redirected(plain)["error"] == "invalid_request"
+    assert redirected(elsewhere)["error"] == "invalid_target"
+    assert own_resource.status_code == 200 and other_resource.status_code == 401
+    assert 'error="invalid_token"' in other_resource.headers["www-authenticate"]
+    assert tampered.stops[-1].startswith("400 ") and '"invalid_request"' in tampered.stops[-1]
+    # Secrets are stored hashed only: no token, code or client secret in clear.
+    hashes = stored(database_url, "oauth_token", "token_hash") | stored(database_url, "oauth_code", "code_hash")
+    assert access not in hashes and hashlib.sha256(access.encode()).hexdigest() in hashes
+    assert got["code"] not in hashes and hashlib.sha256(got["code"].encode()).hexdigest() in hashes
+    assert stored(database_url, "oauth_client", "secret_hash") >= {
+        hashlib.sha256(client["client_secret"].encode()).hexdigest()}
+
+
+async def test_with_sign_up_closed_only_an_identity_an_admin_linked_signs_in(
+    indexed: Path, database_url: str, tmp_path: Path, upstream: Upstream  # noqa: F811
+) -> None:
+    log = tmp_path / "gateway.log"
+    with oauth_gateway(indexed, database_url, log, upstream.issuer):
+        base = await base_url(log)
+        client = await register(base)
+        refused = await signed_in(base, client, Browser(login="carol"), pkce()[1])
+        linked = run_cli("users", "add", "carol", "--oidc-issuer", upstream.issuer, "--oidc-subject", "carol",
+                         "--database-url", database_url)
+        verifier, challenge = pkce()
+        admitted = await signed_in(base, client, Browser(login="carol"), challenge)
+        tokens = await exchange(base, client, admitted["code"], verifier)
+        metrics = await post(base, "/metrics", f"Bearer {tokens.json()['access_token']}")
+    users = sql(database_url, "SELECT username FROM users ORDER BY username")
+    assert refused["error"] == "access_denied" and refused["state"] == "client-state"
+    assert linked.returncode == 0, linked.stderr
+    assert tokens.status_code == 200 and metrics.status_code == 200
+    assert users == [("carol",)]  # the refused sign-in made no user

@@ -11,6 +11,8 @@ import pytest
 
 from gateway.errors import ConfigError, SecretError
 from gateway.vault import (
+    KeyRing,
+    ReloadingKeyRing,
     associated_data,
     generate_key_line,
     load_keyring,
@@ -18,6 +20,7 @@ from gateway.vault import (
     parse_keyring,
     rewrap,
     seal,
+    write_keyring,
 )
 
 OLD, NEW = generate_key_line(), generate_key_line()
@@ -78,3 +81,22 @@ def test_the_keyring_file_is_created_private_and_a_bad_entry_is_named(tmp_path: 
         parse_keyring(f"{OLD}\nk1:short", "PML_MASTER_KEY")
     with pytest.raises(ConfigError, match="appears twice"):
         parse_keyring(f"{OLD}\n{OLD}", "PML_MASTER_KEY")
+
+
+def test_a_reloading_keyring_is_read_when_first_needed_and_again_for_a_key_it_does_not_hold(tmp_path: Path) -> None:
+    path = tmp_path / "master.key"
+    loads: list[int] = []
+
+    def load() -> KeyRing:
+        loads.append(1)
+        return load_keyring(environ_value=None, path=path, create=False)
+
+    keys = ReloadingKeyRing(load)  # the gateway starts before any keyring exists: nothing is read yet
+    assert loads == []
+    aad = associated_data("alice", "T")
+    write_keyring(path, [OLD])
+    sealed = seal(b"value", aad, keys)
+    write_keyring(path, [OLD, NEW])  # `rotate-master` in another process
+    moved = rewrap(sealed, aad, parse_keyring(f"{OLD}\n{NEW}", "cli"))
+    assert open_sealed(moved, aad, keys) == b"value" and len(loads) == 2
+    assert open_sealed(sealed, aad, keys) == b"value" and len(loads) == 2
