@@ -91,8 +91,9 @@ async def test_a_users_own_server_starts_on_first_use_with_their_secret_and_is_n
             stolen = await other.call_tool("call_tool", {"tool": "@notes:read_note", "arguments": {"title": "plan"}})
             bobs = (await other.call_tool("my_servers", {"action": "list"})).structured_content or {}
             own = await other.call_tool("my_servers", {"action": "add", "name": "remote", "server": {
-                "url": "https://mcp.example.com/mcp", "headers": {"Authorization": "Bearer ${secret:REMOTE}"}}})
+                "url": "https://mcp.example.com/mcp", "headers": {"Authorization": "Bearer ${secret:NOTES_TOKEN}"}}})
             bobs_after = (await other.call_tool("my_servers", {"action": "list"})).structured_content or {}
+            borrowed = await other.call_tool("call_tool", {"tool": "@remote:anything", "arguments": {}})
         assert len(notes_processes(gateway_pid)) == 1  # bob's calls started no instance of alice's server
         gateway_log = log.read_text(errors="replace")
 
@@ -110,6 +111,7 @@ async def test_a_users_own_server_starts_on_first_use_with_their_secret_and_is_n
     assert "your_tools" not in not_found and "@notes" not in json.dumps(not_found)
     assert not own.is_error, text_of(own)
     assert [s["name"] for s in bobs_after["servers"]] == ["remote"]
+    assert borrowed.is_error and "no secret 'NOTES_TOKEN' is set for this user" in text_of(borrowed)  # alice's
     assert TOKEN not in gateway_log
 
 
