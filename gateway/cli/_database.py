@@ -21,3 +21,13 @@ def database(settings: Settings) -> AbstractAsyncContextManager[Database]:
     from gateway.db import open_database
 
     return open_database(url=settings.database_url, pgdata=settings.pgdata, share_running=True)
+
+
+async def user_id(db: Database, username: str) -> str:
+    """The id of the user `username`, or an `InvalidRequestError` naming them."""
+    from gateway.errors import InvalidRequestError
+
+    user = await db.users.get(username)
+    if user is None:
+        raise InvalidRequestError(f"no user {username!r} (see `pml-gateway users list`)", field="username")
+    return user.id

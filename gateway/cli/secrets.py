@@ -12,7 +12,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from gateway.cli._database import database
+from gateway.cli._database import database, user_id
 from gateway.errors import ConfigError, InvalidRequestError
 from gateway.settings import Settings
 
@@ -59,26 +59,19 @@ def service(db: Database, keys: KeyRing) -> SecretService:
     return SecretService(store=db.secrets, keys=keys)
 
 
-async def _user_id(db: Database, username: str) -> str:
-    user = await db.users.get(username)
-    if user is None:
-        raise InvalidRequestError(f"no user {username!r} (see `pml-gateway users list`)", field="username")
-    return user.id
-
-
 async def _set(invocation: Invocation) -> int:
     args = invocation.args
     value = sys.stdin.read().removesuffix("\n")
     async with database(invocation.settings) as db:
         secrets = service(db, keyring(invocation.settings, create=True))
-        await secrets.set(await _user_id(db, args.username), args.name, value)
+        await secrets.set(await user_id(db, args.username), args.name, value)
     sys.stdout.write(f"stored the secret {args.name} of {args.username}\n")
     return 0
 
 
 async def _list(invocation: Invocation) -> int:
     async with database(invocation.settings) as db:
-        entries = await db.secrets.names(await _user_id(db, invocation.args.username))
+        entries = await db.secrets.names(await user_id(db, invocation.args.username))
     for entry in entries:
         sys.stdout.write(f"{entry.name}\tmaster key {entry.key_id}\tset {entry.updated_at:%Y-%m-%d %H:%M}\n")
     sys.stdout.write(f"{len(entries)} secrets\n")
@@ -88,7 +81,7 @@ async def _list(invocation: Invocation) -> int:
 async def _delete(invocation: Invocation) -> int:
     args = invocation.args
     async with database(invocation.settings) as db:
-        gone = await db.secrets.delete(await _user_id(db, args.username), args.name)
+        gone = await db.secrets.delete(await user_id(db, args.username), args.name)
     if not gone:
         raise InvalidRequestError(f"{args.username} has no secret {args.name!r}", field="name")
     sys.stdout.write(f"deleted the secret {args.name} of {args.username}\n")

@@ -13,7 +13,7 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
-from gateway.cli._database import database
+from gateway.cli._database import database, user_id
 from gateway.errors import InvalidRequestError
 
 if TYPE_CHECKING:
@@ -45,13 +45,6 @@ def _service(db: Database) -> UserServerService:
     return UserServerService(store=db.user_servers, secrets=None, bin_dir=None)
 
 
-async def _user_id(db: Database, username: str) -> str:
-    user = await db.users.get(username)
-    if user is None:
-        raise InvalidRequestError(f"no user {username!r} (see `pml-gateway users list`)", field="username")
-    return user.id
-
-
 async def _add(invocation: Invocation) -> int:
     args = invocation.args
     try:
@@ -60,14 +53,14 @@ async def _add(invocation: Invocation) -> int:
         raise InvalidRequestError(f"the entry on stdin is not JSON: {exc.msg} at line {exc.lineno}",
                                   field="entry") from None
     async with database(invocation.settings) as db:
-        await _service(db).add(await _user_id(db, args.username), args.name, entry, allow_stdio=True)
+        await _service(db).add(await user_id(db, args.username), args.name, entry, allow_stdio=True)
     sys.stdout.write(f"added the server {args.name} of {args.username}: its tools are @{args.name}:<tool>\n")
     return 0
 
 
 async def _list(invocation: Invocation) -> int:
     async with database(invocation.settings) as db:
-        servers = await _service(db).list(await _user_id(db, invocation.args.username))
+        servers = await _service(db).list(await user_id(db, invocation.args.username))
     for server in servers:
         sys.stdout.write(f"{server.name}\t{json.dumps(server.entry)}\n")
     sys.stdout.write(f"{len(servers)} servers\n")
@@ -77,7 +70,7 @@ async def _list(invocation: Invocation) -> int:
 async def _remove(invocation: Invocation) -> int:
     args = invocation.args
     async with database(invocation.settings) as db:
-        removed = await _service(db).remove(await _user_id(db, args.username), args.name)
+        removed = await _service(db).remove(await user_id(db, args.username), args.name)
     if not removed:
         raise InvalidRequestError(f"{args.username} has no server {args.name!r}", field="name")
     sys.stdout.write(f"removed the server {args.name} of {args.username}\n")

@@ -41,12 +41,14 @@ def new_key(database_url: str, name: str) -> str:
 
 
 @contextmanager
-def http_gateway(config: Path, database_url: str, log: Path, *flags: str) -> Iterator[subprocess.Popen[bytes]]:
-    """`pml-gateway serve --http 127.0.0.1:0`, stopped with SIGTERM at the end."""
+def http_gateway(config: Path, database_url: str, log: Path, *flags: str,
+                 env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """`pml-gateway serve --http 127.0.0.1:0` (in `env`, else the tests' gateway environment), stopped with
+    SIGTERM at the end."""
     command = gateway_command("serve", "--config", str(config), "--database-url", database_url,
                               "--http", "127.0.0.1:0", *flags)
     with log.open("wb") as sink:
-        process = subprocess.Popen(command, env=gateway_env(), cwd=ROOT, stdin=subprocess.DEVNULL,
+        process = subprocess.Popen(command, env=env or gateway_env(), cwd=ROOT, stdin=subprocess.DEVNULL,
                                    stdout=subprocess.DEVNULL, stderr=sink)
     try:
         yield process

@@ -4,11 +4,8 @@ use with the user's secret filled in, one instance per user, invisible and uncal
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +13,7 @@ import psutil
 import pytest
 
 from tests.e2e.support import ROOT, gateway_command, gateway_env, servers_file, text_of
-from tests.e2e.test_http import base_url, mcp_client, new_key
+from tests.e2e.test_http import base_url, http_gateway, mcp_client, new_key
 from tests.eventually import eventually
 
 pytestmark = pytest.mark.anyio
@@ -27,24 +24,6 @@ TOKEN = "notes-token-of-alice-0123456789"
 def cli(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     return subprocess.run(gateway_command(*args), input=stdin, capture_output=True, text=True, env=env, cwd=ROOT,
                           timeout=120, check=False)
-
-
-@contextmanager
-def http_gateway(config: Path, database_url: str, log: Path, env: dict[str, str]) -> Iterator[int]:
-    command = gateway_command("serve", "--config", str(config), "--database-url", database_url, "--http",
-                              "127.0.0.1:0")
-    with log.open("wb") as sink:
-        process = subprocess.Popen(command, env=env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                   stderr=sink)
-    try:
-        yield process.pid
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def notes_processes(gateway_pid: int) -> list[psutil.Process]:
@@ -69,7 +48,8 @@ async def test_a_users_own_server_starts_on_first_use_with_their_secret_and_is_n
 
     config = servers_file(tmp_path)
     log = tmp_path / "gateway.log"
-    with http_gateway(config, database_url, log, env) as gateway_pid:
+    with http_gateway(config, database_url, log, env=env) as gateway:
+        gateway_pid = gateway.pid
         base = await base_url(log)
         async with mcp_client(base, alice) as client:
             tools = [t.name for t in (await client.list_tools()).tools]
@@ -123,7 +103,7 @@ async def test_a_user_server_whose_secret_is_missing_fails_naming_the_secret(tmp
     assert cli(env, "user-servers", "add", "alice", "notes", "--database-url", database_url,
                stdin=json.dumps(entry)).returncode == 0
     log = tmp_path / "gateway.log"
-    with http_gateway(servers_file(tmp_path), database_url, log, env):
+    with http_gateway(servers_file(tmp_path), database_url, log, env=env):
         async with mcp_client(await base_url(log), alice) as client:
             failed = await client.call_tool("call_tool", {"tool": "@notes:read_note", "arguments": {"title": "x"}})
 
