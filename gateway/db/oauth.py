@@ -3,8 +3,8 @@ tokens, each looked up by the SHA-256 of its secret (the caller hashes; no secre
 
 A code is exchanged once (`use_code`), a refresh token used once (`use_refresh_token`): both are single
 ``UPDATE ... RETURNING`` statements, so two racing exchanges cannot both win. Codes and tokens of one sign-in
-share a grant id, which `revoke_grant` ends at once. Users signed in through the upstream identity provider are
-found or created here too (`find_identity`, `add_signed_in`).
+share a grant id, which `revoke_grant` ends at once; the retention prune deletes what expired. Users signed in
+through the upstream identity provider are found or created here too (`find_identity`, `add_signed_in`).
 """
 
 from __future__ import annotations
@@ -127,10 +127,6 @@ class OAuthStore:
     async def revoke_grant(self, grant_id: str) -> None:
         """Revoke every token of the grant."""
         await self._execute("revoke_oauth_grant", {"grant_id": grant_id}, "revoking a grant")
-
-    async def prune_expired(self) -> int:
-        """Delete expired pending sign-ins, and codes and tokens a day past their expiry; the rows deleted."""
-        return int(await self._scalar("prune_oauth_expired", {}, "pruning OAuth state") or 0)
 
     async def find_identity(self, *, kind: str, issuer: str, subject: str) -> SignedInUser | None:
         """The user of a GitHub id (`kind` ``github``) or of an OIDC issuer and subject."""

@@ -6,7 +6,8 @@ back, until a batch deletes fewer rows than asked: no table is locked for long a
 on in between. The policies are the design's: episodic events 30 days and at most
 10,000 rows, metrics 90 days (error_log too, for which the design says nothing), executions 6 months, the
 newest 5 checkpoints of each workflow (so its latest state, from which a paused or cut-off workflow
-continues, always stays), expired DAGs, and expired HTTP sessions (24 h) and rate-limit windows. Every
+continues, always stays), expired DAGs, expired HTTP sessions (24 h) and rate-limit windows, and OAuth's
+expired pending sign-ins, and codes and tokens a day past their expiry. Every
 psycopg error surfaces as a `DatabaseError` via
 `translated`.
 """
@@ -59,6 +60,9 @@ _POLICIES: tuple[tuple[str, str, _Params], ...] = (
     ("error_log", "prune_old_errors", lambda r: {"max_age": r.error_age}),
     ("http_session", "prune_expired_sessions", lambda r: {}),
     ("rate_limit_window", "prune_expired_windows", lambda r: {}),
+    ("oauth_pending", "prune_expired_oauth_pending", lambda r: {}),
+    ("oauth_code", "prune_expired_oauth_codes", lambda r: {}),
+    ("oauth_token", "prune_expired_oauth_tokens", lambda r: {}),
 )
 """(table, named query, its parameters besides ``batch``), in the order they run."""
 

@@ -98,8 +98,9 @@ def _callback(provider: GatewayOAuthProvider) -> Callable[[Request], Awaitable[R
         if not state:
             return _error(400, "invalid_request", "the identity provider's answer carries no state")
         try:
-            done = await provider.finish(state=state, code=request.query_params.get("code"),
-                                         error=request.query_params.get("error"))
+            query = request.query_params
+            done = await provider.finish(state=state, code=query.get("code"), error=query.get("error"),
+                                         iss=query.get("iss"))
         except SignInError as exc:
             logger.info("refused an OAuth callback: %s", exc)
             return _error(400, exc.error, str(exc))

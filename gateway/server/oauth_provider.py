@@ -112,7 +112,7 @@ class GatewayOAuthProvider:
             redirect_uri=self.places.callback, state=state, nonce=oauth.upstream_nonce(state),
             code_challenge=oauth.s256(oauth.upstream_verifier(state)))
 
-    async def finish(self, *, state: str, code: str | None, error: str | None) -> SignedIn:
+    async def finish(self, *, state: str, code: str | None, error: str | None, iss: str | None = None) -> SignedIn:
         """The upstream's callback: the client's redirect with our new code, or with the error.
 
         An unknown, used or expired `state` is a `SignInError` with ``invalid_request``: there is no client to
@@ -125,6 +125,8 @@ class GatewayOAuthProvider:
         try:
             if error is not None or code is None:
                 raise SignInError(f"the identity provider answered {error or 'no code'}")
+            if iss is not None and iss.rstrip("/") != self._upstream.issuer.rstrip("/"):
+                raise SignInError(f"the answer names another issuer, {iss!r} (RFC 9207)")
             identity = await self._upstream.identity(code=code, redirect_uri=self.places.callback,
                                                      code_verifier=oauth.upstream_verifier(state),
                                                      nonce=oauth.upstream_nonce(state))

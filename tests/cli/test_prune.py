@@ -67,7 +67,7 @@ def test_prune_deletes_the_aged_rows_and_prints_the_count_of_each_table(
     out = capsys.readouterr().out
     assert rows_deleted(out) == {"workflow_dags": 1, "workflow_checkpoint": 0, "workflow_execution": 0,
                                  "episodic_events": 2, "metrics": 3, "error_log": 0, "http_session": 0,
-                                 "rate_limit_window": 0}
+                                 "rate_limit_window": 0, "oauth_pending": 0, "oauth_code": 0, "oauth_token": 0}
     assert run_sql(database_url, [REMAINING]) == 2 * 100 + 2 * 10 + 1
     assert cli.main(["prune", "--database-url", database_url]) == 0
     assert set(rows_deleted(capsys.readouterr().out).values()) == {0}

@@ -16,7 +16,8 @@ pytestmark = pytest.mark.anyio
 SMALL = Retention(batch=3)
 """The default policies, three rows per transaction: every multi-batch count below exercises the loop."""
 NOTHING = {"workflow_dags": 0, "workflow_checkpoint": 0, "workflow_execution": 0, "episodic_events": 0,
-           "metrics": 0, "error_log": 0, "http_session": 0, "rate_limit_window": 0}
+           "metrics": 0, "error_log": 0, "http_session": 0, "rate_limit_window": 0, "oauth_pending": 0, "oauth_code": 0,
+           "oauth_token": 0}
 
 
 async def execute(pool: Pool, sql: LiteralString, params: Any = None) -> list[Any]:

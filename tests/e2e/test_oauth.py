@@ -222,11 +222,15 @@ async def test_a_remote_client_signs_in_through_the_upstream_calls_tools_refresh
         async with oauth_client(base, browser, storage) as client:
             found = (await client.call_tool("search_tools", {"query": "echo a text back"})).structured_content
         assert storage.tokens is not None and storage.client is not None
-        first = storage.tokens
-        registered = storage.client.model_dump(mode="json")
-        rotated = await refresh(base, registered, first.refresh_token or "")
+        first, registered = storage.tokens, storage.client.model_dump(mode="json")
+        storage.tokens = first.model_copy(update={"access_token": ""})  # back later, with its refresh token only
+        returning = Browser(login="nobody")
+        async with oauth_client(base, returning, storage) as client:  # the SDK refreshes, no browser
+            refreshed = await client.call_tool("search_tools", {"query": "echo a text back"})
+        assert storage.tokens is not None
+        rotated = storage.tokens
         reused = await refresh(base, registered, first.refresh_token or "")
-        after_reuse = await post(base, "/metrics", f"Bearer {rotated.json()['access_token']}")
+        after_reuse = await post(base, "/metrics", f"Bearer {rotated.access_token}")
         second = Memory()
         async with oauth_client(base, Browser(login="alice"), second) as client:  # a new sign-in, the same user
             await client.call_tool("search_tools", {"query": "echo a text back"})
@@ -243,7 +247,8 @@ async def test_a_remote_client_signs_in_through_the_upstream_calls_tools_refresh
     assert anonymous.status_code == 401
     assert 'resource_metadata="' in anonymous.headers["www-authenticate"]
     assert found is not None and found["results"][0]["tool_id"] == "faulty:echo"
-    assert rotated.status_code == 200 and rotated.json()["refresh_token"] != first.refresh_token
+    assert not refreshed.is_error and returning.stops == []
+    assert rotated.refresh_token not in (None, first.refresh_token) and rotated.access_token != first.access_token
     assert reused.status_code == 400 and reused.json()["error"] == "invalid_grant"
     assert after_reuse.status_code == 401  # a replayed refresh token ends its whole grant
     assert 'error="invalid_token"' in after_reuse.headers["www-authenticate"]

@@ -58,12 +58,21 @@ RETURNING grant_id::text;
 -- name: revoke_oauth_grant
 UPDATE oauth_token SET revoked_at = coalesce(revoked_at, now()) WHERE grant_id = %(grant_id)s::uuid;
 
--- name: prune_oauth_expired
--- Pending sign-ins and codes past their time, tokens a day past theirs (a reused one is still told apart).
-WITH pending AS (DELETE FROM oauth_pending WHERE expires_at <= now() RETURNING 1),
-     codes AS (DELETE FROM oauth_code WHERE expires_at <= now() - interval '1 day' RETURNING 1),
-     tokens AS (DELETE FROM oauth_token WHERE expires_at <= now() - interval '1 day' RETURNING 1)
-SELECT (SELECT count(*) FROM pending) + (SELECT count(*) FROM codes) + (SELECT count(*) FROM tokens);
+-- name: prune_expired_oauth_pending
+DELETE FROM oauth_pending WHERE state_hash IN (
+    SELECT state_hash FROM oauth_pending WHERE expires_at <= now() LIMIT %(batch)s
+);
+
+-- name: prune_expired_oauth_codes
+-- A day past their expiry: until then a used code presented again is still told apart (and revokes its grant).
+DELETE FROM oauth_code WHERE code_hash IN (
+    SELECT code_hash FROM oauth_code WHERE expires_at <= now() - interval '1 day' LIMIT %(batch)s
+);
+
+-- name: prune_expired_oauth_tokens
+DELETE FROM oauth_token WHERE token_hash IN (
+    SELECT token_hash FROM oauth_token WHERE expires_at <= now() - interval '1 day' LIMIT %(batch)s
+);
 
 -- name: find_user_by_github_id
 SELECT id::text AS id, username, role, revoked_at IS NOT NULL AS revoked FROM users WHERE github_id = %(subject)s;
