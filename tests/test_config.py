@@ -199,3 +199,17 @@ def test_code_limits_have_defaults_and_each_key_is_checked(tmp_path: Path) -> No
         load_config(write(tmp_path, {**base, "code": {"memory": 1}}), {})
     with pytest.raises(ConfigError, match='"code" must be an object of limits, got list'):
         load_config(write(tmp_path, {**base, "code": []}), {})
+
+
+def test_oauth_sign_in_needs_its_secret_from_the_environment_and_keeps_it_out_of_the_repr() -> None:
+    assert settings_from({}, {}).oauth is None
+    with pytest.raises(ConfigError, match="PML_OAUTH_CLIENT_SECRET"):
+        settings_from({"oauth_client_id": "gw"}, {})
+    settings = settings_from({"oauth_client_id": "gw", "public_url": "https://gw.example/"},
+                             {"PML_OAUTH_CLIENT_SECRET": "s3cret", "PML_OAUTH_OPEN_SIGNUP": "1"})
+    assert settings.oauth is not None and settings.oauth.issuer == "github" and settings.oauth.open_signup
+    assert settings.public_url == "https://gw.example" and "s3cret" not in repr(settings)
+    with pytest.raises(ConfigError, match="OpenID Connect issuer URL"):
+        settings_from({"oauth_client_id": "gw", "oauth_issuer": "gitlab"}, {"PML_OAUTH_CLIENT_SECRET": "s"})
+    with pytest.raises(ConfigError, match="--public-url"):
+        settings_from({"public_url": "gw.example"}, {})

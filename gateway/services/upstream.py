@@ -61,18 +61,23 @@ class Upstream(Protocol):
     async def identity(self, *, code: str, redirect_uri: str, code_verifier: str, nonce: str) -> Identity: ...
 
 
-def upstream(settings: UpstreamSettings) -> Upstream:
+Transport = httpx2.AsyncBaseTransport
+"""How requests reach the upstream (tests pass a mock one; None: the network)."""
+
+
+def upstream(settings: UpstreamSettings, *, transport: Transport | None = None) -> Upstream:
     """The GitHub or OpenID Connect upstream that `settings` name."""
     if settings.issuer == GITHUB:
-        return GitHubUpstream(settings)
-    return OidcUpstream(settings)
+        return GitHubUpstream(settings, transport=transport)
+    return OidcUpstream(settings, transport=transport)
 
 
 class GitHubUpstream:
     """GitHub's OAuth app endpoints; the identity is the ``/user`` of the token GitHub gives back."""
 
-    def __init__(self, settings: UpstreamSettings) -> None:
+    def __init__(self, settings: UpstreamSettings, *, transport: Transport | None = None) -> None:
         self._settings = settings
+        self._transport = transport
 
     @property
     def issuer(self) -> str:
@@ -86,7 +91,7 @@ class GitHubUpstream:
     async def identity(self, *, code: str, redirect_uri: str, code_verifier: str, nonce: str) -> Identity:
         form = {"client_id": self._settings.client_id, "client_secret": self._settings.client_secret,
                 "code": code, "redirect_uri": redirect_uri, "code_verifier": code_verifier}
-        async with _client() as http:
+        async with _client(self._transport) as http:
             tokens = await _json(http.post(GITHUB_TOKEN, data=form, headers={"Accept": "application/json"}))
             if "access_token" not in tokens:
                 raise SignInError(f"GitHub refused the code: {tokens.get('error', 'no access token')}")
@@ -101,8 +106,9 @@ class GitHubUpstream:
 class OidcUpstream:
     """An OpenID Connect issuer, its endpoints read once from its discovery document."""
 
-    def __init__(self, settings: UpstreamSettings) -> None:
+    def __init__(self, settings: UpstreamSettings, *, transport: Transport | None = None) -> None:
         self._settings = settings
+        self._transport = transport
         self._discovered: dict[str, Any] | None = None
         self._lock = anyio.Lock()
 
@@ -121,7 +127,7 @@ class OidcUpstream:
         form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri,
                 "code_verifier": code_verifier}
         auth = httpx2.BasicAuth(self._settings.client_id, self._settings.client_secret)
-        async with _client() as http:
+        async with _client(self._transport) as http:
             tokens = await _json(http.post(configuration["token_endpoint"], data=form, auth=auth))
             if "id_token" not in tokens:
                 raise SignInError(f"the identity provider refused the code: {tokens.get('error', 'no ID token')}")
@@ -151,7 +157,7 @@ class OidcUpstream:
         async with self._lock:
             if self._discovered is None:
                 url = self.issuer.rstrip("/") + "/.well-known/openid-configuration"
-                async with _client() as http:
+                async with _client(self._transport) as http:
                     found = await _json(http.get(url))
                 named = str(found.get("issuer")).rstrip("/")
                 if named != self.issuer.rstrip("/") or "authorization_endpoint" not in found:
@@ -160,8 +166,8 @@ class OidcUpstream:
             return self._discovered
 
 
-def _client() -> httpx2.AsyncClient:
-    return httpx2.AsyncClient(timeout=UPSTREAM_TIMEOUT_S, follow_redirects=False)
+def _client(transport: Transport | None) -> httpx2.AsyncClient:
+    return httpx2.AsyncClient(timeout=UPSTREAM_TIMEOUT_S, follow_redirects=False, transport=transport)
 
 
 async def _json(pending: Any) -> dict[str, Any]:

@@ -244,6 +244,10 @@ async def test_a_remote_client_signs_in_through_the_upstream_calls_tools_refresh
         with_revoked = await post(base, "/metrics", f"Bearer {token}")
         with_key = await post(base, "/metrics", f"Bearer {key}")
     users = run_cli("users", "list", "--database-url", database_url)
+    logged = log.read_text(errors="replace")
+    secrets_seen = [first.access_token, first.refresh_token, rotated.access_token, rotated.refresh_token, token,
+                    registered["client_secret"], CLIENT_SECRET]
+    assert "issuer" in logged and not [s for s in secrets_seen if s and s in logged]  # no secret in the log
     assert anonymous.status_code == 401
     assert 'resource_metadata="' in anonymous.headers["www-authenticate"]
     assert found is not None and found["results"][0]["tool_id"] == "faulty:echo"
