@@ -341,6 +341,10 @@ def user_server_spec(name: str, entry: Any, secrets: Mapping[str, str], *, allow
         raise ConfigError(f'{where}: only a server reached over HTTP ("url") may be added by a user; a stdio '
                           "server runs a command on the gateway's host, so an admin adds it "
                           "(`pml-gateway user-servers add`)")
+    gateway_vars = sorted({m.group(1) for text in _strings(entry) for m in _VAR_RE.finditer(text)})
+    if gateway_vars:
+        raise ConfigError(f"{where}: uses ${{{gateway_vars[0]}}}; a user's server may refer to that user's secrets "
+                          "(${secret:NAME}), never to the gateway's environment")
     missing = [n for n in secret_names(entry) if n not in secrets]
     if missing:
         raise ConfigError(f"{where}: no secret {missing[0]!r} is set for this user (`pml-gateway secrets set`)")

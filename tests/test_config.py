@@ -213,3 +213,20 @@ def test_oauth_sign_in_needs_its_secret_from_the_environment_and_keeps_it_out_of
         settings_from({"oauth_client_id": "gw", "oauth_issuer": "gitlab"}, {"PML_OAUTH_CLIENT_SECRET": "s"})
     with pytest.raises(ConfigError, match="--public-url"):
         settings_from({"public_url": "gw.example"}, {})
+
+
+def test_a_users_server_takes_their_secrets_and_never_the_gateways_environment() -> None:
+    from gateway.config import secret_names, user_server_spec
+
+    entry = {"url": "https://mcp.example.com/mcp", "headers": {"Authorization": "Bearer ${secret:GH_TOKEN}"}}
+    spec = user_server_spec("github", entry, {"GH_TOKEN": "ghp_0123456789"}, allow_stdio=False)
+    assert secret_names(entry) == ["GH_TOKEN"] and spec.headers["Authorization"] == "Bearer ghp_0123456789"
+    assert "ghp_0123456789" not in spec.describe() + repr(spec) and spec.redact("ghp_0123456789") == "***"
+    with pytest.raises(ConfigError, match="never to the gateway's environment"):
+        user_server_spec("x", {"url": "https://a.example/${HOME}"}, {}, allow_stdio=False)
+    with pytest.raises(ConfigError, match="only a server reached over HTTP"):
+        user_server_spec("x", {"command": "bash", "args": ["-c", "id"]}, {}, allow_stdio=False)
+    with pytest.raises(ConfigError, match="no secret 'GH_TOKEN' is set"):
+        user_server_spec("github", entry, {}, allow_stdio=False)
+    with pytest.raises(ConfigError, match="unknown key 'cwd'"):
+        user_server_spec("x", {"command": "bash", "cwd": "/"}, {}, allow_stdio=True)
