@@ -85,8 +85,13 @@ class UserServers:
         """The instance's tools, starting it first if it is not running; `UnknownToolError` for a server the user
         does not have, `ServerUnavailableError` when it does not list its tools in time."""
         instance = await self._instance(user_id, name)
-        with anyio.move_on_after(START_WAIT_S):
-            await instance.listed.wait()
+        instance.calls += 1  # in use while it starts: never reaped as idle meanwhile
+        try:
+            with anyio.move_on_after(START_WAIT_S):
+                await instance.listed.wait()
+        finally:
+            instance.calls -= 1
+            instance.last_used = time.monotonic()
         if not instance.listed.is_set():
             status = instance.connection.status()
             raise ServerUnavailableError(f"your server {name!r} is {status.state}: {status.reason or 'not ready'}",
@@ -96,10 +101,10 @@ class UserServers:
     async def call_tool(self, user_id: str, name: str, tool: str, arguments: dict[str, Any] | None, *,
                         timeout_s: float | None = None, progress: Progress | None = None,
                         ask: Ask | None = None) -> types.CallToolResult:
-        await self.ensure(user_id, name)
-        instance = self._instances[(user_id, name)]
+        instance = await self._instance(user_id, name)
         instance.calls += 1
         try:
+            await self.ensure(user_id, name)
             return await instance.connection.call_tool(tool, arguments, timeout_s, progress, ask)
         finally:
             instance.calls -= 1

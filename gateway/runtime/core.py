@@ -19,7 +19,7 @@ from gateway.catalog import ToolCatalog
 from gateway.config import GatewayConfig
 from gateway.dag.state import WorkflowState
 from gateway.downstream import Supervisor
-from gateway.errors import ServerUnavailableError
+from gateway.errors import GatewayError, ServerUnavailableError
 from gateway.graph.view import render_html
 from gateway.models import ServerState, ServerStatus, ToolDef
 from gateway.ports import Ask, Cancelled, Progress
@@ -111,8 +111,13 @@ class Runtime:
         return (await self.services()).user_servers
 
     async def own_tools(self, query: str, *, user: str, limit: int) -> list[tuple[ToolDef, float]]:
+        """Nothing while the database is away: a search still answers with the shared tools."""
         services = await self.services()
-        return await services.user_servers.find(user, await services.search.embed_query(query), limit=limit)
+        try:
+            return await services.user_servers.find(user, await services.search.embed_query(query), limit=limit)
+        except GatewayError as exc:
+            logger.info("a user's own tools are left out of a search: %s", exc)
+            return []
 
     async def resolve(self, name: str) -> tuple[str, str] | None:
         """Wait for the stored routes, then for the servers to settle, before calling a name unknown."""

@@ -90,6 +90,20 @@ class MontySandbox:
         type-checked against its stubs first. Without `own_clock` the caller bounds the wall time (a run paused
         for a person's approval does not spend it); the worker's own execution clock still applies."""
         pool = await self._started()
+        for _ in range(2):
+            try:
+                return await self._attempt(pool, code, functions=functions, limits=limits, inputs=inputs,
+                                           own_clock=own_clock, modules=modules)
+            except _DeadBeforeHost:
+                logger.info("a sandbox worker was dead before the code reached the host; running it on another")
+        raise CodeError("the sandbox worker running the code crashed, and another one too (both were replaced): the "
+                        "code exhausts a resource, the stack say", kind="Crashed")
+
+    async def _attempt(self, pool: AsyncMonty, code: str, *, functions: Mapping[str, HostFunction],
+                       limits: CodeLimits, inputs: Mapping[str, Any] | None, own_clock: bool,
+                       modules: Mapping[str, Module] | None) -> CodeRun:
+        """One run on one worker. A worker that crashes before the code made any host call (it died while idle,
+        say) raises `_DeadBeforeHost`: nothing outside the sandbox happened, so the run may go again."""
         printed = CollectStreams(max_bytes=limits.max_output_bytes)
         held = _HostCalls()
         external = {name: ExternalModule(held.wrap(members), stubs=stub) for name, (members, stub) in
@@ -114,6 +128,10 @@ class MontySandbox:
                                 "run code); try again", kind="Busy") from None
             raise CodeLimitError(f"the code ran longer than timeout_ms ({limits.timeout_ms} ms)",
                                  limit="timeout_ms") from None
+        except MontyCrashedError as exc:
+            if not held.calls and not printed.output:
+                raise _DeadBeforeHost from exc
+            raise _translated(exc, limits) from None
         except MontyError as exc:
             error = _translated(exc, limits)
             error.typing = typing
@@ -131,12 +149,17 @@ class MontySandbox:
         return self._pool
 
 
+class _DeadBeforeHost(Exception):
+    """The worker crashed before the code called the host."""
+
+
 class _HostCalls:
     """One run's host functions, each call in a cancel scope that the run's end cancels: monty awaits a host
     coroutine as a task of its own, which would outlive a run ended by a limit or a cancel while it waited."""
 
     def __init__(self) -> None:
         self._scopes: set[anyio.CancelScope] = set()
+        self.calls = 0
 
     def wrap(self, functions: Mapping[str, HostFunction]) -> dict[str, HostFunction]:
         return {name: self._held(function) for name, function in functions.items()}
@@ -147,6 +170,7 @@ class _HostCalls:
 
     def _held(self, function: HostFunction) -> HostFunction:
         async def held(*args: Any, **kwargs: Any) -> Any:
+            self.calls += 1
             with anyio.CancelScope() as scope:
                 self._scopes.add(scope)
                 try:

@@ -21,6 +21,9 @@ MINIMAL_ARGV = {
     "eval": ["retrieval", "--tools", "tools.jsonl", "--queries", "queries.jsonl"], "graph": ["--out", "graph.html"],
     "caps list": [], "caps show": ["fs:read_json"], "caps rename": ["fs:read_json"], "caps merge": ["a:b", "c:d"],
     "users add": ["ada"], "users list": [], "users revoke": ["ada"], "users rotate": ["ada"], "init": [],
+    "secrets set": ["ada", "TOKEN"], "secrets list": ["ada"], "secrets delete": ["ada", "TOKEN"],
+    "secrets rotate-master": [], "user-servers add": ["ada", "notes"], "user-servers list": ["ada"],
+    "user-servers remove": ["ada", "notes"],
 }
 """Each command the parser knows, by its words, and the least argv it accepts after them."""
 

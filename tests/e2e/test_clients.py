@@ -124,5 +124,5 @@ async def test_over_http_each_session_lists_only_the_tools_it_found(
             await modern.call_tool("search_tools", {"query": "save a note"})
             bob_after = {t.name for t in (await modern.list_tools()).tools}
     assert "time__get_current_time" in first_listed
-    assert second_listed == bob_before == set(META_TOOLS)
+    assert second_listed == bob_before == {*META_TOOLS, "my_servers"}  # an HTTP user's own servers too
     assert "notes__write_note" in bob_after and "time__get_current_time" not in bob_after
