@@ -46,6 +46,17 @@ class _Instance:
     calls: int = 0
 
 
+async def _first_of(*waits: Callable[[], Awaitable[Any]]) -> None:
+    """Return once any of `waits` returns."""
+    async with anyio.create_task_group() as tg:
+        async def one(wait: Callable[[], Awaitable[Any]]) -> None:
+            await wait()
+            tg.cancel_scope.cancel()
+
+        for wait in waits:
+            tg.start_soon(one, wait)
+
+
 class UserServers:
     """The running instances of users' servers, keyed by (user id, server name)."""
 
@@ -83,12 +94,15 @@ class UserServers:
 
     async def ensure(self, user_id: str, name: str) -> list[ToolDef]:
         """The instance's tools, starting it first if it is not running; `UnknownToolError` for a server the user
-        does not have, `ServerUnavailableError` when it does not list its tools in time."""
+        does not have, `ServerUnavailableError` when it failed to start (at once, with its reason) or does not list
+        its tools in time."""
         instance = await self._instance(user_id, name)
         instance.calls += 1  # in use while it starts: never reaped as idle meanwhile
         try:
             with anyio.move_on_after(START_WAIT_S):
-                await instance.listed.wait()
+                await _first_of(instance.listed.wait, instance.connection.record.settled.wait)
+                if instance.connection.status().state is not ServerState.FAILED:
+                    await instance.listed.wait()  # running: its listing follows
         finally:
             instance.calls -= 1
             instance.last_used = time.monotonic()

@@ -10,7 +10,7 @@ import pytest
 
 from gateway.config import ServerSpec
 from gateway.downstream.user_servers import UserServers
-from gateway.errors import UnknownToolError
+from gateway.errors import ServerUnavailableError, UnknownToolError
 from tests.eventually import eventually
 
 from .support import notes, text_of
@@ -57,3 +57,16 @@ async def test_each_user_gets_an_instance_on_first_use_that_stops_when_idle_and_
         assert text_of(again) == "alice's" and resolved.count(("alice", "notes")) == 2  # resolved anew: new secrets
         tg.cancel_scope.cancel()
     assert notes_processes("alice") == [] and notes_processes("bob") == []
+
+
+async def test_a_users_server_that_cannot_start_is_refused_at_once_with_its_reason(tmp_path: Path) -> None:
+    async def resolve(user: str, name: str) -> ServerSpec | None:
+        return ServerSpec(name=name, command=str(tmp_path / "no-such-command"))
+
+    servers = UserServers(resolve=resolve)
+    async with anyio.create_task_group() as tg:
+        await tg.start(servers.run)
+        with anyio.fail_after(15):  # not START_WAIT_S: a failed start is known at once
+            with pytest.raises(ServerUnavailableError, match="your server 'broken' is failed"):
+                await servers.ensure("alice", "broken")
+        tg.cancel_scope.cancel()
